@@ -1,0 +1,9 @@
+"""edgeship.export — TFLite / ONNX writers and the atomic bundle (needs ``edgeship[build]``)."""
+
+from ._bundle import BundleWriter as BundleWriter
+from ._bundle import file_entry as file_entry
+from .onnx import quantize_onnx as quantize_onnx
+from .onnx import to_onnx as to_onnx
+from .tflite import to_tflite as to_tflite
+
+__all__ = ["BundleWriter", "file_entry", "quantize_onnx", "to_onnx", "to_tflite"]

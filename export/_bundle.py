@@ -1,0 +1,87 @@
+"""Atomic bundle writing: everything goes to a temp folder, then one rename."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from edgeship.runtime._bundle import MANIFEST, SCHEMA, is_bundle, sha256_file
+from edgeship.runtime._errors import BuildError
+
+TMP_PREFIX = ".edgeship-tmp-"
+
+
+def check_target(out: Path) -> None:
+    """Fail early when ``out`` exists and is something a build must not replace."""
+    if out.exists() and not is_bundle(out):
+        if out.is_file() or any(out.iterdir()):
+            raise BuildError(
+                f"Expected --out to be a new folder or an earlier edgeship bundle. Received: {out}, "
+                "an existing non-bundle path. Pick another --out, or remove it."
+            )
+
+
+class BundleWriter:
+    """Write a bundle atomically.
+
+    Files are written into a hidden temp folder beside ``out``; on success the
+    temp folder is renamed to ``out`` (replacing an earlier bundle there). On an
+    exception the temp folder is removed, so ``out`` never holds a partial
+    bundle — even a SIGKILL leaves at most a hidden ``.edgeship-tmp-*`` folder,
+    which the next build in that parent folder removes.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out).absolute()
+        check_target(self.out)
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> BundleWriter:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.out.parent.glob(f"{TMP_PREFIX}{self.out.name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{self.out.name}-", dir=self.out.parent))
+        return self
+
+    def path(self, name: str) -> Path:
+        assert self.tmp is not None, "BundleWriter used outside its with-block"
+        return self.tmp / name
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        p = self.path(name)
+        p.write_bytes(data)
+        return p
+
+    def write_manifest(self, manifest: dict[str, Any]) -> Path:
+        manifest = {"schema": SCHEMA, **manifest}
+        p = self.path(MANIFEST)
+        p.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        return p
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        assert self.tmp is not None
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        self._commit()
+
+    def _commit(self) -> None:
+        assert self.tmp is not None
+        check_target(self.out)
+        old: Path | None = None
+        if self.out.exists():
+            old = self.out.parent / f"{TMP_PREFIX}{self.out.name}-old"
+            shutil.rmtree(old, ignore_errors=True)
+            self.out.rename(old)
+        self.tmp.rename(self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    """``file``, ``sha256`` and ``bytes`` of a written bundle file."""
+    return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}

@@ -1,0 +1,218 @@
+"""Inference engines behind :class:`edgeship.runtime.Model`.
+
+Engines are imported lazily, on the first load of a model of their format, so
+``import edgeship.runtime`` stays cheap and never pulls in TensorFlow when a
+lighter engine is installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any, Protocol
+
+import numpy as np
+
+from ._errors import BackendMissingError, ModelFileError
+from ._tensor import TensorInfo
+
+# Order matters: the first one installed wins. LiteRT is the maintained engine;
+# many devices still only have tflite_runtime; TensorFlow is the heavy fallback.
+TFLITE_ENGINES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow")
+
+
+class Backend(Protocol):
+    engine: str
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+def tflite_interpreter_class() -> tuple[Any, str]:
+    """Return the first importable TFLite ``Interpreter`` class and its module name."""
+    for name in TFLITE_ENGINES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if name == "tensorflow":
+            return module.lite.Interpreter, "tensorflow.lite"
+        return module.Interpreter, name
+    raise BackendMissingError(
+        "Running a .tflite model needs a TFLite engine. Received: none of "
+        "ai_edge_litert, tflite_runtime or tensorflow is installed. "
+        "Fix: pip install ai-edge-litert"
+    )
+
+
+def _tflite_info(detail: dict[str, Any]) -> TensorInfo:
+    signature = detail.get("shape_signature")
+    if signature is None or len(signature) == 0:
+        signature = detail["shape"]
+    shape = tuple(None if int(d) < 0 else int(d) for d in signature)
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    dtype = np.dtype(detail["dtype"])
+    quantized = dtype.kind in "iu" and scale != 0.0
+    return TensorInfo(
+        name=detail["name"],
+        shape=shape,
+        dtype=dtype,
+        scale=float(scale) if quantized else None,
+        zero_point=int(zero_point) if quantized else None,
+    )
+
+
+class TFLiteBackend:
+    """LiteRT interpreter, one per model, guarded by a lock.
+
+    The TFLite interpreter is not thread-safe (its tensors are shared state), so
+    every set/invoke/get sequence runs under one lock.
+    """
+
+    def __init__(self, content: bytes, threads: int | None = None) -> None:
+        cls, self.engine = tflite_interpreter_class()
+        kwargs: dict[str, Any] = {"model_content": content}
+        if threads:
+            kwargs["num_threads"] = int(threads)
+        try:
+            self._interp = cls(**kwargs)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(
+                f"LiteRT could not load the model: {exc}. Expected a valid .tflite flatbuffer; "
+                "re-export the model."
+            ) from None
+        self._lock = threading.Lock()
+        in_details = self._interp.get_input_details()
+        out_details = self._interp.get_output_details()
+        self._in_idx = [d["index"] for d in in_details]
+        self._out_idx = [d["index"] for d in out_details]
+        self.inputs = [_tflite_info(d) for d in in_details]
+        self.outputs = [_tflite_info(d) for d in out_details]
+        self._batch = [int(d["shape"][0]) if len(d["shape"]) else 1 for d in in_details]
+        self._set = self._interp.set_tensor
+        self._invoke = self._interp.invoke
+        self._get = self._interp.get_tensor
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return all(len(i.shape) > 0 and i.shape[0] is None for i in self.inputs)
+
+    def _resize(self, batch: int) -> None:
+        for pos, idx in enumerate(self._in_idx):
+            shape = [batch, *self._interp.get_input_details()[pos]["shape"][1:]]
+            self._interp.resize_tensor_input(idx, shape)
+        self._interp.allocate_tensors()
+        self._batch = [batch] * len(self._in_idx)
+
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        batch = arrays[0].shape[0] if arrays[0].ndim else 1
+        with self._lock:
+            if batch != self._batch[0]:
+                if self.dynamic_batch:
+                    self._resize(batch)
+                else:
+                    return self._run_per_sample(arrays, batch)
+            for idx, arr in zip(self._in_idx, arrays):
+                self._set(idx, arr)
+            self._invoke()
+            return [self._get(idx) for idx in self._out_idx]
+
+    def _run_per_sample(self, arrays: list[np.ndarray], batch: int) -> list[np.ndarray]:
+        # Fixed-batch model (batch 1 usually): run one sample at a time.
+        step = self._batch[0]
+        if batch % step:
+            raise ValueError(f"batch {batch} is not a multiple of the model's fixed batch {step}")
+        parts: list[list[np.ndarray]] = [[] for _ in self._out_idx]
+        for start in range(0, batch, step):
+            for idx, arr in zip(self._in_idx, arrays):
+                self._set(idx, arr[start : start + step])
+            self._invoke()
+            for pos, idx in enumerate(self._out_idx):
+                parts[pos].append(self._get(idx))
+        return [np.concatenate(p, axis=0) for p in parts]
+
+    def close(self) -> None:
+        with self._lock:
+            self._interp = None  # type: ignore[assignment]
+            self._set = self._invoke = self._get = _closed  # type: ignore[assignment]
+
+
+def _closed(*_: Any) -> Any:
+    raise ModelFileError("This model was closed. Load it again with edgeship.runtime.load().")
+
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(int16)": np.int16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(bool)": np.bool_,
+}
+
+
+def _ort_info(arg: Any) -> TensorInfo:
+    shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in arg.shape)
+    if arg.type not in _ORT_TYPES:
+        raise ModelFileError(f"Unsupported ONNX tensor type {arg.type} for {arg.name}.")
+    return TensorInfo(name=arg.name, shape=shape, dtype=np.dtype(_ORT_TYPES[arg.type]))
+
+
+class OnnxBackend:
+    """ONNX Runtime session. ``InferenceSession.run`` is thread-safe."""
+
+    def __init__(
+        self,
+        content: bytes,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+    ) -> None:
+        try:
+            ort = importlib.import_module("onnxruntime")
+        except ImportError:
+            raise BackendMissingError(
+                "Running a .onnx model needs ONNX Runtime. Received: onnxruntime is not "
+                "installed. Fix: pip install onnxruntime"
+            ) from None
+        self.engine = "onnxruntime"
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        available = ort.get_available_providers()
+        chosen = list(providers) if providers else ["CPUExecutionProvider"]
+        missing = [p for p in chosen if p not in available]
+        if missing:
+            raise BackendMissingError(
+                f"ONNX Runtime providers {missing} are not available. Received: installed "
+                f"providers {available}. Fix: install the matching onnxruntime build "
+                "(for CUDA: pip install onnxruntime-gpu) or pass providers=None."
+            )
+        try:
+            self._session = ort.InferenceSession(content, sess_options=options, providers=chosen)
+        except Exception as exc:  # ORT raises its own exception types from C++
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(
+                f"ONNX Runtime could not load the model: {first}. Expected a valid .onnx "
+                "model; re-export it."
+            ) from None
+        self.inputs = [_ort_info(a) for a in self._session.get_inputs()]
+        self.outputs = [_ort_info(a) for a in self._session.get_outputs()]
+        self._in_names = [i.name for i in self.inputs]
+        self._out_names = [o.name for o in self.outputs]
+        self._run = self._session.run
+
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        return self._run(self._out_names, dict(zip(self._in_names, arrays)))
+
+    def close(self) -> None:
+        self._session = None
+        self._run = _closed

@@ -1,0 +1,113 @@
+"""Bundle folders: manifest reading, sha256 verification, artifact choice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ._errors import BundleError, IntegrityError
+
+MANIFEST = "manifest.json"
+EVAL_FILE = "eval.npz"
+SCHEMA = "edgeship.bundle/1"
+MODEL_SUFFIXES = {".tflite": "tflite", ".onnx": "onnx"}
+# With no argument and no device profile, load() prefers the float32 TFLite model:
+# it is the most portable artifact and the reference the others are checked against.
+DEFAULT_ORDER = (("tflite", "float32"), ("onnx", "float32"), ("tflite", "int8"), ("onnx", "int8"))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_bundle(path: Path) -> bool:
+    return path.is_dir() and (path / MANIFEST).is_file()
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """Read and sanity-check ``manifest.json`` of a bundle folder."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise BundleError(
+            f"Expected a bundle folder holding {MANIFEST}, or a .tflite/.onnx file. "
+            f"Received: folder {folder} without {MANIFEST}. Pass the folder `edgeship build --out` wrote."
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path} is not valid JSON ({exc}). Rebuild the bundle.") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        got = manifest.get("schema") if isinstance(manifest, dict) else type(manifest).__name__
+        raise BundleError(f"Expected manifest schema {SCHEMA!r} in {path}. Received: {got!r}. Rebuild the bundle.")
+    if not isinstance(manifest.get("artifacts"), list) or not manifest["artifacts"]:
+        raise BundleError(f"Manifest {path} lists no artifacts. Rebuild the bundle.")
+    return manifest
+
+
+def verify_file(folder: Path, entry: dict[str, Any]) -> Path:
+    """Check one manifest entry's file exists and matches its sha256 and size."""
+    name = entry.get("file", "")
+    path = folder / name
+    if not name or Path(name).name != name:
+        raise BundleError(f"Manifest entry names an invalid file {name!r}; expected a plain file name.")
+    if not path.is_file():
+        raise IntegrityError(f"Bundle file {name} listed in the manifest is missing from {folder}. Rebuild the bundle.")
+    size = path.stat().st_size
+    if "bytes" in entry and size != entry["bytes"]:
+        raise IntegrityError(
+            f"Bundle file {name} does not match its manifest: expected {entry['bytes']} bytes, "
+            f"found {size}. The file was changed after the build; rebuild or restore it."
+        )
+    actual = sha256_file(path)
+    if actual != entry.get("sha256"):
+        raise IntegrityError(
+            f"Bundle file {name} does not match its manifest: expected sha256 {entry.get('sha256')}, "
+            f"found {actual}. The file was changed after the build; rebuild or restore it."
+        )
+    return path
+
+
+def verify_bundle(folder: Path, manifest: dict[str, Any]) -> None:
+    """Verify every artifact (and the eval sample) against the manifest."""
+    for entry in manifest["artifacts"]:
+        verify_file(folder, entry)
+    if isinstance(manifest.get("eval"), dict):
+        verify_file(folder, manifest["eval"])
+
+
+def choose_artifact(
+    manifest: dict[str, Any],
+    format: str | None = None,
+    precision: str | None = None,
+    profile: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Pick an artifact by the arguments, else the device profile, else the default order."""
+    artifacts: list[dict[str, Any]] = manifest["artifacts"]
+    if format or precision:
+        hits = [
+            a for a in artifacts
+            if (format is None or a.get("format") == format)
+            and (precision is None or a.get("precision") == precision)
+        ]
+        if not hits:
+            have = ", ".join(f"{a.get('format')}/{a.get('precision')}" for a in artifacts)
+            raise BundleError(
+                f"No artifact with format={format!r} precision={precision!r} in this bundle. "
+                f"Received bundle with: {have}. Pick one of those."
+            )
+        return hits[0]
+    if profile and profile.get("file"):
+        for a in artifacts:
+            if a.get("file") == profile["file"]:
+                return a
+    for fmt, prec in DEFAULT_ORDER:
+        for a in artifacts:
+            if a.get("format") == fmt and a.get("precision") == prec:
+                return a
+    return artifacts[0]

@@ -1,0 +1,44 @@
+"""Typed errors shared by every edgeship stage.
+
+Every error edgeship raises on purpose derives from :class:`EdgeshipError`, so a
+build script can ``except EdgeshipError`` and print one line. Messages follow one
+shape: what was expected, what was received, and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class EdgeshipError(Exception):
+    """Base class of every error edgeship raises on purpose."""
+
+
+class RecipeError(EdgeshipError, ValueError):
+    """A recipe file is missing, unreadable, or fails validation."""
+
+
+class InputError(EdgeshipError, ValueError):
+    """An input given to ``predict`` does not match the model's input."""
+
+
+class BundleError(EdgeshipError):
+    """A path is not a usable bundle or model file."""
+
+
+class IntegrityError(BundleError):
+    """A bundle file no longer matches the sha256 recorded in its manifest."""
+
+
+class ModelFileError(BundleError):
+    """A model file is corrupt or not the format its name says."""
+
+
+class BackendMissingError(EdgeshipError, ImportError):
+    """No installed inference engine can run this model format."""
+
+
+class MissingExtraError(EdgeshipError, ImportError):
+    """A build-side command was run without the ``edgeship[build]`` extra."""
+
+
+class BuildError(EdgeshipError):
+    """A build stage failed in a way the recipe can fix."""

@@ -1,0 +1,150 @@
+"""``load()``: a bundle folder or a single model file to a :class:`Model`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._backends import OnnxBackend, TFLiteBackend
+from ._bundle import (
+    EVAL_FILE,
+    MODEL_SUFFIXES,
+    choose_artifact,
+    is_bundle,
+    read_manifest,
+    verify_bundle,
+)
+from ._errors import BundleError, ModelFileError
+from ._model import Model, NanPolicy
+from ._verify import check_model_bytes
+
+PROFILE_FILE = "device_profile.json"
+
+
+def load(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    precision: str | None = None,
+    threads: int | None = None,
+    *,
+    providers: list[str] | None = None,
+    nan_policy: NanPolicy = "raise",
+    verify: bool = True,
+) -> Model:
+    """Load a bundle folder or a single ``.tflite`` / ``.onnx`` file.
+
+    Args:
+        path: A bundle folder (holding ``manifest.json``) or a model file.
+        format: ``"tflite"`` or ``"onnx"``; with a bundle, restricts the choice.
+        precision: ``"float32"``, ``"int8"``, ...; with a bundle, restricts the choice.
+        threads: Engine intra-op threads; ``None`` keeps the engine default.
+        providers: ONNX Runtime execution providers; CPU when ``None``.
+        nan_policy: ``"raise"`` rejects NaN/Inf inputs, ``"ignore"`` passes them on.
+        verify: Check every bundle file against its manifest sha256 first.
+
+    Raises:
+        BundleError: the path is neither a bundle nor a model file.
+        IntegrityError: a bundle file no longer matches its manifest.
+        ModelFileError: the model bytes are corrupt.
+    """
+    p = Path(path)
+    if is_bundle(p):
+        return _load_bundle(p, format, precision, threads, providers, nan_policy, verify)
+    if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES:
+        fmt = MODEL_SUFFIXES[p.suffix.lower()]
+        if format and format != fmt:
+            raise BundleError(f"Expected a {format} model. Received: {p.name}, a {fmt} file.")
+        return load_file(p, fmt, threads=threads, providers=providers, nan_policy=nan_policy)
+    if p.is_dir():
+        read_manifest(p)  # raises the "folder without manifest.json" error
+    what = "nothing (no such path)" if not p.exists() else f"{p.suffix or 'a file without suffix'}"
+    raise BundleError(
+        f"Expected a bundle folder (with manifest.json) or a .tflite/.onnx model file. "
+        f"Received: {p} — {what}. Pass the folder written by `edgeship build --out` or one of its model files."
+    )
+
+
+def load_file(
+    p: Path,
+    fmt: str,
+    *,
+    threads: int | None = None,
+    providers: list[str] | None = None,
+    nan_policy: NanPolicy = "raise",
+    precision: str | None = None,
+    labels: list[str] | None = None,
+    preprocessing: dict[str, Any] | None = None,
+) -> Model:
+    try:
+        content = p.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"Cannot read model file {p}: {exc.strerror}.") from None
+    check_model_bytes(content, fmt, p.name)
+    backend = TFLiteBackend(content, threads) if fmt == "tflite" else OnnxBackend(content, threads, providers)
+    if precision is None:
+        precision = _guess_precision(backend)
+    return Model(
+        backend,
+        path=p,
+        format=fmt,
+        precision=precision,
+        labels=labels,
+        preprocessing=preprocessing,
+        nan_policy=nan_policy,
+    )
+
+
+def _guess_precision(backend: Any) -> str:
+    first = backend.inputs[0]
+    if first.quantized:
+        return np.dtype(first.dtype).name
+    return "float32" if first.dtype == np.float32 else np.dtype(first.dtype).name
+
+
+def read_profile(folder: Path) -> dict[str, Any] | None:
+    path = folder / PROFILE_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _load_bundle(
+    folder: Path,
+    format: str | None,
+    precision: str | None,
+    threads: int | None,
+    providers: list[str] | None,
+    nan_policy: NanPolicy,
+    verify: bool,
+) -> Model:
+    manifest = read_manifest(folder)
+    if verify:
+        verify_bundle(folder, manifest)
+    entry = choose_artifact(manifest, format, precision, read_profile(folder))
+    return load_file(
+        folder / entry["file"],
+        entry["format"],
+        threads=threads,
+        providers=providers,
+        nan_policy=nan_policy,
+        precision=entry.get("precision"),
+        labels=manifest.get("labels"),
+        preprocessing=manifest.get("preprocessing"),
+    )
+
+
+def load_eval(folder: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The bundle's held-out sample: inputs ``x`` (model-ready float32) and labels ``y``."""
+    p = Path(folder) / EVAL_FILE
+    if not p.is_file():
+        raise BundleError(f"Expected {EVAL_FILE} in bundle {folder}. Received: no such file. Rebuild the bundle.")
+    with np.load(p, allow_pickle=False) as data:
+        return data["x"], data["y"]

@@ -1,0 +1,207 @@
+"""The one model API over LiteRT and ONNX Runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ._backends import Backend
+from ._errors import InputError, ModelFileError
+from ._tensor import TensorInfo
+
+NanPolicy = Literal["raise", "ignore"]
+
+
+class Model:
+    """A loaded model: float in, float out, whatever the artifact's precision.
+
+    ``predict`` takes float32 input batch-first in the model's input shape. For a
+    fully quantized model it quantizes the input with the model's own scale and
+    zero point and dequantizes the outputs, so callers never see int8.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        path: Path,
+        format: str,
+        precision: str,
+        labels: list[str] | None = None,
+        preprocessing: dict[str, Any] | None = None,
+        nan_policy: NanPolicy = "raise",
+    ) -> None:
+        self._backend = backend
+        self.path = path
+        self.format = format
+        self.precision = precision
+        self.labels = list(labels) if labels else None
+        self.preprocessing = dict(preprocessing or {})
+        if nan_policy not in ("raise", "ignore"):
+            raise InputError(f"nan_policy must be 'raise' or 'ignore'. Received: {nan_policy!r}.")
+        self.nan_policy = nan_policy
+        self.engine = backend.engine
+        self.inputs: list[TensorInfo] = backend.inputs
+        self.outputs: list[TensorInfo] = backend.outputs
+        self._run = backend.run
+        # Precomputed for the hot path: per-sample shape of the (single) input.
+        first = self.inputs[0]
+        self._inner = tuple(first.shape[1:])
+        self._inner_fixed = all(d is not None for d in self._inner)
+        self._float_in = first.dtype.kind == "f"
+        self._quant_in = first.quantized
+        # A quantized input is fed float32 and quantized here; token ids stay integers.
+        self._in_dtype = np.dtype(np.float32) if first.quantized else first.dtype
+        self._single = len(self.inputs) == 1
+        self._dequant = [
+            (np.float32(o.scale), np.float32(o.zero_point)) if o.quantized else None
+            for o in self.outputs
+        ]
+        self._plain_out = len(self._dequant) == 1 and self._dequant[0] is None
+        self._check_finite = nan_policy == "raise" and self._in_dtype.kind == "f"
+        self._closed = False
+
+    # -- context manager -------------------------------------------------
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the engine. Further ``predict`` calls raise ``ModelFileError``."""
+        if not self._closed:
+            self._backend.close()
+            self._closed = True
+
+    def __repr__(self) -> str:
+        ins = ", ".join(i.describe() for i in self.inputs)
+        return f"Model({self.path.name!r}, {self.format}/{self.precision}, engine={self.engine}, input={ins})"
+
+    # -- inference -------------------------------------------------------
+    def predict(self, x: Any) -> Any:
+        """Run the model on a batch.
+
+        Args:
+            x: float32 array shaped ``(batch, *input_shape)``; a list of arrays
+                for a model with several inputs. Integer or float64 arrays are
+                cast to float32 when the cast is exact enough to be safe.
+
+        Returns:
+            float32 array ``(batch, *output_shape)``, or a list of them when the
+            model has several outputs.
+
+        Raises:
+            InputError: wrong shape or dtype, or NaN/Inf with ``nan_policy="raise"``.
+        """
+        if self._single:
+            if type(x) is not np.ndarray or x.dtype != self._in_dtype or x.shape[1:] != self._inner:
+                x = self._coerce(x, self.inputs[0])
+            if self._check_finite and not np.isfinite(x).all():
+                raise InputError(_nan_message(x, self.inputs[0]))
+            arrays = [self._quantize(x, self.inputs[0]) if self._quant_in else x]
+        else:
+            arrays = self._prepare_many(x)
+        try:
+            outs = self._run(arrays)
+        except ModelFileError:
+            raise
+        except Exception as exc:  # engine errors surface as one typed line
+            raise ModelFileError(f"The {self.engine} engine failed to run {self.path.name}: {exc}") from None
+        if self._plain_out:
+            return outs[0]
+        return self._finish(outs)
+
+    def _finish(self, outs: list[np.ndarray]) -> Any:
+        result = []
+        for out, dq in zip(outs, self._dequant):
+            if dq is not None:
+                out = (out.astype(np.float32) - dq[1]) * dq[0]
+            result.append(out)
+        return result[0] if len(result) == 1 else result
+
+    def predict_labels(self, x: Any) -> list[str]:
+        """Top-1 class names for a batch; needs labels from the bundle or file metadata."""
+        if not self.labels:
+            raise InputError(
+                f"predict_labels needs class labels. Received: {self.path.name} carries none. "
+                "Load it from a bundle, or use predict() and argmax."
+            )
+        probs = self.predict(x)
+        if isinstance(probs, list):
+            probs = probs[0]
+        return [self.labels[int(i)] for i in np.argmax(probs.reshape(len(probs), -1), axis=1)]
+
+    # -- slow paths ------------------------------------------------------
+    def _coerce(self, x: Any, spec: TensorInfo) -> np.ndarray:
+        want = spec.describe().replace(f"{np.dtype(spec.dtype).name} ", "")
+        want_dtype = self._in_dtype.name if self._single else np.dtype(np.float32).name
+        if not isinstance(x, np.ndarray):
+            try:
+                x = np.asarray(x)
+            except Exception:
+                raise InputError(
+                    f"Model expects input {want_dtype} {want}. Received: {type(x).__name__}. "
+                    "Pass a numpy array."
+                ) from None
+        if x.dtype.kind not in "fiub":
+            raise InputError(
+                f"Model expects input {want_dtype} {want}. Received: {x.dtype} {tuple(x.shape)}. "
+                "Pass a numeric numpy array."
+            )
+        inner = tuple(spec.shape[1:])
+        if x.ndim != len(spec.shape) or not _shape_matches(x.shape[1:], inner):
+            hint = "Pass a batch: x[None, ...]." if _shape_matches(x.shape, inner) else (
+                f"Reshape to (batch, {', '.join(str(d) for d in inner)})."
+            )
+            raise InputError(
+                f"Model expects input {want_dtype} {want}. Received: {x.dtype} {tuple(x.shape)}. {hint}"
+            )
+        if x.dtype != self._in_dtype:
+            x = x.astype(self._in_dtype)
+        return np.ascontiguousarray(x)
+
+    def _quantize(self, x: np.ndarray, spec: TensorInfo) -> np.ndarray:
+        info = np.iinfo(spec.dtype)
+        q = np.rint(x / np.float32(spec.scale)) + np.float32(spec.zero_point)
+        return np.clip(q, info.min, info.max).astype(spec.dtype)
+
+    def _prepare_many(self, x: Any) -> list[np.ndarray]:
+        if not isinstance(x, (list, tuple)) or len(x) != len(self.inputs):
+            names = ", ".join(i.name for i in self.inputs)
+            raise InputError(
+                f"Model expects {len(self.inputs)} inputs ({names}). Received: {type(x).__name__}. "
+                "Pass a list with one array per input, in that order."
+            )
+        arrays = []
+        for arr, spec in zip(x, self.inputs):
+            want = spec.dtype if spec.dtype.kind == "f" or not spec.quantized else np.dtype(np.float32)
+            if type(arr) is not np.ndarray or arr.dtype != want or not _shape_matches(arr.shape[1:], spec.shape[1:]):
+                arr = self._coerce_multi(arr, spec, want)
+            if self.nan_policy == "raise" and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise InputError(_nan_message(arr, spec))
+            arrays.append(self._quantize(arr, spec) if spec.quantized else arr)
+        return arrays
+
+    def _coerce_multi(self, x: Any, spec: TensorInfo, want: np.dtype) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != len(spec.shape) or not _shape_matches(x.shape[1:], spec.shape[1:]):
+            raise InputError(
+                f"Input {spec.name} expects {np.dtype(want).name} {spec.describe().split(' ', 1)[1]}. "
+                f"Received: {x.dtype} {tuple(x.shape)}."
+            )
+        return np.ascontiguousarray(x.astype(want))
+
+
+def _shape_matches(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
+    return len(got) == len(want) and all(w is None or g == w for g, w in zip(got, want))
+
+
+def _nan_message(x: np.ndarray, spec: TensorInfo) -> str:
+    bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+    return (
+        f"Model expects finite input values for {spec.name}. Received: {bad} NaN/Inf value(s) "
+        f"in an array of {x.size}. Clean the input, or load with nan_policy='ignore'."
+    )
