@@ -30,22 +30,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from edgeship.runtime import InputError, load
 
-    try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"Expected INPUT to be a .npy array file. Received: {args.input} ({exc}).") from None
     with load(args.path, format=args.format, precision=args.precision, threads=args.threads) as model:
+        try:
+            x = np.load(args.input, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            reason = "no such file" if isinstance(exc, FileNotFoundError) else "not a numpy .npy array file"
+            raise InputError(
+                f"Expected INPUT to be a .npy array file (np.save). Received: {args.input}, {reason}."
+            ) from None
+        if not isinstance(x, np.ndarray):
+            raise InputError(f"Expected INPUT to be a .npy array file. Received: {args.input}, an .npz archive.")
         y = model.predict(x)
         if args.output:
             np.save(args.output, y if not isinstance(y, list) else y[0])
             print(f"saved {args.output}")
-            return 0
         if args.labels and model.labels:
             for name in model.predict_labels(x):
                 print(name)
-            return 0
-        with np.printoptions(precision=5, suppress=True, threshold=10_000):
-            print(y)
+        if not args.output and not args.labels:
+            with np.printoptions(precision=5, suppress=True, threshold=10_000):
+                print(y)
     return 0
 
 

@@ -41,10 +41,10 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """Adam training with early stopping on validation loss (best weights restored)."""
 
-    epochs: int = Field(40, ge=1, le=10_000)
+    epochs: int = Field(60, ge=1, le=10_000)
     batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(2e-3, gt=0.0, lt=1.0)
-    early_stopping_patience: int = Field(6, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0, lt=1.0)
+    early_stopping_patience: int = Field(10, ge=1)
 
 
 class PruneConfig(_Section):

@@ -1,0 +1,66 @@
+"""Pin the public API, and the dependency rule for the device package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import edgeship.runtime as runtime
+
+RUNTIME_API = [
+    "BackendMissingError", "BuildError", "BundleError", "EdgeshipError", "InputError", "IntegrityError",
+    "MissingExtraError", "Model", "ModelFileError", "RecipeError", "TensorInfo", "benchmark", "load",
+    "load_eval", "sha256_file", "time_predict",
+]
+
+
+def test_runtime_exports_are_pinned() -> None:
+    assert sorted(runtime.__all__) == sorted(RUNTIME_API)
+    for name in runtime.__all__:
+        assert hasattr(runtime, name)
+
+
+def test_build_side_exports() -> None:
+    from edgeship import compress, export, train
+
+    assert set(train.__all__) >= {"load_dataset", "create_model", "fit", "list_models", "list_datasets"}
+    assert set(compress.__all__) >= {"prune", "sparsity_report"}
+    assert set(export.__all__) >= {"to_tflite", "to_onnx", "quantize_onnx", "BundleWriter"}
+
+
+def _run(code: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_import_runtime_does_not_import_tensorflow_or_other_stages() -> None:
+    out = _run(
+        """
+        import sys
+        import edgeship.runtime
+        heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'onnx', 'tf2onnx', 'pydantic')]
+        stages = [m for m in sys.modules if m.startswith(('edgeship.train', 'edgeship.compress', 'edgeship.export'))]
+        print(heavy, stages)
+        """
+    )
+    assert out.strip() == "[] []"
+
+
+def test_predict_through_runtime_never_imports_tensorflow(default_bundle: Path) -> None:
+    out = _run(
+        f"""
+        import sys
+        import numpy as np
+        from edgeship.runtime import load, load_eval
+        x, y = load_eval({str(default_bundle)!r})
+        for fmt in ('tflite', 'onnx'):
+            for prec in ('float32', 'int8'):
+                with load({str(default_bundle)!r}, format=fmt, precision=prec) as m:
+                    assert m.predict(x[:4]).shape == (4, 10)
+        print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')))
+        """
+    )
+    assert out.strip() == "[]"
