@@ -1,6 +1,25 @@
-"""edgeship.compress — pruning and quantization settings (needs ``edgeship[build]``)."""
+"""edgeship.compress — pruning, quantization-aware training and accuracy-aware quantization.
 
+Needs ``edgeship[build]``.
+"""
+
+from .budget import Attempt as Attempt
+from .budget import CompressData as CompressData
+from .budget import VariantMaker as VariantMaker
+from .budget import attempts_table as attempts_table
+from .prune import PruneSchedule as PruneSchedule
+from .prune import excluded_layers as excluded_layers
 from .prune import prune as prune
 from .prune import sparsity_report as sparsity_report
+from .prune import tflite_weight_sparsity as tflite_weight_sparsity
+from .qat import qat_float_weights as qat_float_weights
+from .qat import quantize_aware as quantize_aware
+from .sqnr import onnx_sqnr as onnx_sqnr
+from .sqnr import sqnr_db as sqnr_db
+from .sqnr import tflite_sqnr as tflite_sqnr
 
-__all__ = ["prune", "sparsity_report"]
+__all__ = [
+    "Attempt", "CompressData", "PruneSchedule", "VariantMaker", "attempts_table", "excluded_layers", "onnx_sqnr",
+    "prune", "qat_float_weights", "quantize_aware", "sparsity_report", "sqnr_db", "tflite_sqnr",
+    "tflite_weight_sparsity",
+]

@@ -1,15 +1,110 @@
-"""Magnitude pruning with tfmot: ``prune_low_magnitude``, fine-tune, ``strip_pruning``."""
+"""Magnitude pruning with tfmot: ``prune_low_magnitude``, fine-tune, ``strip_pruning``.
+
+Unstructured (ConstantSparsity or PolynomialDecay schedule) or 2:4 structured
+(``sparsity_m_by_n``), with layers excluded by name or class name.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 from edgeship._tf import check_keras2_model, tf_modules, tfmot
+from edgeship.runtime._errors import RecipeError
 from edgeship.train import compile_classifier, set_seed
 from edgeship.train._fit import keras_verbosity
+
+ScheduleKind = Literal["constant", "polynomial"]
+
+
+@dataclass(frozen=True)
+class PruneSchedule:
+    """When and how far to prune, in optimizer steps.
+
+    Attributes:
+        kind: ``"constant"`` (tfmot ``ConstantSparsity``: ``target_sparsity``
+            from ``begin_step`` on) or ``"polynomial"`` (``PolynomialDecay``:
+            ``initial_sparsity`` to ``target_sparsity`` between ``begin_step``
+            and ``end_step``, cubic).
+        target_sparsity: final fraction of zero weights per pruned layer.
+        initial_sparsity: starting fraction (polynomial only).
+        begin_step: first step that prunes.
+        end_step: last step that prunes; ``None``: for constant, the end of
+            fine-tuning; for polynomial, one epoch before it (the last epoch
+            recovers accuracy at the final sparsity).
+        frequency: steps between mask updates; ``None``: once per epoch for
+            constant, ``min(100, ramp steps // 10)`` for polynomial.
+        m_by_n: ``(2, 4)`` for 2:4 structured sparsity (each block of 4 weights
+            along the input channels keeps its 2 largest); ``target_sparsity``
+            is then 0.5 by construction.
+    """
+
+    kind: ScheduleKind = "constant"
+    target_sparsity: float = 0.5
+    initial_sparsity: float = 0.0
+    begin_step: int = 0
+    end_step: int | None = None
+    frequency: int | None = None
+    m_by_n: tuple[int, int] | None = None
+
+    def resolved(self, steps_per_epoch: int, epochs: int) -> PruneSchedule:
+        """This schedule with ``end_step`` and ``frequency`` filled in for a run."""
+        total = max(1, steps_per_epoch * epochs)
+        end = self.end_step
+        if end is None:
+            end = total if self.kind == "constant" or epochs < 2 else total - steps_per_epoch
+        end = max(end, self.begin_step + 1)
+        freq = self.frequency
+        if freq is None:
+            freq = steps_per_epoch if self.kind == "constant" else max(1, min(100, (end - self.begin_step) // 10))
+        return PruneSchedule(self.kind, self.target_sparsity, self.initial_sparsity, self.begin_step, end, freq, self.m_by_n)
+
+    def to_tfmot(self) -> Any:
+        mot = tfmot()
+        if self.end_step is None or self.frequency is None:
+            raise ValueError("Call resolved(steps_per_epoch, epochs) first.")
+        if self.kind == "polynomial":
+            return mot.sparsity.keras.PolynomialDecay(
+                initial_sparsity=self.initial_sparsity,
+                final_sparsity=self.target_sparsity,
+                begin_step=self.begin_step,
+                end_step=self.end_step,
+                frequency=self.frequency,
+            )
+        return mot.sparsity.keras.ConstantSparsity(
+            self.target_sparsity, begin_step=self.begin_step, end_step=self.end_step, frequency=self.frequency
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["m_by_n"] = list(self.m_by_n) if self.m_by_n else None
+        return out
+
+
+def _prunable(layer: Any) -> bool:
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+    return bool(PruneRegistry.supports(layer)) and any(len(w.shape) >= 2 for w in layer.weights)
+
+
+def excluded_layers(model: Any, exclude: list[str] | tuple[str, ...]) -> list[str]:
+    """Names of the layers matching ``exclude`` (layer names or class names, e.g. ``"Dense"``).
+
+    Raises:
+        RecipeError: an entry matches no layer.
+    """
+    names = {layer.name for layer in model.layers}
+    kinds = {type(layer).__name__ for layer in model.layers}
+    unknown = [e for e in exclude if e not in names and e not in kinds]
+    if unknown:
+        raise RecipeError(
+            f"prune.exclude names no layer of the model. Received: {unknown}. "
+            f"Use layer names ({', '.join(sorted(names))}) or class names ({', '.join(sorted(kinds))})."
+        )
+    return [layer.name for layer in model.layers if layer.name in exclude or type(layer).__name__ in exclude]
 
 
 def prune(
@@ -25,20 +120,36 @@ def prune(
     learning_rate: float = 5e-4,
     seed: int = 0,
     verbose: int | None = None,
+    schedule: PruneSchedule | None = None,
+    exclude: list[str] | tuple[str, ...] = (),
 ) -> Any:
-    """Prune every prunable layer to ``target_sparsity`` (unstructured, by magnitude).
+    """Prune the prunable layers (conv / dense kernels) by magnitude while fine-tuning.
 
-    The schedule is tfmot ``ConstantSparsity`` applied from step 0 and re-applied
-    every epoch while the model fine-tunes; the wrappers are stripped afterwards,
-    so the result is a plain tf_keras model whose kernels hold the zeros.
+    Args:
+        schedule: the pruning schedule; ``None`` is ``ConstantSparsity`` at
+            ``target_sparsity`` from step 0, mask updated every epoch.
+        exclude: layer names or class names left dense.
+
+    Returns:
+        A plain tf_keras model (wrappers stripped) whose kernels hold the zeros.
     """
     check_keras2_model(model)
     _, keras = tf_modules()
     mot = tfmot()
     set_seed(seed)
     steps_per_epoch = max(1, math.ceil(len(x_train) / batch_size))
-    schedule = mot.sparsity.keras.ConstantSparsity(target_sparsity, begin_step=0, frequency=steps_per_epoch)
-    wrapped = mot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
+    sched = (schedule or PruneSchedule(target_sparsity=target_sparsity)).resolved(steps_per_epoch, fine_tune_epochs)
+    skip = set(excluded_layers(model, exclude))
+    params: dict[str, Any] = {"pruning_schedule": sched.to_tfmot()}
+    if sched.m_by_n:
+        params["sparsity_m_by_n"] = tuple(sched.m_by_n)
+
+    def wrap(layer: Any) -> Any:
+        if layer.name in skip or not _prunable(layer):
+            return layer
+        return mot.sparsity.keras.prune_low_magnitude(layer, **params)
+
+    wrapped = keras.models.clone_model(model, clone_function=wrap)
     compile_classifier(wrapped, learning_rate)
     wrapped.fit(
         x_train,
@@ -59,9 +170,38 @@ def sparsity_report(model: Any) -> dict[str, float]:
     """Fraction of exact zeros in each layer's kernel (weights of rank >= 2)."""
     report: dict[str, float] = {}
     for layer in model.layers:
+        if hasattr(layer, "layer"):  # a tfmot wrapper (QAT / pruning): report the wrapped layer
+            layer = layer.layer
         kernels = [w for w in layer.get_weights() if w.ndim >= 2]
         if kernels:
             total = sum(k.size for k in kernels)
             zeros = sum(int(np.count_nonzero(k == 0)) for k in kernels)
             report[layer.name] = zeros / total
+    return report
+
+
+def tflite_weight_sparsity(content: bytes) -> dict[str, float]:
+    """Fraction of exact zeros in each constant conv / fully-connected weight tensor of a .tflite file.
+
+    Reads the flatbuffer (no interpreter), so it measures what ships: for int8
+    weights (symmetric, zero point 0) a zero byte is a zero weight. Keys are
+    TFLite tensor names; only tensors of rank 2 or 4 with stored data count.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    dtypes = {schema.TensorType.INT8: np.int8, schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16}
+    report: dict[str, float] = {}
+    for graph in model.subgraphs:
+        for t in graph.tensors:
+            buf = model.buffers[t.buffer]
+            shape = list(t.shape) if t.shape is not None else []
+            if buf.data is None or len(shape) not in (2, 4) or t.type not in dtypes:
+                continue
+            w = np.frombuffer(bytes(buf.data), dtype=dtypes[t.type])
+            if w.size != int(np.prod(shape)) or w.size < 16:
+                continue
+            name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+            report[name] = float(np.count_nonzero(w == 0)) / w.size
     return report

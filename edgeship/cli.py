@@ -22,6 +22,27 @@ def _cmd_build(args: argparse.Namespace) -> int:
     bundle = build(recipe, out)
     print(f"bundle: {bundle.absolute()}")
     print(f"report: {(bundle / 'report.md').absolute()}")
+    print(f"report: {(bundle / 'report.html').absolute()}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from edgeship.build import export_saved_model
+
+    bundle = export_saved_model(args.model, args.data, args.out, recipe_path=args.recipe)
+    print(f"bundle: {bundle.absolute()}")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from edgeship.runtime._inspect import format_report
+
+    try:  # the build extra completes shapes of foreign ONNX files; the runtime alone suffices
+        from edgeship.export._inspect import inspect_file
+    except ImportError:
+        from edgeship.runtime._inspect import inspect_file
+    report = inspect_file(args.file, measure=args.rss)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
 
@@ -57,26 +78,65 @@ def _fmt_row(r: dict[str, Any]) -> str:
     lat = r["latency_ms"]
     acc = r.get("accuracy")
     acc_s = f"{acc:.4f}" if isinstance(acc, float) else "-"
+    size = f"{r['bytes']:,}" if isinstance(r.get("bytes"), int) else "-"
+    mark = "*" if r.get("fastest_within_budget") else ("x" if r.get("within_budget") is False else "")
     return (
-        f"{r['file']:<24} {r.get('format', ''):<7} {str(r.get('precision', '')):<9} "
-        f"{acc_s:>8} {lat['p50']:>9.4f} {lat['p90']:>9.4f} {lat['p99']:>9.4f} {r['init_ms']:>9.1f} {r['runs']:>7}"
+        f"{r['file']:<24} {r.get('format', ''):<7} {str(r.get('precision', '')):<9} {size:>10} "
+        f"{acc_s:>8} {lat['p50']:>9.4f} {lat['p99']:>9.4f} {r['throughput_per_s']:>9.0f} {r['init_ms']:>8.1f} {r['runs']:>7} {mark}"
     )
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from edgeship.runtime import benchmark
+    from edgeship.runtime._bench import bench_bundle
+    from edgeship.runtime._bundle import is_bundle
 
-    result = benchmark(
-        args.path, threads=args.threads, warmup=args.warmup, runs=args.runs, min_seconds=args.min_seconds
-    )
+    sweep = [int(t) for t in args.sweep.split(",") if t.strip()] if args.sweep else None
+    kw = {"threads": args.threads, "warmup": args.warmup, "runs": args.runs, "min_seconds": args.min_seconds,
+          "thread_sweep": sweep}
+    if is_bundle(Path(args.path)):
+        rows, profile = bench_bundle(args.path, accuracy_budget=args.accuracy_budget, record=not args.no_record, **kw)
+    else:
+        rows, profile = [benchmark(args.path, **kw)], None  # type: ignore[list-item]
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(rows if profile is not None or len(rows) > 1 else rows[0], indent=2))
         return 0
-    rows = result if isinstance(result, list) else [result]
-    print(f"{'file':<24} {'format':<7} {'precision':<9} {'accuracy':>8} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'init ms':>9} {'runs':>7}")
+    print(f"{'file':<24} {'format':<7} {'precision':<9} {'bytes':>10} {'accuracy':>8} {'p50 ms':>9} {'p99 ms':>9} "
+          f"{'per s':>9} {'init ms':>8} {'runs':>7}")
     for r in rows:
         print(_fmt_row(r))
+        for s in r.get("sweep", []):
+            print(f"{'':<24}   threads={s['threads']:<3} p50 {s['p50_ms']:.4f} ms  p99 {s['p99_ms']:.4f} ms  "
+                  f"{s['throughput_per_s']:.0f}/s")
+    if profile is not None:
+        chosen = next(r for r in rows if r.get("fastest_within_budget"))
+        print(f"* fastest within the accuracy budget ({chosen['accuracy_budget']:.4f} below the best float32) on this "
+              f"device: {chosen['file']}" + ("" if args.no_record else f"; recorded in {profile}"))
+        if any(r.get("within_budget") is False for r in rows):
+            print("x outside the accuracy budget")
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from edgeship.runtime._check import check_bundle, update_baseline
+
+    tols = {"accuracy": args.accuracy_tol, "latency": args.latency_tol, "size": args.size_tol}
+    if args.update:
+        path, data = update_baseline(args.bundle, args.baseline, rounds=args.rounds, tolerances=tols)
+        if args.json:
+            print(json.dumps(data, indent=2))
+            return 0
+        print(f"{'artifact':<24} {'accuracy':>8} {'bytes':>10} {'latency/ref':>11} {'p50 ms':>8} {'p99 ms':>8}")
+        for name, a in data["artifacts"].items():
+            acc = f"{a['accuracy']:.4f}" if a["accuracy"] is not None else "-"
+            print(f"{name:<24} {acc:>8} {a['bytes']:>10,} {a['latency_ratio']:>10.3f}x "
+                  f"{a['latency_ms']['p50']:>8.4f} {a['latency_ms']['p99']:>8.4f}")
+        print(f"baseline written: {path}")
+        return 0
+    result = check_bundle(args.bundle, args.baseline, rounds=args.rounds,
+                          accuracy_tol=args.accuracy_tol, latency_tol=args.latency_tol, size_tol=args.size_tol)
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.table())
+    return 0 if result.passed else 1
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -88,6 +148,22 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", nargs="?", help="recipe TOML file (default: the built-in digits recipe)")
     p.add_argument("--out", help="bundle folder to write (default: build/<recipe name>)")
     p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("export", help="export a saved tf_keras model (no retraining) into a bundle")
+    p.add_argument("--model", required=True, help="saved tf_keras model: .keras, .h5 or a SavedModel folder")
+    p.add_argument("--data", required=True,
+                   help="recipe TOML (its dataset gives calibration + eval splits) or .npz with x, y "
+                        "[, x_calibration, labels]")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--recipe", help="recipe TOML for the quantize/export settings when --data is .npz "
+                                    "(default: the built-in recipe)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("inspect", help="describe a .tflite/.onnx file: I/O, operators, metadata, RAM/flash")
+    p.add_argument("file", help=".tflite or .onnx file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--rss", action="store_true", help="also measure the peak RSS increase (child process)")
+    p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("predict", help="run a bundle or model file on a .npy input")
     p.add_argument("path", help="bundle folder, .tflite or .onnx file")
@@ -105,8 +181,23 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=100, help="at least this many timed runs (default 100)")
     p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
     p.add_argument("--min-seconds", type=float, default=1.0, help="time at least this long (default 1.0)")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=int, help="engine threads (default: the engine's own)")
+    p.add_argument("--sweep", help="also measure these thread counts, e.g. 1,2,4")
+    p.add_argument("--accuracy-budget", type=float,
+                   help="largest top-1 drop vs the best float32 artifact (default: the recipe's, else 0.01)")
+    p.add_argument("--no-record", action="store_true", help="do not write device_profile.json into the bundle")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("check", help="regression gate: re-measure a bundle against its baseline.json (exit 1 on regression)")
+    p.add_argument("bundle", help="bundle folder")
+    p.add_argument("--baseline", help="baseline file (default: BUNDLE/baseline.json)")
+    p.add_argument("--accuracy-tol", type=float, help="allowed accuracy drop, absolute (default 0.01 = 1 point)")
+    p.add_argument("--latency-tol", type=float, help="allowed rise of the latency ratio to the reference, relative (default 0.25)")
+    p.add_argument("--size-tol", type=float, help="allowed growth of file size and RAM estimate, relative (default 0.05)")
+    p.add_argument("--rounds", type=int, help="interleaved timing rounds (default: the baseline's, 15)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--update", action="store_true", help="measure the bundle and write the baseline instead of checking")
+    p.set_defaults(func=_cmd_check)
     return parser
 
 

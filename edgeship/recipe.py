@@ -17,56 +17,176 @@ from edgeship.runtime._errors import RecipeError
 
 require("pydantic", "Reading a build recipe")
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator  # noqa: E402
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class AugmentationConfig(_Section):
+    """Training-time image augmentation (``images:`` datasets), ranges as in Keras ImageDataGenerator.
+
+    ``rotation`` and ``shear`` in degrees (uniform in +-value), ``zoom`` a
+    fraction (scale in [1-zoom, 1+zoom]), ``horizontal_flip`` with p=0.5.
+    """
+
+    shear: float = Field(0.0, ge=0.0, le=90.0)
+    zoom: float = Field(0.0, ge=0.0, lt=1.0)
+    horizontal_flip: bool = False
+    rotation: float = Field(0.0, ge=0.0, le=180.0)
+
+
 class DataConfig(_Section):
-    """Which dataset, and how it is split (stratified, fixed by ``seed``)."""
+    """Which dataset, and how it is split (stratified, fixed by ``seed``).
+
+    ``dataset``: ``"digits"``, ``"images:PATH"`` (class sub-folders, or
+    ``train/`` + ``test/`` folders of them) or ``"text:PATH"`` (CSV/TSV).
+    ``image_size`` / ``color_mode`` / ``rescale`` / ``augmentation`` apply to
+    images; ``text_column`` / ``label_column`` / ``sequence_length`` /
+    ``vocab_size`` to text.
+    """
 
     dataset: str = "digits"
     test_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    image_size: list[int] = Field(default_factory=lambda: [32, 32], min_length=2, max_length=2)
+    color_mode: Literal["rgb", "grayscale"] = "rgb"
+    rescale: float = Field(1.0 / 255.0, gt=0.0)
+    augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    text_column: str = Field("text", min_length=1)
+    label_column: str = Field("label", min_length=1)
+    sequence_length: int = Field(64, ge=1, le=4096)
+    vocab_size: int = Field(2000, ge=3, le=1_000_000)
 
 
 class ModelConfig(_Section):
-    """Which architecture from the model zoo."""
+    """Which architecture from the model zoo, and its options (used where the architecture takes them)."""
 
     arch: str = "small_cnn"
+    alpha: float = Field(0.35, gt=0.0, le=1.4)  # mobilenet_v2 width multiplier
+    embedding_dim: int = Field(32, ge=1)  # text_cnn
 
 
 class TrainConfig(_Section):
-    """Adam training with early stopping on validation loss (best weights restored)."""
+    """Adam training with early stopping on validation loss (best weights restored).
+
+    ``lr_schedule``: ``constant``, ``exponential`` (x ``lr_decay_rate`` per
+    epoch) or ``cosine`` (to 0 over ``epochs``). ``l2`` adds ``l2 * sum(w**2)``
+    for every kernel; ``dropout`` overrides the architecture's dropout rate.
+    ``strategy``: ``auto`` (all visible GPUs, else CPU), ``one_device``,
+    ``mirrored``, ``multi_worker`` (reads ``TF_CONFIG``). ``mixed_precision``:
+    ``auto`` = mixed_float16 when a GPU is visible. ``checkpoint`` /
+    ``tensorboard`` write ``training/best.keras`` / ``training/logs`` into the
+    output folder.
+    """
 
     epochs: int = Field(60, ge=1, le=10_000)
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0, lt=1.0)
     early_stopping_patience: int = Field(10, ge=1)
+    lr_schedule: Literal["constant", "exponential", "cosine"] = "constant"
+    lr_decay_rate: float = Field(0.9, gt=0.0, le=1.0)
+    l2: float = Field(0.0, ge=0.0, lt=1.0)
+    dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"
+    mixed_precision: Literal["auto", "off", "mixed_float16"] = "auto"
+    checkpoint: bool = False
+    tensorboard: bool = False
 
 
 class PruneConfig(_Section):
-    """Magnitude pruning (tfmot ``prune_low_magnitude``, ConstantSparsity), then strip."""
+    """Magnitude pruning (tfmot ``prune_low_magnitude``) while fine-tuning, then strip.
+
+    ``schedule``: ``"constant"`` (ConstantSparsity at ``target_sparsity``) or
+    ``"polynomial"`` (PolynomialDecay from ``initial_sparsity``). Steps count
+    optimizer steps from the start of fine-tuning; unset ``end_step`` /
+    ``frequency`` are derived from the epochs (see ``compress.PruneSchedule``).
+    ``m_by_n = [2, 4]`` prunes 2:4 structured. ``exclude`` lists layer names or
+    class names (``"Dense"``) left dense.
+    """
 
     enabled: bool = True
     target_sparsity: float = Field(0.5, ge=0.0, lt=1.0)
     fine_tune_epochs: int = Field(4, ge=1)
+    schedule: Literal["constant", "polynomial"] = "constant"
+    initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
+    begin_step: int = Field(0, ge=0)
+    end_step: int | None = Field(None, ge=1)
+    frequency: int | None = Field(None, ge=1)
+    m_by_n: tuple[int, int] | None = None
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("m_by_n")
+    @classmethod
+    def _m_below_n(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not (0 < v[0] < v[1]):
+            raise ValueError("m_by_n must be [m, n] with 0 < m < n, e.g. [2, 4]")
+        return v
+
+
+TflitePrecision = Literal["float32", "float16", "dynamic_int8", "int8", "int16x8"]
+OnnxPrecision = Literal["float32", "int8", "dynamic_int8"]
 
 
 class QuantizeConfig(_Section):
-    """Full-int8 post-training quantization with a representative dataset."""
+    """Which precision variants each format gets, how int8 is made, and the accuracy budget.
+
+    ``tflite`` / ``onnx`` list the variants (file ``model.<precision>.<format>``).
+    TFLite int8: per-channel (``per_channel``) W8A8 with ``io_type`` I/O; ONNX
+    int8: static QDQ from ``onnx_preset`` (``x86``: u8 activations / s8
+    weights; ``arm64``: s8 / s8) with ``calibration_method``, and
+    ``activation_type`` / ``weight_type`` overriding the preset.
+    ``accuracy_budget`` (absolute top-1 drop vs float32) turns on the fallback
+    chain: more calibration (``more_calibration_samples``) / other calibration
+    methods, QAT (``qat``: ``auto`` = PQAT for a pruned model; ``qat_epochs``,
+    ``pqat_epochs``), then up to ``max_float_layers`` lowest-SQNR layers in float.
+    """
 
     enabled: bool = True
     calibration_samples: int = Field(256, ge=1)
+    tflite: list[TflitePrecision] = Field(default_factory=lambda: ["float32", "int8"], min_length=1)
+    onnx: list[OnnxPrecision] = Field(default_factory=lambda: ["float32", "int8"], min_length=1)
+    per_channel: bool = True
+    io_type: Literal["int8", "uint8"] = "int8"
+    onnx_preset: Literal["x86", "arm64"] = "x86"
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    activation_type: Literal["int8", "uint8"] | None = None
+    weight_type: Literal["int8", "uint8"] | None = None
+    accuracy_budget: float | None = Field(None, ge=0.0, le=1.0)
+    more_calibration_samples: int = Field(1024, ge=1)
+    qat: Literal["auto", "qat", "pqat"] = "auto"
+    qat_epochs: int = Field(2, ge=0)
+    pqat_epochs: int = Field(2, ge=0)
+    max_float_layers: int = Field(3, ge=0)
+
+    @field_validator("tflite", "onnx")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"list each variant once; got {v}")
+        return v
 
 
 class ExportConfig(_Section):
-    """Which formats the bundle holds."""
+    """Which formats the bundle holds, and the parity limits every artifact must meet.
+
+    Float variants: max abs diff per output <= ``parity_atol[precision]``.
+    Quantized variants and TFLite-int8 vs ONNX-int8: top-1 agreement >=
+    ``parity_min_top1``; quantized variants also SQNR >= ``parity_min_sqnr_db``.
+    A failure fails the build unless ``allow_parity_failure`` (then the
+    manifest records it). ``measure_rss`` runs each file once in a child
+    process to record its peak RSS increase.
+    """
 
     formats: list[Literal["tflite", "onnx"]] = Field(default_factory=lambda: ["tflite", "onnx"], min_length=1)
     onnx_opset: int = Field(17, ge=13, le=21)
+    # Parity against the Keras model on the eval sample (edgeship.export._parity).
+    parity_atol: dict[str, float] = Field(default_factory=lambda: {"float32": 1e-4, "float16": 1e-2})
+    parity_min_top1: float = Field(0.8, ge=0.0, le=1.0)
+    parity_min_sqnr_db: float = 10.0
+    allow_parity_failure: bool = False
+    measure_rss: bool = True
 
 
 class Recipe(_Section):

@@ -2,8 +2,15 @@
 
 from ._bundle import BundleWriter as BundleWriter
 from ._bundle import file_entry as file_entry
+from .onnx import ONNX_PRECISIONS as ONNX_PRECISIONS
+from .onnx import OnnxQuantConfig as OnnxQuantConfig
 from .onnx import quantize_onnx as quantize_onnx
+from .onnx import quantize_onnx_dynamic as quantize_onnx_dynamic
 from .onnx import to_onnx as to_onnx
+from .tflite import TFLITE_PRECISIONS as TFLITE_PRECISIONS
 from .tflite import to_tflite as to_tflite
 
-__all__ = ["BundleWriter", "file_entry", "quantize_onnx", "to_onnx", "to_tflite"]
+__all__ = [
+    "BundleWriter", "file_entry", "quantize_onnx", "to_onnx", "to_tflite",
+    "ONNX_PRECISIONS", "OnnxQuantConfig", "TFLITE_PRECISIONS", "quantize_onnx_dynamic",
+]

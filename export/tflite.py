@@ -1,4 +1,4 @@
-"""TFLite writers: float32 and full-int8 (W8A8 static, per-channel weights, int8 I/O)."""
+"""TFLite writers: float32, float16, dynamic-range int8, full int8 (W8A8, per-channel), int16x8."""
 
 from __future__ import annotations
 
@@ -16,33 +16,90 @@ def representative(calibration: np.ndarray) -> Any:
 
     def gen() -> Iterator[list[np.ndarray]]:
         for i in range(len(calibration)):
-            yield [np.ascontiguousarray(calibration[i : i + 1], dtype=np.float32)]
+            # Integer inputs (token ids) keep their dtype; everything else is fed as float32.
+            yield [np.ascontiguousarray(calibration[i : i + 1], dtype=calibration.dtype if calibration.dtype.kind in "iu" else np.float32)]
 
     return gen
 
 
-def to_tflite(model: Any, precision: str = "float32", calibration: np.ndarray | None = None) -> bytes:
+TFLITE_PRECISIONS = ("float32", "float16", "dynamic_int8", "int8", "int16x8")
+"""Every TFLite variant ``to_tflite`` writes; the recipe's ``quantize.tflite`` picks from these."""
+
+
+def to_tflite(
+    model: Any,
+    precision: str = "float32",
+    calibration: np.ndarray | None = None,
+    *,
+    per_channel: bool = True,
+    io_type: str = "int8",
+    float_layers: list[str] | tuple[str, ...] = (),
+) -> bytes:
     """Convert a tf_keras model to a TFLite flatbuffer.
 
     Args:
-        model: tf_keras model.
-        precision: ``"float32"``, or ``"int8"`` for full-integer post-training
-            quantization: int8 weights (per-channel for conv/dense) and int8
-            activations calibrated on ``calibration``, with int8 input and output
-            tensors (the runtime quantizes and dequantizes for the caller).
-        calibration: float32 inputs batch-first, needed for ``"int8"``.
+        model: tf_keras model (a tfmot QAT model too: its fake-quant ranges are used).
+        precision: one of :data:`TFLITE_PRECISIONS`:
+
+            - ``"float32"``: no quantization.
+            - ``"float16"``: float16 weights, float32 compute and I/O.
+            - ``"dynamic_int8"``: dynamic-range quantization: int8 weights,
+              activations quantized on the fly, float32 I/O; no calibration.
+            - ``"int8"``: full-integer W8A8 static PTQ: int8 weights (per-channel
+              for conv/dense unless ``per_channel=False``), int8 activations
+              calibrated on ``calibration``, ``io_type`` input and output.
+            - ``"int16x8"``: 16-bit activations, 8-bit weights, int16 I/O.
+        calibration: float32 inputs batch-first; needed for ``int8`` and ``int16x8``.
+            Every sample is used, so its length is the number of calibration samples.
+        per_channel: per-channel (per output channel) weight scales for ``int8``.
+        io_type: ``"int8"`` or ``"uint8"`` input/output tensors for ``int8``.
+        float_layers: output tensor names of ops to keep in float (the LiteRT
+            quantization debugger's ``denylisted_nodes``); ``int8`` only. The
+            model's I/O then stays float32.
     """
     check_keras2_model(model)
     tf, _ = tf_modules()
+    if precision not in TFLITE_PRECISIONS:
+        raise BuildError(
+            f"Unsupported TFLite precision. Expected one of {', '.join(TFLITE_PRECISIONS)}. Received: {precision!r}. "
+            "Fix quantize.tflite in the recipe."
+        )
+    if io_type not in ("int8", "uint8"):
+        raise BuildError(f"Unsupported TFLite int8 I/O type. Expected int8 or uint8. Received: {io_type!r}.")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if precision == "int8":
+    if precision == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "dynamic_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif precision in ("int8", "int16x8"):
         if calibration is None or len(calibration) == 0:
-            raise BuildError("int8 TFLite conversion needs calibration samples. Received: none. Pass calibration=x_train[:256].")
+            raise BuildError(
+                f"{precision} TFLite conversion needs calibration samples. Received: none. Pass calibration=x_train[:256]."
+            )
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative(calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    elif precision != "float32":
-        raise BuildError(f"Unsupported TFLite precision. Expected float32 or int8. Received: {precision!r}.")
+        if precision == "int16x8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            converter.inference_input_type = tf.int16
+            converter.inference_output_type = tf.int16
+        else:
+            if not per_channel:
+                # No public switch exists; this is the converter's own flag for per-tensor weights.
+                converter._experimental_disable_per_channel = True
+            if float_layers:
+                return _selective_int8(tf, converter, calibration, list(float_layers))
+            io = tf.int8 if io_type == "int8" else tf.uint8
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = io
+            converter.inference_output_type = io
     return bytes(converter.convert())
+
+
+def _selective_int8(tf: Any, converter: Any, calibration: np.ndarray, float_layers: list[str]) -> bytes:
+    """int8 with the ops producing ``float_layers`` kept in float (QuantizationDebugger denylist)."""
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_layers)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative(calibration[:1]), debug_options=options
+    )
+    return bytes(debugger.get_nondebug_quantized_model())

@@ -1,31 +1,104 @@
-"""Latency measurement: warm-up, then at least N runs and at least T seconds."""
+"""Latency measurement users can trust: warm-up, then at least N runs and T seconds.
+
+Every figure is measured through the same ``Model.predict`` a user calls, on a
+batch-1 input (the bundle's first held-out sample when there is one).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._bundle import is_bundle, read_manifest, verify_bundle
+from ._errors import InputError
 from ._load import load, load_eval, load_file
 from ._model import Model
 
+# Largest sample input ``sample_input`` builds (a model asking for more is corrupt).
+MAX_SAMPLE_BYTES = 1 << 28
 
-def sample_input(model: Model, seed: int = 0) -> np.ndarray:
-    """A batch-1 input for ``model``: uniform [0, 1) floats, or small token ids."""
-    spec = model.inputs[0]
-    shape = (1, *[d if d is not None else 1 for d in spec.shape[1:]])
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set size so far, in MiB (stdlib ``resource``)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+def rss_mb() -> float:
+    """The process's current resident set size in MiB (Linux /proc; else the peak)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+    except (OSError, ValueError, AttributeError):
+        return peak_rss_mb()
+
+
+def _one_sample(spec_shape: tuple[int | None, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    shape = (1, *[d if d is not None else 1 for d in spec_shape[1:]])
+    if int(np.prod(shape, dtype=np.float64)) * max(dtype.itemsize, 1) > MAX_SAMPLE_BYTES:
+        raise InputError(
+            f"Expected a model input of at most {MAX_SAMPLE_BYTES >> 20} MiB per sample. Received: shape {shape}. "
+            "The model file declares an implausible input; re-export it."
+        )
+    if dtype.kind == "f":
+        return rng.random(shape, dtype=np.float32).astype(dtype, copy=False)
+    if dtype.kind == "b":
+        return np.zeros(shape, dtype)
+    return rng.integers(0, 2, size=shape).astype(dtype)
+
+
+def sample_input(model: Model, seed: int = 0) -> Any:
+    """A batch-1 input for ``model``: uniform [0, 1) floats, or small integer ids.
+
+    One array for a single-input model, a list of arrays otherwise.
+    """
     rng = np.random.default_rng(seed)
-    if model._in_dtype.kind == "f":
-        return rng.random(shape, dtype=np.float32)
-    return rng.integers(0, 2, size=shape).astype(model._in_dtype)
+    if len(model.inputs) == 1:
+        return _one_sample(model.inputs[0].shape, np.dtype(model._in_dtype), rng)
+    return [
+        _one_sample(spec.shape, np.dtype(np.float32) if spec.quantized else np.dtype(spec.dtype), rng)
+        for spec in model.inputs
+    ]
 
 
-def time_predict(model: Model, x: np.ndarray, *, warmup: int = 10, runs: int = 100, min_seconds: float = 1.0) -> dict[str, Any]:
-    """Time ``model.predict(x)`` after ``warmup`` calls; at least ``runs`` and ``min_seconds``."""
+def latency_stats(ns: Sequence[int] | np.ndarray) -> dict[str, float]:
+    """min, mean, std, p50, p90, p95, p99 and max of per-call times, in milliseconds."""
+    ms = np.asarray(ns, dtype=np.float64) / 1e6
+    p50, p90, p95, p99 = np.percentile(ms, [50, 90, 95, 99])
+    return {
+        "min": float(ms.min()),
+        "mean": float(ms.mean()),
+        "std": float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
+        "p50": float(p50),
+        "p90": float(p90),
+        "p95": float(p95),
+        "p99": float(p99),
+        "max": float(ms.max()),
+    }
+
+
+def time_predict(
+    model: Model, x: Any, *, warmup: int = 10, runs: int = 100, min_seconds: float = 1.0
+) -> dict[str, Any]:
+    """Time ``model.predict(x)``: one first call, ``warmup`` untimed calls, then at
+    least ``runs`` timed calls and at least ``min_seconds`` of them.
+
+    Returns:
+        ``latency_ms`` (min, mean, std, p50, p90, p95, p99, max), ``first_ms`` (the
+        first call, which pays lazy engine set-up when it directly follows a load),
+        ``runs``, ``batch``, ``seconds`` (timed total) and ``throughput_per_s``
+        (samples per second over the timed calls).
+    """
     predict = model.predict
     clock = time.perf_counter_ns
     t0 = clock()
@@ -34,25 +107,55 @@ def time_predict(model: Model, x: np.ndarray, *, warmup: int = 10, runs: int = 1
     for _ in range(warmup):
         predict(x)
     times: list[int] = []
+    append = times.append
     deadline = clock() + int(min_seconds * 1e9)
     while len(times) < runs or clock() < deadline:
         t0 = clock()
         predict(x)
-        times.append(clock() - t0)
-    ms = np.asarray(times, dtype=np.float64) / 1e6
+        append(clock() - t0)
+    total_s = sum(times) / 1e9
+    batch = int((x[0] if isinstance(x, list) else x).shape[0])
     return {
-        "latency_ms": {
-            "p50": float(np.percentile(ms, 50)),
-            "p90": float(np.percentile(ms, 90)),
-            "p99": float(np.percentile(ms, 99)),
-            "mean": float(ms.mean()),
-            "min": float(ms.min()),
-            "max": float(ms.max()),
-        },
+        "latency_ms": latency_stats(times),
         "first_ms": first_ms,
-        "runs": int(ms.size),
-        "batch": int(x.shape[0]),
+        "runs": len(times),
+        "batch": batch,
+        "seconds": total_s,
+        "throughput_per_s": batch * len(times) / total_s if total_s > 0 else float("inf"),
     }
+
+
+def _measure(
+    open_model: Any,
+    x: Any | None,
+    *,
+    warmup: int,
+    runs: int,
+    min_seconds: float,
+    eval_data: tuple[np.ndarray, np.ndarray] | None,
+) -> dict[str, Any]:
+    rss_before = rss_mb()
+    t0 = time.perf_counter()
+    model = open_model()
+    init_ms = (time.perf_counter() - t0) * 1e3
+    with model:
+        sample = sample_input(model) if x is None else x
+        result = time_predict(model, sample, warmup=warmup, runs=runs, min_seconds=min_seconds)
+        out: dict[str, Any] = {
+            "format": model.format,
+            "precision": model.precision,
+            "engine": model.engine,
+            "init_ms": init_ms,
+            **result,
+            "rss_increase_mb": rss_mb() - rss_before,
+            "peak_rss_mb": peak_rss_mb(),
+        }
+        if eval_data is not None:
+            xe, ye = eval_data
+            probs = model.predict(xe)
+            probs = probs[0] if isinstance(probs, list) else probs
+            out["accuracy"] = float(np.mean(np.argmax(probs.reshape(len(probs), -1), axis=1) == ye))
+    return out
 
 
 def benchmark(
@@ -62,38 +165,96 @@ def benchmark(
     warmup: int = 10,
     runs: int = 100,
     min_seconds: float = 1.0,
+    thread_sweep: Sequence[int] | None = None,
 ) -> dict[str, Any] | list[dict[str, Any]]:
     """Benchmark a model file (one dict) or every artifact of a bundle (a list).
 
-    Each result holds ``latency_ms`` {p50, p90, p99, mean, min, max}, ``init_ms``
-    (load and engine set-up), ``first_ms``, ``runs`` and ``file``.
+    Each result holds ``latency_ms`` {min, mean, std, p50, p90, p95, p99, max},
+    ``init_ms`` (read, verify and engine set-up), ``first_ms``, ``runs``,
+    ``throughput_per_s``, ``rss_increase_mb`` (load and runs), ``peak_rss_mb`` (the
+    process's peak so far), ``threads`` and ``file``; for a bundle also ``bytes``,
+    ``accuracy`` (measured here, on the bundle's ``eval.npz``) and
+    ``manifest_accuracy`` (recorded at build time). With ``thread_sweep`` each
+    result gets ``sweep``: the same measurement per engine thread count.
     """
     p = Path(path)
+    kw = {"warmup": warmup, "runs": runs, "min_seconds": min_seconds}
     if not is_bundle(p):
-        t0 = time.perf_counter()
-        model = load(p, threads=threads)
-        init_ms = (time.perf_counter() - t0) * 1e3
-        with model:
-            result = time_predict(model, sample_input(model), warmup=warmup, runs=runs, min_seconds=min_seconds)
-        return {"file": p.name, "format": model.format, "precision": model.precision, "init_ms": init_ms, **result}
+        result = {"file": p.name, "threads": threads, **_measure(lambda: load(p, threads=threads), None, eval_data=None, **kw)}
+        if thread_sweep:
+            result["sweep"] = _sweep(lambda t: load(p, threads=t), None, thread_sweep, kw)
+        return result
     manifest = read_manifest(p)
     verify_bundle(p, manifest)
-    x_eval, _ = load_eval(p)
+    eval_data = load_eval(p)
+    x = np.ascontiguousarray(eval_data[0][:1])
     results = []
     for entry in manifest["artifacts"]:
-        t0 = time.perf_counter()
-        model = load_file(p / entry["file"], entry["format"], threads=threads, precision=entry.get("precision"))
-        init_ms = (time.perf_counter() - t0) * 1e3
-        with model:
-            x = np.ascontiguousarray(x_eval[:1])
-            result = time_predict(model, x, warmup=warmup, runs=runs, min_seconds=min_seconds)
-        results.append({
+
+        def open_model(t: int | None = threads, entry: dict[str, Any] = entry) -> Model:
+            return load_file(
+                p / entry["file"], entry["format"], threads=t, precision=entry.get("precision"),
+                labels=manifest.get("labels"), text=manifest.get("text"),
+            )
+
+        r = {
             "file": entry["file"],
-            "format": entry["format"],
-            "precision": entry.get("precision"),
             "bytes": entry.get("bytes"),
-            "accuracy": (entry.get("metrics") or {}).get("accuracy"),
-            "init_ms": init_ms,
-            **result,
-        })
+            "threads": threads,
+            "manifest_accuracy": (entry.get("metrics") or {}).get("accuracy"),
+            **_measure(open_model, x, eval_data=eval_data, **kw),
+        }
+        if thread_sweep:
+            r["sweep"] = _sweep(lambda t, f=open_model: f(t), x, thread_sweep, kw)
+        results.append(r)
     return results
+
+
+def _sweep(open_model: Any, x: Any | None, counts: Sequence[int], kw: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for t in counts:
+        m = _measure(lambda t=t: open_model(int(t)), x, eval_data=None, **kw)
+        out.append({
+            "threads": int(t),
+            "p50_ms": m["latency_ms"]["p50"],
+            "p99_ms": m["latency_ms"]["p99"],
+            "throughput_per_s": m["throughput_per_s"],
+        })
+    return out
+
+
+def bench_bundle(
+    path: str | os.PathLike[str],
+    *,
+    accuracy_budget: float | None = None,
+    record: bool = True,
+    **kw: Any,
+) -> tuple[list[dict[str, Any]], Path]:
+    """Benchmark every artifact of a bundle and pick the fastest within the accuracy budget.
+
+    Marks each result with ``within_budget`` and ``fastest_within_budget`` (and the
+    ``accuracy_budget`` used), and, with ``record``, writes the choice to the
+    bundle's ``device_profile.json`` so that ``load(bundle)`` picks it on this device.
+
+    Returns:
+        The results, and the path of the device profile (written or not).
+    """
+    from ._profile import PROFILE_FILE
+    from ._profile import accuracy_budget as budget_of
+    from ._profile import select_fastest, write_profile
+
+    folder = Path(path)
+    results = benchmark(folder, **kw)
+    assert isinstance(results, list)
+    budget = budget_of(read_manifest(folder), accuracy_budget)
+    chosen = select_fastest(results, budget)
+    floats = [r["accuracy"] for r in results if r.get("precision") == "float32" and isinstance(r.get("accuracy"), float)]
+    reference = max(floats) if floats else max((r.get("accuracy") or 0.0) for r in results)
+    for r in results:
+        r["accuracy_budget"] = budget
+        r["within_budget"] = bool(isinstance(r.get("accuracy"), float) and r["accuracy"] >= reference - budget - 1e-12)
+        r["fastest_within_budget"] = r is chosen
+    profile = folder / PROFILE_FILE
+    if record:
+        write_profile(folder, chosen, results, budget)
+    return results, profile

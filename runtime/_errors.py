@@ -42,3 +42,15 @@ class MissingExtraError(EdgeshipError, ImportError):
 
 class BuildError(EdgeshipError):
     """A build stage failed in a way the recipe can fix."""
+
+
+class DataError(EdgeshipError, ValueError):
+    """A dataset named by the recipe is empty, unreadable, or not laid out as expected."""
+
+
+class ParityError(BuildError):
+    """An exported artifact's outputs differ from the Keras model's beyond the recipe's tolerance."""
+
+
+class AccuracyBudgetError(BuildError):
+    """No quantization attempt kept top-1 accuracy within the recipe's ``quantize.accuracy_budget``."""

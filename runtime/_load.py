@@ -19,7 +19,9 @@ from ._bundle import (
     verify_bundle,
 )
 from ._errors import BundleError, ModelFileError
+from ._metadata import attach_embedded
 from ._model import Model, NanPolicy
+from ._probe import probe_model_bytes
 from ._verify import check_model_bytes
 
 PROFILE_FILE = "device_profile.json"
@@ -34,6 +36,7 @@ def load(
     providers: list[str] | None = None,
     nan_policy: NanPolicy = "raise",
     verify: bool = True,
+    probe: bool | None = None,
 ) -> Model:
     """Load a bundle folder or a single ``.tflite`` / ``.onnx`` file.
 
@@ -45,6 +48,9 @@ def load(
         providers: ONNX Runtime execution providers; CPU when ``None``.
         nan_policy: ``"raise"`` rejects NaN/Inf inputs, ``"ignore"`` passes them on.
         verify: Check every bundle file against its manifest sha256 first.
+        probe: Load never-seen model bytes once in a child process first, so a file that
+            would crash the engine raises ModelFileError instead (default: on, unless
+            the environment sets EDGESHIP_PROBE=0). The structural check always runs.
 
     Raises:
         BundleError: the path is neither a bundle nor a model file.
@@ -53,12 +59,13 @@ def load(
     """
     p = Path(path)
     if is_bundle(p):
-        return _load_bundle(p, format, precision, threads, providers, nan_policy, verify)
+        return _load_bundle(p, format, precision, threads, providers, nan_policy, verify, probe)
     if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES:
         fmt = MODEL_SUFFIXES[p.suffix.lower()]
         if format and format != fmt:
             raise BundleError(f"Expected a {format} model. Received: {p.name}, a {fmt} file.")
-        return load_file(p, fmt, threads=threads, providers=providers, nan_policy=nan_policy)
+        model = load_file(p, fmt, threads=threads, providers=providers, nan_policy=nan_policy, probe=probe)
+        return attach_embedded(model)  # a bare file still knows its labels and preprocessing
     if p.is_dir():
         read_manifest(p)  # raises the "folder without manifest.json" error
     what = "nothing (no such path)" if not p.exists() else f"{p.suffix or 'a file without suffix'}"
@@ -78,12 +85,15 @@ def load_file(
     precision: str | None = None,
     labels: list[str] | None = None,
     preprocessing: dict[str, Any] | None = None,
+    text: dict[str, Any] | None = None,
+    probe: bool | None = None,
 ) -> Model:
     try:
         content = p.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"Cannot read model file {p}: {exc.strerror}.") from None
     check_model_bytes(content, fmt, p.name)
+    probe_model_bytes(content, fmt, p.name, threads, probe)
     backend = TFLiteBackend(content, threads) if fmt == "tflite" else OnnxBackend(content, threads, providers)
     if precision is None:
         precision = _guess_precision(backend)
@@ -94,6 +104,7 @@ def load_file(
         precision=precision,
         labels=labels,
         preprocessing=preprocessing,
+        text=text,
         nan_policy=nan_policy,
     )
 
@@ -113,7 +124,11 @@ def read_profile(folder: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    from ._profile import profile_applies  # measured on another device: ignore it
+
+    return data if profile_applies(data) else None
 
 
 def _load_bundle(
@@ -124,6 +139,7 @@ def _load_bundle(
     providers: list[str] | None,
     nan_policy: NanPolicy,
     verify: bool,
+    probe: bool | None = None,
 ) -> Model:
     manifest = read_manifest(folder)
     if verify:
@@ -138,6 +154,8 @@ def _load_bundle(
         precision=entry.get("precision"),
         labels=manifest.get("labels"),
         preprocessing=manifest.get("preprocessing"),
+        text=manifest.get("text"),
+        probe=probe,
     )
 
 

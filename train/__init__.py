@@ -4,24 +4,48 @@ from ._datasets import Dataset as Dataset
 from ._datasets import list_datasets as list_datasets
 from ._datasets import load_dataset as load_dataset
 from ._datasets import register_dataset as register_dataset
+from ._evaluate import classification_report as classification_report
+from ._evaluate import evaluate as evaluate
+from ._evaluate import macro_f1 as macro_f1
 from ._fit import accuracy as accuracy
 from ._fit import compile_classifier as compile_classifier
 from ._fit import fit as fit
+from ._fit import learning_rate_schedule as learning_rate_schedule
 from ._fit import set_seed as set_seed
+from ._fit import train_model as train_model
+from ._images import make_augmenter as make_augmenter
+from ._strategy import mixed_precision_policy as mixed_precision_policy
+from ._strategy import select_strategy as select_strategy
+from ._strategy import strategy_plan as strategy_plan
+from ._text import text_model as text_model
+from ._zoo import ModelInfo as ModelInfo
 from ._zoo import create_model as create_model
 from ._zoo import list_models as list_models
+from ._zoo import model_info as model_info
 from ._zoo import register_model as register_model
 
 __all__ = [
     "Dataset",
+    "ModelInfo",
     "accuracy",
+    "classification_report",
     "compile_classifier",
     "create_model",
+    "evaluate",
     "fit",
+    "learning_rate_schedule",
     "list_datasets",
     "list_models",
     "load_dataset",
+    "macro_f1",
+    "make_augmenter",
+    "mixed_precision_policy",
+    "model_info",
     "register_dataset",
     "register_model",
+    "select_strategy",
     "set_seed",
+    "strategy_plan",
+    "text_model",
+    "train_model",
 ]

@@ -27,6 +27,10 @@ class Dataset:
     y_test: np.ndarray
     labels: list[str]
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    #: Text datasets: ``vocabulary``, ``standardize``, ``split``, ``sequence_length`` (goes to manifest["text"]).
+    text: dict[str, Any] | None = None
+    #: Loader extras, e.g. ``test_texts`` (the raw strings behind ``x_test``) for text datasets.
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -51,32 +55,64 @@ def list_datasets() -> list[str]:
     return sorted(_DATASETS)
 
 
-def load_dataset(spec: str, *, seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.1) -> Dataset:
-    """Load ``spec`` (``"digits"`` or ``"kind:PATH"``) and split it, fixed by ``seed``."""
+def load_dataset(
+    spec: str, *, seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.1, **options: Any
+) -> Dataset:
+    """Load ``spec`` (``"digits"``, ``"images:PATH"``, ``"text:PATH"``) and split it, fixed by ``seed``.
+
+    ``options`` go to the loader when it takes them (``image_size``, ``rescale``,
+    ``color_mode`` for images; ``text_column``, ``label_column``,
+    ``sequence_length``, ``vocab_size`` for text); others are ignored.
+    """
+    import inspect
+
     name, _, arg = spec.partition(":")
     if name not in _DATASETS:
         raise RecipeError(
-            f"Unknown dataset {spec!r} in data.dataset. Valid names: {', '.join(list_datasets())}."
+            f"Unknown dataset {spec!r} in data.dataset. Valid names: {', '.join(list_datasets())} "
+            "(images:PATH and text:PATH take a path)."
         )
+    loader = _DATASETS[name]
     kwargs: dict[str, Any] = {"seed": seed, "test_fraction": test_fraction, "val_fraction": val_fraction}
-    if arg:
+    params = inspect.signature(loader).parameters
+    if "path" in params:
+        if not arg:
+            raise RecipeError(f"Dataset {name!r} needs a path. Received: {spec!r}. Write data.dataset = \"{name}:PATH\".")
         kwargs["path"] = arg
-    return _DATASETS[name](**kwargs)
+    kwargs.update({k: v for k, v in options.items() if k in params and v is not None})
+    return loader(**kwargs)
 
 
 def split(
     x: np.ndarray, y: np.ndarray, *, seed: int, test_fraction: float, val_fraction: float
 ) -> tuple[np.ndarray, ...]:
-    """Stratified train/val/test split, identical for the same seed."""
+    """Stratified train/val/test split, identical for the same seed.
+
+    ``test_fraction=0`` skips the test split (for datasets that bring their own
+    test set); ``val_fraction`` is then a fraction of ``x``.
+    """
     from sklearn.model_selection import train_test_split
 
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y
-    )
-    val_of_rest = val_fraction / (1.0 - test_fraction)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=val_of_rest, random_state=seed, stratify=y_rest
-    )
+    from edgeship.runtime._errors import DataError
+
+    try:
+        if test_fraction > 0:
+            x_rest, x_test, y_rest, y_test = train_test_split(
+                x, y, test_size=test_fraction, random_state=seed, stratify=y
+            )
+        else:
+            x_rest, y_rest, x_test, y_test = x, y, x[:0], y[:0]
+        val_of_rest = val_fraction / (1.0 - test_fraction)
+        x_train, x_val, y_train, y_val = train_test_split(
+            x_rest, y_rest, test_size=val_of_rest, random_state=seed, stratify=y_rest
+        )
+    except ValueError as exc:
+        counts = np.bincount(np.asarray(y, dtype=np.int64))
+        raise DataError(
+            f"Cannot make stratified train/val/test splits. Received: {len(y)} samples, "
+            f"the smallest class has {int(counts[counts > 0].min()) if counts.any() else 0} ({exc}). "
+            "Add samples (a few per class per split at least) or change data.test_fraction / val_fraction."
+        ) from None
     return x_train, y_train, x_val, y_val, x_test, y_test
 
 
@@ -96,3 +132,8 @@ def _digits(*, seed: int, test_fraction: float, val_fraction: float) -> Dataset:
         labels=[str(i) for i in range(10)],
         preprocessing={"scale": scale, "mean": 0.0, "layout": "NHWC", "input_range": [0, 16], "input_shape": [8, 8, 1]},
     )
+
+
+# The folder and file loaders register themselves on import.
+from . import _images as _images  # noqa: E402,F401
+from . import _text as _text  # noqa: E402,F401

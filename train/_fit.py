@@ -1,13 +1,27 @@
-"""The training loop: Adam, early stopping on validation loss, seeded."""
+"""The training loop: Adam with a learning-rate schedule, L2, early stopping, seeded.
+
+``train_model`` builds the model inside the chosen ``tf.distribute`` strategy
+and dtype policy, trains it, and hands back a fresh float32 clone built outside
+any strategy scope with the trained weights: tfmot cannot wrap a model whose
+variables were made inside a strategy scope (``MirroredVariable``).
+"""
 
 from __future__ import annotations
 
+import math
 import sys
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
 from edgeship._tf import tf_modules
+from edgeship.runtime._errors import RecipeError
+
+from ._strategy import mixed_precision_policy, select_strategy, visible_devices
+
+Schedule = Literal["constant", "exponential", "cosine"]
 
 
 def set_seed(seed: int) -> None:
@@ -21,13 +35,148 @@ def keras_verbosity() -> int:
     return 1 if sys.stderr.isatty() else 2
 
 
-def compile_classifier(model: Any, learning_rate: float) -> None:
+def learning_rate_schedule(
+    schedule: str, learning_rate: float, *, steps_per_epoch: int, epochs: int, decay_rate: float = 0.9
+) -> Any:
+    """A float (``constant``) or a Keras schedule stepped per batch.
+
+    ``exponential``: ``lr * decay_rate ** (step / steps_per_epoch)`` (smooth, per epoch);
+    ``cosine``: cosine decay from ``lr`` to 0 over ``epochs * steps_per_epoch`` steps.
+    """
+    _, keras = tf_modules()
+    if schedule == "constant":
+        return float(learning_rate)
+    if schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(
+            float(learning_rate), decay_steps=max(1, steps_per_epoch), decay_rate=float(decay_rate)
+        )
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(float(learning_rate), decay_steps=max(1, steps_per_epoch * epochs))
+    raise RecipeError(
+        f"train.lr_schedule must be 'constant', 'exponential' or 'cosine'. Received: {schedule!r}. Fix the recipe."
+    )
+
+
+def compile_classifier(model: Any, learning_rate: Any) -> None:
+    """Adam + sparse categorical cross-entropy + accuracy; ``learning_rate`` may be a schedule."""
     _, keras = tf_modules()
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+
+
+def add_l2(model: Any, l2: float) -> None:
+    """Add ``l2 * sum(w**2)`` for every conv/dense/depthwise/embedding kernel to the model's losses."""
+    if l2 <= 0:
+        return
+    tf, _ = tf_modules()
+    for layer in _all_layers(model):
+        for attr in ("kernel", "depthwise_kernel", "embeddings"):
+            w = getattr(layer, attr, None)
+            if w is not None:
+                model.add_loss(lambda w=w: float(l2) * tf.reduce_sum(tf.square(tf.cast(w, tf.float32))))
+
+
+def _all_layers(model: Any) -> list[Any]:
+    out = []
+    for layer in model.layers:
+        out.extend(_all_layers(layer) if hasattr(layer, "layers") else [layer])
+    return out
+
+
+def train_model(
+    build_fn: Callable[[], Any],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    lr_schedule: str = "constant",
+    lr_decay_rate: float = 0.9,
+    l2: float = 0.0,
+    patience: int = 6,
+    seed: int = 0,
+    strategy: str = "auto",
+    mixed_precision: str = "auto",
+    augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    checkpoint_path: str | Path | None = None,
+    log_dir: str | Path | None = None,
+    verbose: int | None = None,
+) -> tuple[Any, dict[str, list[float]]]:
+    """Build a classifier with ``build_fn`` and train it; returns ``(model, history)``.
+
+    Args:
+        build_fn: Makes a fresh, uncompiled tf_keras classifier (called inside the strategy scope).
+        strategy: ``auto`` | ``one_device`` | ``mirrored`` | ``multi_worker`` (see ``select_strategy``).
+        mixed_precision: ``auto`` (mixed_float16 when a GPU is visible) | ``off`` | ``mixed_float16``.
+        augment: Optional ``(x_batch, y_batch) -> (x_batch, y_batch)`` tf function, applied
+            to training batches only.
+        checkpoint_path: Where to save the best model (lowest ``val_loss``), ``.keras`` or ``.h5``.
+        log_dir: TensorBoard log folder.
+
+    Early stopping watches ``val_loss`` and restores the best weights. The
+    returned model is float32, built outside any strategy scope, and compiled.
+    """
+    tf, keras = tf_modules()
+    set_seed(seed)
+    gpus, _ = visible_devices()
+    policy = mixed_precision_policy(mixed_precision, len(gpus))
+    dist = select_strategy(strategy)
+    default_strategy = dist is tf.distribute.get_strategy()
+    steps = max(1, math.ceil(len(x_train) / batch_size))
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        with dist.scope():
+            model = build_fn()
+            add_l2(model, l2)
+            lr = learning_rate_schedule(lr_schedule, learning_rate, steps_per_epoch=steps, epochs=epochs, decay_rate=lr_decay_rate)
+            compile_classifier(model, lr)
+        callbacks: list[Any] = [
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+        ]
+        if checkpoint_path is not None:
+            Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
+            callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor="val_loss", save_best_only=True))
+        if log_dir is not None:
+            from edgeship._tf import require
+
+            require("tensorboard", "TensorBoard logs (train.tensorboard = true)")
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False))
+        verbosity = keras_verbosity() if verbose is None else verbose
+        set_seed(seed)  # same RNG state at the first batch whatever building the model consumed
+        if augment is None:
+            history = model.fit(
+                x_train, y_train,
+                validation_data=(x_val, y_val),
+                epochs=epochs, batch_size=batch_size, shuffle=True,
+                callbacks=callbacks, verbose=verbosity,
+            )
+        else:
+            train_ds = (
+                tf.data.Dataset.from_tensor_slices((x_train, y_train))
+                .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+                .batch(batch_size)
+                .map(augment, num_parallel_calls=1)  # one call: augmentation stays seeded
+                .prefetch(2)
+            )
+            history = model.fit(
+                train_ds, validation_data=(x_val, y_val), batch_size=batch_size, epochs=epochs,
+                callbacks=callbacks, verbose=verbosity,
+            )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    if not default_strategy or policy != "float32":
+        # A fresh float32 clone outside the scope: tfmot and the converters get plain variables.
+        clone = build_fn()
+        clone.set_weights(model.get_weights())
+        compile_classifier(clone, learning_rate)
+        model = clone
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
 def fit(
@@ -44,9 +193,11 @@ def fit(
     seed: int = 0,
     verbose: int | None = None,
 ) -> dict[str, list[float]]:
-    """Train a classifier with Adam; early stopping restores the best weights.
+    """Train an existing classifier in place with Adam; early stopping restores the best weights.
 
-    Returns the Keras history dict (``loss``, ``val_loss``, ``accuracy``, ...).
+    The simple path (no strategy, float32). Returns the Keras history dict
+    (``loss``, ``val_loss``, ``accuracy``, ...). See :func:`train_model` for
+    schedules, L2, strategies, mixed precision, augmentation and checkpoints.
     """
     _, keras = tf_modules()
     set_seed(seed)

@@ -1,0 +1,94 @@
+"""Overhead of edgeship ``Model.predict`` over raw engine calls on the same model.
+
+Same process, same engine object: the raw calls go to the very interpreter or
+session that the edgeship ``Model`` wraps, so only edgeship's own work differs
+(validation, NaN/Inf check, int8 (de)quantization, locking). Calls alternate
+raw / edgeship one by one (interleaved), so a noisy neighbour slows both alike;
+each round reports the median per-call time of each, and the figures are the
+median over rounds of (edgeship - raw) in µs and edgeship / raw as a ratio.
+
+For int8 artifacts the raw call is fed an already-quantized int8 input and
+returns int8, so the edgeship figure includes the float->int8->float
+conversion work a raw caller would otherwise write themselves.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.runtime import load
+
+
+def raw_call(model: Any, x: np.ndarray) -> Any:
+    """A zero-argument callable that runs the model's engine directly on ``x``."""
+    backend = model._backend
+    spec = model.inputs[0]
+    if spec.quantized:  # what a raw caller would feed: the int8 codes
+        x = model._quantize(x, spec)
+    if model.format == "tflite":
+        interp = backend._interp
+        set_tensor, invoke, get_tensor = interp.set_tensor, interp.invoke, interp.get_tensor
+        i, o = backend._in_idx[0], backend._out_idx[0]
+
+        def call() -> Any:
+            set_tensor(i, x)
+            invoke()
+            return get_tensor(o)
+
+        return call
+    run, names, feed = backend._session.run, backend._out_names, backend._in_names[0]
+
+    def call_ort() -> Any:
+        return run(names, {feed: x})
+
+    return call_ort
+
+
+def interleaved(model: Any, x: np.ndarray, *, rounds: int = 7, pairs: int = 2000, warmup: int = 200) -> dict[str, Any]:
+    raw = raw_call(model, x)
+    ours = model.predict
+    clock = time.perf_counter_ns
+    np.testing.assert_allclose(
+        ours(x), model._finish([_first(raw())]) if not model._plain_out else _first(raw()), rtol=0, atol=0
+    )  # same numbers: the comparison is like for like
+    for _ in range(warmup):
+        raw()
+        ours(x)
+    per_round = []
+    for r in range(rounds):
+        t_raw = np.empty(pairs, np.int64)
+        t_ours = np.empty(pairs, np.int64)
+        for k in range(pairs):
+            if (k + r) & 1:  # alternate which goes first
+                t0 = clock(); raw(); t1 = clock(); ours(x); t2 = clock()  # noqa: E702
+                t_raw[k], t_ours[k] = t1 - t0, t2 - t1
+            else:
+                t0 = clock(); ours(x); t1 = clock(); raw(); t2 = clock()  # noqa: E702
+                t_ours[k], t_raw[k] = t1 - t0, t2 - t1
+        m_raw, m_ours = float(np.median(t_raw)) / 1e3, float(np.median(t_ours)) / 1e3
+        per_round.append({"raw_us": m_raw, "edgeship_us": m_ours, "extra_us": m_ours - m_raw, "ratio": m_ours / m_raw})
+    return {
+        "rounds": rounds,
+        "pairs_per_round": pairs,
+        "raw_us": statistics.median(r["raw_us"] for r in per_round),
+        "edgeship_us": statistics.median(r["edgeship_us"] for r in per_round),
+        "extra_us": statistics.median(r["extra_us"] for r in per_round),
+        "ratio": statistics.median(r["ratio"] for r in per_round),
+        "per_round": per_round,
+    }
+
+
+def overhead(path: Path, x: np.ndarray, *, threads: int = 1, **kw: Any) -> dict[str, Any]:
+    with load(path, threads=threads) as model:
+        res = interleaved(model, np.ascontiguousarray(x[:1], dtype=np.float32), **kw)
+        return {"file": path.name, "format": model.format, "precision": model.precision, "engine": model.engine,
+                "threads": threads, **res}
+
+
+def _first(out: Any) -> Any:
+    return out[0] if isinstance(out, list) else out

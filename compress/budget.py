@@ -1,0 +1,332 @@
+"""Accuracy-aware quantization: every variant of a recipe, int8 within a stated budget.
+
+For each full-int8 artifact (``model.int8.tflite``, ``model.int8.onnx``) the
+steps below run in order and stop at the first whose absolute top-1 drop
+against the float32 model is at most ``quantize.accuracy_budget``:
+
+1. ``ptq_per_channel``: post-training quantization, per-channel weights.
+2. ``more_calibration``: the same with ``quantize.more_calibration_samples``;
+   ``other_calibration`` (ONNX): the other calibration methods
+   (MinMax / Entropy / Percentile).
+3. ``qat``: quantization-aware fine-tuning (PQAT for a pruned model, so its
+   zeros survive).
+4. ``float_fallback``: the 1..``max_float_layers`` layers with the lowest
+   per-layer SQNR kept in float (TFLite: the quantization debugger's
+   denylist; ONNX: ``nodes_to_exclude``).
+
+Every attempt is recorded (:class:`Attempt`). When none meets the budget,
+:class:`~edgeship.runtime.AccuracyBudgetError` carries the table. Without a
+budget only step 1 runs. Accuracy is measured through the runtime on the
+validation split (never the test split the bundle reports), against the Keras
+float32 model the artifacts come from.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.runtime._errors import AccuracyBudgetError
+
+Step = tuple[str, str, Callable[[], bytes]]
+
+STEPS = ("ptq_per_channel", "more_calibration", "other_calibration", "qat", "float_fallback")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One quantization attempt, as recorded in ``manifest["compression"]["quantization_attempts"]``."""
+
+    artifact: str
+    step: str
+    method: str
+    accuracy: float
+    drop: float
+    bytes: int
+    met_budget: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def attempts_table(attempts: list[Attempt]) -> str:
+    """The attempts as a fixed-width text table (one line per attempt)."""
+    rows = [("artifact", "step", "method", "accuracy", "drop", "bytes", "met")]
+    rows += [
+        (a.artifact, a.step, a.method, f"{a.accuracy:.4f}", f"{a.drop:+.4f}", f"{a.bytes:,}", "yes" if a.met_budget else "no")
+        for a in attempts
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def meet_budget(
+    artifact: str,
+    steps: Iterator[Step],
+    evaluate: Callable[[bytes], float],
+    reference: float,
+    budget: float | None,
+    history: list[Attempt],
+    say: Callable[[str], None] = lambda _: None,
+) -> bytes:
+    """Run ``steps`` until one meets ``budget``; append every attempt to ``history``.
+
+    Raises:
+        AccuracyBudgetError: no step met the budget; the message holds the table.
+    """
+    tried = 0
+    for step, method, make in steps:
+        data = make()
+        acc = float(evaluate(data))
+        drop = reference - acc
+        ok = budget is None or drop <= budget + 1e-9
+        history.append(Attempt(artifact, step, method, acc, drop, len(data), ok))
+        tried += 1
+        say(f"    {artifact} {step} ({method}): accuracy {acc:.4f}, drop {drop:+.4f}, {len(data):,} bytes"
+            + ("" if budget is None else f" -> {'meets' if ok else 'misses'} budget {budget:.4f}"))
+        if ok:
+            return data
+    mine = [a for a in history if a.artifact == artifact]
+    table = attempts_table(mine).replace("\n", " | ")
+    raise AccuracyBudgetError(
+        f"Expected {artifact} within quantize.accuracy_budget={budget} (top-1 drop vs float32 {reference:.4f}). "
+        f"Received: {tried} attempts, none within budget: {table}. "
+        "Fix: raise quantize.accuracy_budget, raise quantize.qat_epochs / quantize.max_float_layers, "
+        "or drop int8 from quantize.tflite / quantize.onnx."
+    )
+
+
+@dataclass
+class CompressData:
+    """What the quantization steps need beyond the model: data and training settings."""
+
+    x_train: np.ndarray | None = None
+    y_train: np.ndarray | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+    pruned: bool = False
+    sparsity: dict[str, float] = field(default_factory=dict)
+    schedule: dict[str, Any] | None = None
+
+
+def _accuracy(data: bytes, fmt: str, x: np.ndarray, y: np.ndarray) -> float:
+    from edgeship.runtime._load import load_file
+
+    with tempfile.TemporaryDirectory(prefix="edgeship-attempt-") as tmp:
+        path = Path(tmp, f"attempt.{fmt}")
+        path.write_bytes(data)
+        with load_file(path, fmt) as model:
+            probs = model.predict(x)
+    return float(np.mean(np.argmax(np.asarray(probs).reshape(len(x), -1), axis=-1) == y))
+
+
+class VariantMaker:
+    """Makes every artifact variant a recipe selects, int8 through the budget chain.
+
+    Args:
+        model: the float32 tf_keras model (after pruning, if any).
+        recipe: the build recipe (``quantize`` and ``export`` sections are read).
+        calibration: calibration inputs (``quantize.calibration_samples`` rows).
+        data: training / validation data for QAT and the budget decision; when
+            it has no validation split, ``x_eval`` / ``y_eval`` decide instead.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        recipe: Any,
+        calibration: np.ndarray,
+        data: CompressData | None,
+        x_eval: np.ndarray,
+        y_eval: np.ndarray,
+        say: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.model = model
+        self.recipe = recipe
+        self.q = recipe.quantize
+        self.calibration = calibration
+        self.data = data or CompressData()
+        self.say = say
+        if self.data.x_val is not None and self.data.y_val is not None:
+            self.x_dec, self.y_dec = self.data.x_val, self.data.y_val
+        else:
+            self.x_dec, self.y_dec = x_eval, y_eval
+        self.attempts: list[Attempt] = []
+        self.sqnr_db: dict[str, dict[str, float]] = {}
+        self._reference: float | None = None
+        self._float_onnx: bytes | None = None
+        self._qat_model: Any = None
+
+    # -- what to make ----------------------------------------------------
+    def variants(self, fmt: str) -> list[str]:
+        if not self.q.enabled:
+            return ["float32"]
+        return list(self.q.tflite if fmt == "tflite" else self.q.onnx)
+
+    @property
+    def reference(self) -> float:
+        """Top-1 of the float32 Keras model on the decision split."""
+        if self._reference is None:
+            probs = self.model.predict(self.x_dec, verbose=0, batch_size=256)
+            self._reference = float(np.mean(np.argmax(probs, axis=-1) == self.y_dec))
+        return self._reference
+
+    def float_onnx(self) -> bytes:
+        from edgeship.export.onnx import to_onnx
+
+        if self._float_onnx is None:
+            self._float_onnx = to_onnx(self.model, self.recipe.export.onnx_opset)
+        return self._float_onnx
+
+    def onnx_config(self) -> Any:
+        from edgeship.export.onnx import OnnxQuantConfig
+
+        changes: dict[str, Any] = {"calibration": self.q.calibration_method, "per_channel": self.q.per_channel}
+        if self.q.activation_type:
+            changes["activation_type"] = self.q.activation_type
+        if self.q.weight_type:
+            changes["weight_type"] = self.q.weight_type
+        return OnnxQuantConfig.preset(self.q.onnx_preset, **changes)
+
+    def make(self, fmt: str, precision: str, artifact: str) -> bytes:
+        """The bytes of one variant; ``int8`` goes through the budget chain."""
+        from edgeship.export.onnx import quantize_onnx_dynamic
+        from edgeship.export.tflite import to_tflite
+
+        if fmt == "tflite":
+            if precision == "int8":
+                return self._chain("tflite", artifact, self._tflite_steps())
+            cal = self.calibration if precision == "int16x8" else None
+            return to_tflite(self.model, precision, cal)
+        if precision == "float32":
+            return self.float_onnx()
+        if precision == "dynamic_int8":
+            return quantize_onnx_dynamic(self.float_onnx())
+        if precision == "int8":
+            return self._chain("onnx", artifact, self._onnx_steps())
+        raise ValueError(f"Unknown ONNX precision {precision!r}. Valid names: float32, int8, dynamic_int8.")
+
+    def manifest(self) -> dict[str, Any]:
+        """``manifest["compression"]``."""
+        return {
+            "sparsity": dict(self.data.sparsity),
+            "schedule": self.data.schedule or {},
+            "quantization_attempts": [a.to_json() for a in self.attempts],
+            "sqnr_db": {k: dict(v) for k, v in self.sqnr_db.items()},
+        }
+
+    # -- the chain -------------------------------------------------------
+    def _chain(self, fmt: str, artifact: str, steps: Iterator[Step]) -> bytes:
+        x, y = self.x_dec, self.y_dec
+        return meet_budget(
+            artifact, steps, lambda b: _accuracy(b, fmt, x, y), self.reference, self.q.accuracy_budget,
+            self.attempts, self.say,
+        )
+
+    def _more_calibration(self) -> np.ndarray | None:
+        x = self.data.x_train
+        n = self.q.more_calibration_samples
+        if x is None or n <= len(self.calibration):
+            return None
+        rng = np.random.default_rng(self.data.seed + 1)
+        return x[rng.permutation(len(x))[: min(n, len(x))]] if len(x) > len(self.calibration) else None
+
+    def _qat_scheme(self) -> tuple[str, int]:
+        scheme = self.q.qat
+        if scheme == "auto":
+            scheme = "pqat" if self.data.pruned else "qat"
+        return scheme, self.q.pqat_epochs if scheme == "pqat" else self.q.qat_epochs
+
+    def source_model(self, artifact: str) -> Any:
+        """The Keras model an artifact was made from when it is not the float model (QAT), else None."""
+        chosen = [a for a in self.attempts if a.artifact == artifact and a.met_budget]
+        if chosen and chosen[-1].step == "qat":
+            return self._qat()
+        return None
+
+    def _qat(self) -> Any:
+        from edgeship.compress.qat import named_like, quantize_aware
+
+        if self._qat_model is None:
+            scheme, epochs = self._qat_scheme()
+            d = self.data
+            self._qat_model = quantize_aware(
+                self.model, d.x_train, d.y_train, d.x_val, d.y_val,
+                scheme=scheme, epochs=epochs, batch_size=d.batch_size,  # type: ignore[arg-type]
+                learning_rate=d.learning_rate / 10, seed=d.seed,
+            )
+            self._qat_model = named_like(self._qat_model, self.model)
+        return self._qat_model
+
+    def _can_qat(self) -> bool:
+        d = self.data
+        return d.x_train is not None and d.x_val is not None and self._qat_scheme()[1] > 0
+
+    def _tflite_steps(self) -> Iterator[Step]:
+        from edgeship.compress.sqnr import most_sensitive, tflite_sqnr
+        from edgeship.export.tflite import to_tflite
+
+        m, q, cal = self.model, self.q, self.calibration
+        pc = "per-channel" if q.per_channel else "per-tensor"
+        if "tflite" not in self.sqnr_db:
+            self.sqnr_db["tflite"] = tflite_sqnr(m, cal, per_channel=q.per_channel)
+        yield ("ptq_per_channel", f"PTQ {pc}, {len(cal)} calibration samples, {q.io_type} I/O",
+               lambda: to_tflite(m, "int8", cal, per_channel=q.per_channel, io_type=q.io_type))
+        more = self._more_calibration()
+        if more is not None:
+            yield ("more_calibration", f"PTQ {pc}, {len(more)} calibration samples",
+                   lambda: to_tflite(m, "int8", more, per_channel=q.per_channel, io_type=q.io_type))
+        if self._can_qat():
+            scheme, epochs = self._qat_scheme()
+            yield ("qat", f"{scheme.upper()} {epochs} epoch(s), then int8 conversion",
+                   lambda: to_tflite(self._qat(), "int8", cal, io_type=q.io_type))
+        done: tuple[str, ...] = ()
+        for k in range(1, q.max_float_layers + 1):
+            names = most_sensitive(self.sqnr_db["tflite"], k)
+            if len(names) < k or tuple(names) == done:
+                break
+            done = tuple(names)
+            yield ("float_fallback", f"PTQ {pc} with {k} lowest-SQNR layer(s) in float: {', '.join(names)}",
+                   lambda names=names: to_tflite(m, "int8", cal, per_channel=q.per_channel, float_layers=names))
+
+    def _onnx_steps(self) -> Iterator[Step]:
+        from edgeship.compress.sqnr import most_sensitive, onnx_sqnr
+        from edgeship.export.onnx import preprocess_onnx, quantize_onnx, to_onnx
+
+        cfg, cal = self.onnx_config(), self.calibration
+        first = quantize_onnx(self.float_onnx(), cal, cfg)
+        if "onnx" not in self.sqnr_db:
+            self.sqnr_db["onnx"] = onnx_sqnr(preprocess_onnx(self.float_onnx()), first, cal[:32])
+        yield ("ptq_per_channel", f"{cfg.describe()}, {len(cal)} calibration samples", lambda: first)
+        more = self._more_calibration()
+        if more is not None:
+            yield ("more_calibration", f"{cfg.describe()}, {len(more)} calibration samples",
+                   lambda: quantize_onnx(self.float_onnx(), more, cfg))
+        for method in ("minmax", "entropy", "percentile"):
+            if method != cfg.calibration:
+                other = replace(cfg, calibration=method)
+                yield ("other_calibration", f"{other.describe()}, {len(cal)} calibration samples",
+                       lambda other=other: quantize_onnx(self.float_onnx(), cal, other))
+        if self._can_qat():
+            from edgeship.compress.qat import qat_float_weights
+
+            scheme, epochs = self._qat_scheme()
+            yield ("qat", f"{scheme.upper()} {epochs} epoch(s) weights, then {cfg.describe()}",
+                   lambda: quantize_onnx(to_onnx(qat_float_weights(self._qat(), self.model), self.recipe.export.onnx_opset), cal, cfg))
+        done: tuple[str, ...] = ()
+        for k in range(1, self.q.max_float_layers + 1):
+            names = most_sensitive(self.sqnr_db["onnx"], k)
+            if len(names) < k or tuple(names) == done:
+                break
+            done = tuple(names)
+            excl = replace(cfg, nodes_to_exclude=tuple(names))
+            yield ("float_fallback", f"{excl.describe()}: {', '.join(names)}",
+                   lambda excl=excl: quantize_onnx(self.float_onnx(), cal, excl))

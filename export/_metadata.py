@@ -1,0 +1,81 @@
+"""Embed labels, preprocessing and the recipe hash into each model file.
+
+Called on the converter's bytes before the file's sha256 is taken, so the
+manifest hash covers the metadata. The layout is documented in
+:mod:`edgeship.runtime._metadata`, which reads it back on the device.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edgeship._tf import require
+from edgeship.runtime._errors import BuildError
+from edgeship.runtime._metadata import METADATA_SCHEMA, ONNX_PREFIX, TFLITE_METADATA_NAME
+
+
+def metadata_dict(labels: list[str] | None, preprocessing: dict[str, Any] | None, recipe_sha256: str | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"schema": METADATA_SCHEMA}
+    if labels is not None:
+        data["labels"] = [str(label) for label in labels]
+    if preprocessing is not None:
+        data["preprocessing"] = preprocessing
+    if recipe_sha256 is not None:
+        data["recipe_sha256"] = recipe_sha256
+    return data
+
+
+def embed_metadata(content: bytes, fmt: str, metadata: dict[str, Any], *, onnx_shapes: bool = True) -> bytes:
+    """Return ``content`` with ``metadata`` (see :func:`metadata_dict`) embedded.
+
+    Args:
+        content: model bytes from the converter.
+        fmt: ``"tflite"`` or ``"onnx"``.
+        metadata: JSON-serialisable dict with ``labels``, ``preprocessing``, ``recipe_sha256``.
+        onnx_shapes: for ONNX, also record inferred shapes of intermediate tensors
+            (``value_info``, ONNX shape inference), so the device can estimate the
+            activation arena from the file alone. Values and operators are unchanged.
+    """
+    if fmt == "tflite":
+        return _embed_tflite(content, metadata)
+    if fmt == "onnx":
+        return _embed_onnx(content, metadata, onnx_shapes)
+    raise BuildError(f"Cannot embed metadata: expected format tflite or onnx. Received: {fmt!r}.")
+
+
+def _embed_tflite(content: bytes, metadata: dict[str, Any]) -> bytes:
+    fb = require("ai_edge_litert.tools.flatbuffer_utils", "Embedding TFLite metadata")
+    schema = fb.schema_fb
+    model = fb.read_model_from_bytearray(bytearray(content))
+    payload = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
+    buffer = schema.BufferT()
+    buffer.data = list(payload)
+    entries = [m for m in (model.metadata or []) if _name(m.name) != TFLITE_METADATA_NAME]
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = TFLITE_METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [*entries, entry]
+    return bytes(fb.convert_object_to_bytearray(model))
+
+
+def _name(name: Any) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _embed_onnx(content: bytes, metadata: dict[str, Any], shapes: bool) -> bytes:
+    onnx = require("onnx", "Embedding ONNX metadata")
+    model = onnx.load_from_string(content)
+    if shapes:
+        try:
+            model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        except Exception:  # shape inference is a nicety for the RAM estimate only
+            pass
+    props = {p.key: p.value for p in model.metadata_props if not p.key.startswith(ONNX_PREFIX)}
+    for key, value in metadata.items():
+        props[ONNX_PREFIX + key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    return bytes(model.SerializeToString())

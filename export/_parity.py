@@ -1,0 +1,235 @@
+"""Parity: is an exported file the same model as the Keras one, on the eval sample?
+
+Checks in the order Optimum's ``validate_model_outputs`` does: output names,
+then shapes, then values; every failure is collected before one typed
+:class:`~edgeship.runtime.ParityError` lists them all.
+
+* float variants (``float32``, ``float16``, ...): the largest absolute
+  difference per output must be within that variant's tolerance.
+* quantized variants (``int8``, ``int16x8``, ...): top-1 agreement with Keras
+  (classifier outputs: 2-D, more than one class) and the output SQNR,
+  ``20*log10(||x|| / ||x - y||)`` dB with x the Keras output and y the
+  artifact's dequantized output (ORT ``qdq_loss_debug`` definition).
+* cross-format: the TFLite int8 file against the ONNX int8 file, top-1
+  agreement (and SQNR, informative).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.runtime._errors import ParityError
+
+
+@dataclass
+class Tolerance:
+    """Per-variant limits. ``atol`` is keyed by float precision name."""
+
+    atol: dict[str, float] = field(default_factory=lambda: {"float32": 1e-4, "float16": 1e-2})
+    default_atol: float = 1e-3
+    min_top1: float = 0.8
+    min_sqnr_db: float = 10.0
+
+    def atol_for(self, precision: str) -> float:
+        return float(self.atol.get(precision, self.default_atol))
+
+
+def is_float_precision(precision: str) -> bool:
+    return precision.startswith(("float", "fp", "bf"))
+
+
+def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """``20*log10(||x|| / ||x - y||)``; ``inf`` when identical."""
+    x = np.asarray(reference, dtype=np.float64).ravel()
+    noise = float(np.linalg.norm(x - np.asarray(candidate, dtype=np.float64).ravel()))
+    signal = float(np.linalg.norm(x))
+    if noise == 0.0:
+        return math.inf
+    if signal == 0.0:
+        return -math.inf
+    return 20.0 * math.log10(signal / noise)
+
+
+def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float | None:
+    """Share of samples with the same argmax; ``None`` for non-classifier outputs."""
+    if reference.ndim != 2 or reference.shape[1] < 2:
+        return None
+    return float(np.mean(np.argmax(reference, axis=1) == np.argmax(candidate, axis=1)))
+
+
+def _finite(v: float) -> float | str:
+    # JSON has no inf/nan; keep the manifest strict JSON.
+    return v if math.isfinite(v) else ("inf" if v > 0 else "-inf" if v < 0 else "nan")
+
+
+def compare(
+    reference: dict[str, np.ndarray],
+    candidate: dict[str, np.ndarray],
+    *,
+    quantized: bool,
+    atol: float,
+    min_top1: float,
+    min_sqnr_db: float,
+    candidate_shapes: dict[str, tuple[int | None, ...]] | None = None,
+    label: str = "artifact",
+    classifier: set[str] | None = None,
+) -> dict[str, Any]:
+    """Compare named outputs: names, then shapes, then values.
+
+    ``classifier`` names the outputs that hold class scores (top-1 agreement is
+    checked on those); ``None`` means every 2-D output with several columns.
+
+    Returns ``{"passed", "check", "outputs": {name: {...}}, "failures": [str]}``.
+    Never raises: the caller decides (see :func:`raise_for`).
+    """
+    failures: list[str] = []
+    outputs: dict[str, Any] = {}
+    ref_names, cand_names = list(reference), list(candidate)
+    if sorted(ref_names) != sorted(cand_names):
+        failures.append(f"{label}: output names differ: expected {ref_names}, received {cand_names}")
+        if len(ref_names) == len(cand_names):  # still compare values, by position
+            candidate = dict(zip(ref_names, candidate.values()))
+        else:
+            return {"passed": False, "check": "quantized" if quantized else "float", "outputs": {}, "failures": failures}
+    for name in ref_names:
+        x, y = reference[name], candidate.get(name)
+        if y is None:
+            continue
+        declared = (candidate_shapes or {}).get(name)
+        want = tuple(x.shape[1:])
+        if declared is not None and not _shape_ok(tuple(declared[1:]), want):
+            failures.append(f"{label}: output {name!r} declares shape {_dims(declared)}, expected (N, {', '.join(map(str, want))})")
+            continue
+        if tuple(y.shape) != tuple(x.shape):
+            failures.append(f"{label}: output {name!r} has shape {tuple(y.shape)}, expected {tuple(x.shape)}")
+            continue
+        diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+        max_diff = float(diff.max()) if diff.size else 0.0
+        entry: dict[str, Any] = {"max_abs_diff": max_diff, "mean_abs_diff": float(diff.mean()) if diff.size else 0.0}
+        if not np.isfinite(y).all():
+            failures.append(f"{label}: output {name!r} holds NaN/Inf values; max abs diff {max_diff:.4g}")
+        if quantized:
+            sq = sqnr_db(x, y)
+            top1 = top1_agreement(x, y) if classifier is None or name in classifier else None
+            entry.update(sqnr_db=_finite(sq), top1_agreement=top1)
+            if top1 is not None and top1 < min_top1:
+                failures.append(
+                    f"{label}: output {name!r} top-1 agreement {top1:.4f} < {min_top1} (max abs diff {max_diff:.4g}, SQNR {sq:.2f} dB)"
+                )
+            if not sq >= min_sqnr_db:
+                failures.append(
+                    f"{label}: output {name!r} SQNR {sq:.2f} dB < {min_sqnr_db} dB (max abs diff {max_diff:.4g})"
+                )
+        else:
+            entry["atol"] = atol
+            if not max_diff <= atol:
+                failures.append(f"{label}: output {name!r} max abs diff {max_diff:.4g} > atol {atol:g}")
+        outputs[name] = entry
+    check = "quantized" if quantized else "float"
+    limits: dict[str, Any] = {"min_top1": min_top1, "min_sqnr_db": min_sqnr_db} if quantized else {"atol": atol}
+    return {"passed": not failures, "check": check, "limits": limits, "outputs": outputs, "failures": failures}
+
+
+def _shape_ok(got: tuple[int | None, ...], want: tuple[int, ...]) -> bool:
+    return len(got) == len(want) and all(g is None or g == w for g, w in zip(got, want))
+
+
+def _dims(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+
+
+def keras_outputs(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The Keras model's outputs on ``x``, keyed by Keras output name."""
+    ys = model.predict(x, batch_size=64, verbose=0)
+    ys = ys if isinstance(ys, list) else [ys]
+    return {name: np.asarray(y) for name, y in zip(model.output_names, ys)}
+
+
+def artifact_outputs(path: Path, fmt: str, x: np.ndarray, precision: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, tuple[int | None, ...]]]:
+    """Run a model file through the runtime; outputs (dequantized) keyed by user-facing name.
+
+    TFLite tensor names are converter-made (``StatefulPartitionedCall:0``): the
+    default signature maps them back to the Keras output names. ONNX keeps them.
+    """
+    from edgeship.runtime._graph import read_graph
+    from edgeship.runtime._load import load_file
+
+    graph = read_graph(path, fmt)
+    by_tensor = {tensor: name for name, tensor in graph.output_names.items()}
+    with load_file(Path(path), fmt, precision=precision, nan_policy="ignore") as model:
+        ys = model.predict(x)
+        ys = ys if isinstance(ys, list) else [ys]
+        names = [by_tensor.get(o.name, o.name) for o in model.outputs]
+        shapes = {n: tuple(o.shape) for n, o in zip(names, model.outputs)}
+        return {n: np.asarray(y) for n, y in zip(names, ys)}, shapes
+
+
+def check_artifact(
+    path: Path,
+    fmt: str,
+    precision: str,
+    reference: dict[str, np.ndarray],
+    x: np.ndarray,
+    tolerance: Tolerance | None = None,
+    classifier: set[str] | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Parity of one file against the Keras outputs ``reference`` on ``x``.
+
+    ``classifier``: the outputs holding class scores (see :func:`compare`).
+
+    Returns the result dict (for the manifest) and the artifact's outputs (for
+    the cross-format check).
+    """
+    tol = tolerance or Tolerance()
+    outs, shapes = artifact_outputs(path, fmt, x, precision)
+    quantized = not is_float_precision(precision)
+    result = compare(
+        reference, outs,
+        quantized=quantized, atol=tol.atol_for(precision), min_top1=tol.min_top1, min_sqnr_db=tol.min_sqnr_db,
+        candidate_shapes=shapes, label=Path(path).name, classifier=classifier,
+    )
+    result["samples"] = int(len(x))
+    return result, outs
+
+
+def classifier_outputs(reference: dict[str, np.ndarray], labels: list[str] | None) -> set[str]:
+    """Outputs with one column per label: those hold class scores."""
+    n = len(labels or [])
+    return {k for k, v in reference.items() if n > 1 and v.ndim == 2 and v.shape[1] == n}
+
+
+def check_cross(
+    a: dict[str, np.ndarray], b: dict[str, np.ndarray], *, label: str, min_top1: float,
+    classifier: set[str] | None = None,
+) -> dict[str, Any]:
+    """Agreement of two quantized artifacts (TFLite int8 vs ONNX int8)."""
+    failures: list[str] = []
+    outputs: dict[str, Any] = {}
+    for name, x in a.items():
+        y = b.get(name)
+        if y is None or y.shape != x.shape:
+            failures.append(f"{label}: output {name!r} missing or shaped differently in the second file")
+            continue
+        max_diff = float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max()) if x.size else 0.0
+        top1 = top1_agreement(x, y) if classifier is None or name in classifier else None
+        outputs[name] = {"max_abs_diff": max_diff, "top1_agreement": top1, "sqnr_db": _finite(sqnr_db(x, y))}
+        if top1 is not None and top1 < min_top1:
+            failures.append(f"{label}: output {name!r} top-1 agreement {top1:.4f} < {min_top1} (max abs diff {max_diff:.4g})")
+    return {"passed": not failures, "pair": label, "limits": {"min_top1": min_top1}, "outputs": outputs, "failures": failures}
+
+
+def raise_for(results: list[dict[str, Any]]) -> None:
+    """Raise one :class:`ParityError` listing every failure of ``results``, if any."""
+    failures = [f for r in results for f in r.get("failures", [])]
+    if failures:
+        raise ParityError(
+            f"Expected every artifact to match the Keras model on the eval sample. Received {len(failures)} "
+            f"parity failure(s): {'; '.join(failures)}. Fix: check the converter/quantization settings, "
+            "loosen [export] parity limits, or set export.allow_parity_failure = true to ship anyway "
+            "(the manifest then records the failure)."
+        )

@@ -1,0 +1,206 @@
+"""Parity of every export variant against the Keras model, on zoo architectures.
+
+Real conversions (TFLite converter, tf2onnx, ORT quantization) of zoo models
+trained for a few epochs on a synthetic task in the test; real LiteRT / ORT
+inference. Also: corrupting a quantization scale must raise ParityError.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgeship.export._metadata import embed_metadata, metadata_dict
+from edgeship.export._parity import (
+    Tolerance,
+    check_artifact,
+    check_cross,
+    compare,
+    keras_outputs,
+    raise_for,
+    sqnr_db,
+)
+from edgeship.recipe import OnnxPrecision, TflitePrecision
+from edgeship.runtime._errors import ParityError
+
+# arch -> (input shape, builder options); small inputs keep the conversions fast.
+ARCHS: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
+    "small_cnn": ((8, 8, 1), {"width": 8}),
+    "ds_cnn": ((16, 8, 1), {"filters": 16}),
+    "resnet8": ((16, 16, 3), {"filters": 8}),
+}
+TFLITE_VARIANTS = list(typing.get_args(TflitePrecision))
+ONNX_VARIANTS = list(typing.get_args(OnnxPrecision))
+CLASSES = 6
+
+
+def _task(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy class templates: learnable in a few epochs, so the model is confident."""
+    rng = np.random.default_rng(seed)
+    templates = rng.normal(size=(CLASSES, *shape)).astype(np.float32)
+    y = rng.integers(0, CLASSES, 480)
+    x = templates[y] + 0.5 * rng.normal(size=(len(y), *shape)).astype(np.float32)
+    return x.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def trained() -> dict[str, Any]:
+    """Each architecture, trained briefly; its eval and calibration samples."""
+    from edgeship import train
+    out = {}
+    for arch, (shape, options) in ARCHS.items():
+        train.set_seed(0)
+        x, y = _task(shape)
+        model = train.create_model(arch, shape, CLASSES, **options)
+        train.compile_classifier(model, 3e-3)
+        model.fit(x, y, epochs=4, batch_size=32, verbose=0)
+        out[arch] = {"model": model, "x_eval": x[:96], "calibration": x[96:160], "onnx": {}}
+    return out
+
+
+def _convert(case: dict[str, Any], fmt: str, precision: str) -> bytes:
+    from edgeship import export
+    from edgeship.export.onnx import quantize_onnx_dynamic
+
+    model, calibration = case["model"], case["calibration"]
+    if fmt == "tflite":
+        needs_cal = precision in ("int8", "int16x8")
+        return export.to_tflite(model, precision, calibration if needs_cal else None)
+    if "float32" not in case["onnx"]:
+        case["onnx"]["float32"] = export.to_onnx(model)
+    float_onnx = case["onnx"]["float32"]
+    if precision == "float32":
+        return float_onnx
+    if precision == "int8":
+        return export.quantize_onnx(float_onnx, calibration)
+    return quantize_onnx_dynamic(float_onnx)
+
+
+def _write(tmp: Path, case: dict[str, Any], fmt: str, precision: str) -> Path:
+    data = embed_metadata(_convert(case, fmt, precision), fmt, metadata_dict(None, None, "0" * 64))
+    path = tmp / f"model.{precision}.{fmt}"
+    path.write_bytes(data)
+    return path
+
+
+VARIANTS = [("tflite", p) for p in TFLITE_VARIANTS] + [("onnx", p) for p in ONNX_VARIANTS]
+
+
+def test_every_registered_variant_has_a_parity_case() -> None:
+    # Guard: a precision added to the recipe without a parity case fails here.
+    assert {p for f, p in VARIANTS if f == "tflite"} == set(typing.get_args(TflitePrecision))
+    assert {p for f, p in VARIANTS if f == "onnx"} == set(typing.get_args(OnnxPrecision))
+    assert len(ARCHS) >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_parity_every_variant(arch: str, trained: dict[str, Any], tmp_path: Path) -> None:
+    case = trained[arch]
+    model, x = case["model"], case["x_eval"]
+    reference = keras_outputs(model, x)
+    assert list(reference) == model.output_names
+    tol = Tolerance()
+    int8_outs: dict[str, dict[str, np.ndarray]] = {}
+    summary = {}
+    for fmt, precision in VARIANTS:
+        path = _write(tmp_path, case, fmt, precision)
+        result, outs = check_artifact(path, fmt, precision, reference, x, tol)
+        assert result["passed"], result["failures"]
+        name = model.output_names[0]
+        entry = result["outputs"][name]
+        if precision.startswith("float"):
+            assert result["check"] == "float" and entry["max_abs_diff"] <= tol.atol_for(precision)
+        else:
+            assert result["check"] == "quantized"
+            assert entry["sqnr_db"] == "inf" or entry["sqnr_db"] >= tol.min_sqnr_db
+            assert entry["top1_agreement"] >= tol.min_top1
+        if precision == "int8":
+            int8_outs[fmt] = outs
+        summary[f"{fmt}/{precision}"] = entry
+    cross = check_cross(int8_outs["tflite"], int8_outs["onnx"], label="tflite int8 vs onnx int8", min_top1=tol.min_top1)
+    assert cross["passed"], cross["failures"]
+    print(arch, {k: {m: v for m, v in e.items() if m in ("max_abs_diff", "sqnr_db", "top1_agreement")} for k, e in summary.items()})
+
+
+# -- failures are collected, typed and specific ----------------------------------
+def test_compare_checks_names_then_shapes_then_values() -> None:
+    ref = {"probs": np.eye(4, dtype=np.float32), "aux": np.ones((4, 2), np.float32)}
+    bad_shape = {"probs": np.eye(4, dtype=np.float32)[:, :3], "aux": np.ones((4, 2), np.float32) + 0.5}
+    r = compare(ref, bad_shape, quantized=False, atol=1e-4, min_top1=0.9, min_sqnr_db=10)
+    assert not r["passed"]
+    assert any("'probs' has shape (4, 3), expected (4, 4)" in f for f in r["failures"])
+    assert any("'aux' max abs diff 0.5 > atol" in f for f in r["failures"])  # both collected
+    renamed = {"logits": np.eye(4, dtype=np.float32), "aux": ref["aux"]}
+    r = compare(ref, renamed, quantized=False, atol=1e-4, min_top1=0.9, min_sqnr_db=10)
+    assert "output names differ" in r["failures"][0]
+    with pytest.raises(ParityError, match=r"2 parity failure\(s\).*'probs'"):
+        raise_for([compare(ref, bad_shape, quantized=False, atol=1e-4, min_top1=0.9, min_sqnr_db=10)])
+
+
+def test_top1_only_for_class_score_outputs() -> None:
+    # A reconstruction output (autoencoder) is 2-D too; only outputs named as classifiers get top-1.
+    rng = np.random.default_rng(0)
+    x = {"recon": rng.normal(size=(32, 16)).astype(np.float32)}
+    y = {"recon": x["recon"] + 0.01 * rng.normal(size=(32, 16)).astype(np.float32)}
+    r = compare(x, y, quantized=True, atol=0, min_top1=1.0, min_sqnr_db=10, classifier=set())
+    assert r["passed"] and r["outputs"]["recon"]["top1_agreement"] is None
+    assert r["outputs"]["recon"]["sqnr_db"] > 30
+    r = compare(x, {"recon": x["recon"] * 0.2}, quantized=True, atol=0, min_top1=0.0, min_sqnr_db=10, classifier=set())
+    assert not r["passed"] and "SQNR 1.94 dB < 10" in r["failures"][0]  # 20*log10(1/0.8)
+
+
+def test_sqnr_definition() -> None:
+    x = np.array([3.0, 4.0])
+    assert sqnr_db(x, x * 1.1) == pytest.approx(20.0)  # ||x|| / ||0.1 x|| = 10 -> 20 dB
+    assert sqnr_db(x, x) == float("inf")
+
+
+def _corrupt_tflite_weight_scale(path: Path, factor: float) -> None:
+    """Scale the per-channel scales of the first conv's weights: the kernel's multiplier changes."""
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+
+    model = fb.read_model_from_bytearray(bytearray(path.read_bytes()))
+    sub = model.subgraphs[0]
+    conv = next(op for op in sub.operators if fb.opcode_to_name(model, op.opcodeIndex) == "CONV_2D")
+    q = sub.tensors[conv.inputs[1]].quantization
+    q.scale = [s * factor for s in q.scale]
+    path.write_bytes(bytes(fb.convert_object_to_bytearray(model)))
+
+
+def _corrupt_onnx_dequant_scale(path: Path, factor: float) -> None:
+    """Scale the initializer of the first weight DequantizeLinear's scale."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {t.name: t for t in model.graph.initializer}
+    node = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                and len(inits[n.input[0]].dims) == 4)
+    scale = inits[node.input[1]]
+    scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(factor), scale.name))
+    path.write_bytes(model.SerializeToString())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_corrupted_quantization_scale_raises_parity_error(fmt: str, trained: dict[str, Any], tmp_path: Path) -> None:
+    case = trained["small_cnn"]
+    model, x = case["model"], case["x_eval"]
+    reference = keras_outputs(model, x)
+    path = _write(tmp_path, case, fmt, "int8")
+    good, _ = check_artifact(path, fmt, "int8", reference, x)
+    assert good["passed"], good["failures"]
+    (_corrupt_tflite_weight_scale if fmt == "tflite" else _corrupt_onnx_dequant_scale)(path, 0.02)
+    bad, _ = check_artifact(path, fmt, "int8", reference, x)
+    assert not bad["passed"]
+    diff = bad["outputs"]["probs"]["max_abs_diff"]
+    assert diff > good["outputs"]["probs"]["max_abs_diff"]
+    with pytest.raises(ParityError) as info:
+        raise_for([bad])
+    message = str(info.value)
+    assert "'probs'" in message and f"max abs diff {diff:.4g}" in message

@@ -1,0 +1,191 @@
+"""``images:PATH`` datasets: class sub-folders of images, and training-time augmentation.
+
+Two layouts, as Keras ``image_dataset_from_directory`` reads them:
+
+- ``PATH/<class>/*.png``: split into train/val/test (stratified, fixed seed);
+- ``PATH/train/<class>/...`` and ``PATH/test/<class>/...``: the test folder is
+  the held-out test split; validation comes out of ``train/``.
+
+Class names are the sub-folder names in sorted order (label ids 0..n-1), as in
+Keras. Images are decoded with Pillow, converted to RGB (or grayscale),
+resized to ``image_size`` (bilinear) and multiplied by ``rescale``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.runtime._errors import DataError
+
+from ._datasets import Dataset, register_dataset, split
+
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+
+def _class_folders(root: Path) -> dict[str, list[Path]]:
+    if not root.is_dir():
+        what = "a file" if root.exists() else "nothing (no such path)"
+        raise DataError(
+            f"Expected a folder of class sub-folders for images:PATH. Received: {root}, {what}. "
+            "Point data.dataset at a folder such as images:data/pets holding cats/ and dogs/."
+        )
+    classes: dict[str, list[Path]] = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(f for f in sub.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        classes[sub.name] = files
+    found = {k: len(v) for k, v in classes.items()}
+    if not any(found.values()):
+        raise DataError(
+            f"Expected class sub-folders holding images ({', '.join(IMAGE_SUFFIXES)}) in {root}. "
+            f"Received: {'no sub-folders' if not classes else f'empty sub-folders {sorted(classes)}'}. "
+            "Put each class's images in its own sub-folder."
+        )
+    empty = sorted(k for k, n in found.items() if n == 0)
+    if empty:
+        raise DataError(
+            f"Every class sub-folder of {root} must hold images. Received: no images in {', '.join(empty)}. "
+            "Add images there or remove those folders."
+        )
+    if len(classes) < 2:
+        raise DataError(
+            f"A classifier needs at least 2 classes. Received: a single class folder {next(iter(classes))!r} "
+            f"in {root}. Add a sub-folder per class."
+        )
+    return classes
+
+
+def _read(path: Path, size: tuple[int, int], mode: str) -> np.ndarray:
+    from edgeship._tf import require
+
+    pil = require("PIL.Image", "Reading image folders")
+    try:
+        with pil.open(path) as img:
+            img = img.convert(mode).resize((size[1], size[0]), pil.BILINEAR)
+            arr = np.asarray(img, dtype=np.float32)
+    except Exception as exc:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError, ...
+        raise DataError(
+            f"Cannot read image {path}. Received: {type(exc).__name__}: {exc}. "
+            "Remove or replace the file (supported: BMP, GIF, JPEG, PNG)."
+        ) from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _load_folder(
+    classes: dict[str, list[Path]], names: list[str], size: tuple[int, int], mode: str, rescale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for label, name in enumerate(names):
+        for f in classes.get(name, []):
+            xs.append(_read(f, size, mode))
+            ys.append(label)
+    x = np.stack(xs).astype(np.float32) * np.float32(rescale)
+    return x, np.asarray(ys, dtype=np.int64)
+
+
+@register_dataset("images")
+def _images(
+    *,
+    path: str,
+    seed: int,
+    test_fraction: float,
+    val_fraction: float,
+    image_size: tuple[int, int] | list[int] = (32, 32),
+    color_mode: str = "rgb",
+    rescale: float = 1.0 / 255.0,
+) -> Dataset:
+    """A folder of class sub-folders (or ``train/`` + ``test/`` folders of them)."""
+    root = Path(path).expanduser()
+    size = (int(image_size[0]), int(image_size[1]))
+    mode = {"rgb": "RGB", "grayscale": "L"}.get(color_mode)
+    if mode is None:
+        raise DataError(f"data.color_mode must be 'rgb' or 'grayscale'. Received: {color_mode!r}. Fix the recipe.")
+    two_folders = (root / "train").is_dir() and (root / "test").is_dir()
+    if two_folders:
+        train_classes = _class_folders(root / "train")
+        test_classes = _class_folders(root / "test")
+        names = sorted(train_classes)
+        if sorted(test_classes) != names:
+            raise DataError(
+                f"train/ and test/ in {root} must hold the same class folders. Received: train {names}, "
+                f"test {sorted(test_classes)}. Make the class folders match."
+            )
+        x, y = _load_folder(train_classes, names, size, mode, rescale)
+        x_test, y_test = _load_folder(test_classes, names, size, mode, rescale)
+        x_train, y_train, x_val, y_val, _, _ = split(x, y, seed=seed, test_fraction=0.0, val_fraction=val_fraction)
+    else:
+        classes = _class_folders(root)
+        names = sorted(classes)
+        x, y = _load_folder(classes, names, size, mode, rescale)
+        x_train, y_train, x_val, y_val, x_test, y_test = split(
+            x, y, seed=seed, test_fraction=test_fraction, val_fraction=val_fraction
+        )
+    channels = 3 if mode == "RGB" else 1
+    return Dataset(
+        f"images:{root.name}",
+        x_train, y_train, x_val, y_val, x_test, y_test,
+        labels=names,
+        preprocessing={
+            "scale": float(rescale),
+            "mean": 0.0,
+            "layout": "NHWC",
+            "input_range": [0, 255],
+            "input_shape": [size[0], size[1], channels],
+            "resize": [size[0], size[1]],
+            "color_mode": color_mode,
+            "layout_on_disk": "train/ + test/ class folders" if two_folders else "class folders",
+        },
+    )
+
+
+def make_augmenter(
+    *, shear: float = 0.0, zoom: float = 0.0, horizontal_flip: bool = False, rotation: float = 0.0
+) -> Any | None:
+    """A ``(x_batch, y_batch) -> (x_batch, y_batch)`` tf function, or ``None`` when nothing is on.
+
+    One random affine transform per image about its centre, as Keras
+    ``ImageDataGenerator`` defines the ranges: ``rotation`` in degrees
+    (uniform in +-rotation), ``shear`` angle in degrees (+-shear), ``zoom``
+    a fraction (scale uniform in [1-zoom, 1+zoom]); then a random left-right
+    flip with probability 1/2 when ``horizontal_flip``. Edges are filled with
+    the nearest pixel. Used on training batches only, never at evaluation or export.
+    """
+    if not (shear or zoom or horizontal_flip or rotation):
+        return None
+    from edgeship._tf import tf_modules
+
+    tf, _ = tf_modules()
+    rot = float(rotation) * math.pi / 180.0
+    shr = float(shear) * math.pi / 180.0
+    zm = float(zoom)
+
+    def augment(x: Any, y: Any) -> tuple[Any, Any]:
+        x = tf.cast(x, tf.float32)
+        n = tf.shape(x)[0]
+        h = tf.cast(tf.shape(x)[1], tf.float32)
+        w = tf.cast(tf.shape(x)[2], tf.float32)
+        if rot or shr or zm:
+            theta = tf.random.uniform([n], -rot, rot)
+            sh = tf.random.uniform([n], -shr, shr)
+            z = tf.random.uniform([n], 1.0 - zm, 1.0 + zm)
+            # Output->input map: rotation(theta) . shear(sh) . zoom(z) about the centre.
+            a0, a1 = z * tf.cos(theta), -z * tf.sin(theta + sh)
+            b0, b1 = z * tf.sin(theta), z * tf.cos(theta + sh)
+            cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
+            a2 = cx - a0 * cx - a1 * cy
+            b2 = cy - b0 * cx - b1 * cy
+            zeros = tf.zeros([n])
+            transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+            x = tf.raw_ops.ImageProjectiveTransformV3(
+                images=x, transforms=transforms, output_shape=tf.shape(x)[1:3],
+                fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST",
+            )
+        if horizontal_flip:
+            flip = tf.random.uniform([n]) < 0.5
+            x = tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x)
+        return x, y
+
+    return augment
