@@ -24,16 +24,32 @@ import numpy as np
 from edgeship.runtime import load
 
 
-def raw_call(model: Any, x: np.ndarray) -> Any:
-    """A zero-argument callable that runs the model's engine directly on ``x``."""
+def raw_call(model: Any, x: np.ndarray, convert: bool = False) -> Any:
+    """A zero-argument callable that runs the model's engine directly on ``x``.
+
+    For a model with int8 input/output, ``convert=False`` feeds pre-quantized codes
+    and returns int8 (the engine alone); ``convert=True`` also quantizes the float
+    input and dequantizes the output the way a caller would write it by hand.
+    """
     backend = model._backend
     spec = model.inputs[0]
-    if spec.quantized:  # what a raw caller would feed: the int8 codes
+    quantized = spec.quantized
+    if quantized and not convert:  # what a raw caller would feed: the int8 codes
         x = model._quantize(x, spec)
     if model.format == "tflite":
         interp = backend._interp
         set_tensor, invoke, get_tensor = interp.set_tensor, interp.invoke, interp.get_tensor
         i, o = backend._in_idx[0], backend._out_idx[0]
+        if quantized and convert:
+            s_in, z_in, out = np.float32(spec.scale), np.float32(spec.zero_point), model.outputs[0]
+            s_out, z_out = np.float32(out.scale), np.float32(out.zero_point)
+
+            def call_convert() -> Any:
+                set_tensor(i, np.clip(np.rint(x / s_in) + z_in, -128, 127).astype(np.int8))
+                invoke()
+                return (get_tensor(o).astype(np.float32) - z_out) * s_out
+
+            return call_convert
 
         def call() -> Any:
             set_tensor(i, x)
@@ -49,13 +65,15 @@ def raw_call(model: Any, x: np.ndarray) -> Any:
     return call_ort
 
 
-def interleaved(model: Any, x: np.ndarray, *, rounds: int = 7, pairs: int = 2000, warmup: int = 200) -> dict[str, Any]:
-    raw = raw_call(model, x)
+def interleaved(model: Any, x: np.ndarray, *, rounds: int = 7, pairs: int = 2000, warmup: int = 200,
+                convert: bool = False) -> dict[str, Any]:
+    raw = raw_call(model, x, convert)
     ours = model.predict
     clock = time.perf_counter_ns
-    np.testing.assert_allclose(
-        ours(x), model._finish([_first(raw())]) if not model._plain_out else _first(raw()), rtol=0, atol=0
-    )  # same numbers: the comparison is like for like
+    expect = _first(raw())
+    if not convert:
+        expect = model._finish([expect]) if not model._plain_out else expect
+    np.testing.assert_allclose(ours(x), expect, rtol=0, atol=1e-6)  # same numbers: like for like
     for _ in range(warmup):
         raw()
         ours(x)
@@ -83,11 +101,15 @@ def interleaved(model: Any, x: np.ndarray, *, rounds: int = 7, pairs: int = 2000
     }
 
 
-def overhead(path: Path, x: np.ndarray, *, threads: int = 1, **kw: Any) -> dict[str, Any]:
-    with load(path, threads=threads) as model:
-        res = interleaved(model, np.ascontiguousarray(x[:1], dtype=np.float32), **kw)
+def overhead(path: Path, x: np.ndarray, *, threads: int = 1, nan_policy: str = "raise", convert: bool = False,
+             **kw: Any) -> dict[str, Any]:
+    with load(path, threads=threads, nan_policy=nan_policy) as model:  # type: ignore[arg-type]
+        if convert and not model.inputs[0].quantized:
+            return {}
+        res = interleaved(model, np.ascontiguousarray(x[:1], dtype=np.float32), convert=convert, **kw)
         return {"file": path.name, "format": model.format, "precision": model.precision, "engine": model.engine,
-                "threads": threads, **res}
+                "threads": threads, "nan_policy": nan_policy,
+                "raw_baseline": "engine + hand-written int8 conversion" if convert else "engine only", **res}
 
 
 def _first(out: Any) -> Any:

@@ -291,8 +291,10 @@ class VariantMaker:
         done: tuple[str, ...] = ()
         for k in range(1, q.max_float_layers + 1):
             names = most_sensitive(self.sqnr_db["tflite"], k)
-            if len(names) < k or tuple(names) == done:
+            if len(names) < k:
                 break
+            if tuple(names) == done:  # a tie group already covered this k
+                continue
             done = tuple(names)
             yield ("float_fallback", f"PTQ {pc} with {k} lowest-SQNR layer(s) in float: {', '.join(names)}",
                    lambda names=names: to_tflite(m, "int8", cal, per_channel=q.per_channel, float_layers=names))
@@ -324,8 +326,10 @@ class VariantMaker:
         done: tuple[str, ...] = ()
         for k in range(1, self.q.max_float_layers + 1):
             names = most_sensitive(self.sqnr_db["onnx"], k)
-            if len(names) < k or tuple(names) == done:
+            if len(names) < k:
                 break
+            if tuple(names) == done:  # a tie group already covered this k
+                continue
             done = tuple(names)
             excl = replace(cfg, nodes_to_exclude=tuple(names))
             yield ("float_fallback", f"{excl.describe()}: {', '.join(names)}",

@@ -27,14 +27,17 @@ MAX_DB = 120.0  # an exact match reports this instead of +inf (JSON has no inf)
 
 def sqnr_db(x: np.ndarray, y: np.ndarray) -> float:
     """20·log10(‖x‖ / ‖x − y‖), capped at ``MAX_DB``."""
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
-    signal = float(np.linalg.norm(x))
-    noise = float(np.linalg.norm(x - y))
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = np.asarray(x, dtype=np.float64).ravel()
+        y = np.asarray(y, dtype=np.float64).ravel()
+        signal = float(np.linalg.norm(x))
+        noise = float(np.linalg.norm(x - y))
+    if not (math.isfinite(signal) and math.isfinite(noise)):
+        return float("nan")
     if noise <= 1e-12 * max(signal, 1e-30):
         return MAX_DB
     if signal == 0.0:
-        return -MAX_DB
+        return float("nan")  # an all-zero activation (a dead ReLU sample): no signal to compare
     return float(min(MAX_DB, 20.0 * math.log10(signal / noise)))
 
 
@@ -63,8 +66,14 @@ def tflite_sqnr(model: Any, calibration: np.ndarray, *, samples: int = 32, per_c
     out: dict[str, float] = {}
     for verify_name, stats in debugger.layer_statistics.items():
         tensor_name, _ = debugger._get_operand_name_and_index(verify_name)
-        out[tensor_name] = round(float(stats["sqnr_db"]), 3)
+        out[tensor_name] = _finite(stats["sqnr_db"])
     return out
+
+
+def _finite(value: float) -> float:
+    # The debugger averages per-sample values with nanmean; all-NaN means the tensor was always zero.
+    v = float(value)
+    return round(v, 3) if math.isfinite(v) else MAX_DB
 
 
 def onnx_sqnr(float_model: bytes, qdq_model: bytes, inputs: np.ndarray) -> dict[str, float]:
@@ -93,13 +102,21 @@ def onnx_sqnr(float_model: bytes, qdq_model: bytes, inputs: np.ndarray) -> dict[
         float_acts = collect_activations(paths["float"], _ReaderIter(name, inputs))
         qdq_acts = collect_activations(paths["qdq"], _ReaderIter(name, inputs))
     matched = create_activation_matching(qdq_acts, float_acts)
-    producer = {out: node.name for node in graph.node for out in node.output}
+    producer = {out: node for node in graph.node for out in node.output}
     result: dict[str, float] = {}
     for tensor, match in matched.items():
         if tensor not in producer or "float" not in match:
             continue
         per_sample = [sqnr_db(f, q) for f, q in zip(match["float"], match["post_qdq"])]
-        result[producer[tensor]] = round(float(np.mean(per_sample)), 3)
+        value = _finite(np.nanmean(per_sample)) if not np.isnan(per_sample).all() else MAX_DB
+        # The quantizer fuses e.g. Gemm -> Relu: only the Relu output gets a QDQ pair.
+        # The nodes before it whose outputs are not quantized share its SQNR, so that
+        # keeping the group in float (nodes_to_exclude) keeps all of it.
+        node = producer[tensor]
+        while node is not None and node.name not in result:
+            result[node.name] = value
+            first = node.input[0] if node.input else None
+            node = producer.get(first) if first is not None and first not in matched else None
     return result
 
 
@@ -111,10 +128,16 @@ class _ReaderIter:
 
     def __iter__(self) -> Any:
         for i in range(len(self._x)):
-            yield {self._name: np.ascontiguousarray(self._x[i : i + 1], dtype=np.float32)}
+            dtype = self._x.dtype if self._x.dtype.kind in "iu" else np.float32  # token ids stay integers
+            yield {self._name: np.ascontiguousarray(self._x[i : i + 1], dtype=dtype)}
 
 
-def most_sensitive(sqnr: dict[str, float], k: int, exclude: tuple[str, ...] = ()) -> list[str]:
-    """The ``k`` names with the lowest SQNR (ties broken by name)."""
-    ranked = sorted((v, n) for n, v in sqnr.items() if n not in exclude)
-    return [n for _, n in ranked[:k]]
+def most_sensitive(sqnr: dict[str, float], k: int) -> list[str]:
+    """The ``k`` names with the lowest SQNR, plus any name tied with a chosen one.
+
+    Ties are kept together because :func:`onnx_sqnr` gives a fused node group
+    (e.g. Gemm + Relu) one shared value: the group goes to float as a whole.
+    """
+    ranked = sorted((v, n) for n, v in sqnr.items())
+    chosen = {v for v, _ in ranked[:k]}
+    return [n for v, n in ranked if v in chosen]

@@ -8,6 +8,7 @@ manifest hash covers the metadata. The layout is documented in
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from edgeship._tf import require
@@ -72,6 +73,7 @@ def _embed_onnx(content: bytes, metadata: dict[str, Any], shapes: bool) -> bytes
             model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
         except Exception:  # shape inference is a nicety for the RAM estimate only
             pass
+    _canonical_generated_names(model)
     props = {p.key: p.value for p in model.metadata_props if not p.key.startswith(ONNX_PREFIX)}
     for key, value in metadata.items():
         props[ONNX_PREFIX + key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
@@ -79,3 +81,61 @@ def _embed_onnx(content: bytes, metadata: dict[str, Any], shapes: bool) -> bytes
     for key, value in props.items():
         model.metadata_props.add(key=key, value=value)
     return bytes(model.SerializeToString())
+
+
+_GENERATED = re.compile(r"__(\d+)")
+
+
+def _canonical_generated_names(model: Any) -> None:
+    """Renumber tf2onnx's generated ``name__N`` suffixes in order of first use.
+
+    tf2onnx numbers the nodes it inserts from a process-global counter
+    (``tf2onnx.utils.make_name``), so the same model converted twice in one
+    process gets different names (``Conv2D__6`` then ``Conv2D__42``) and
+    different bytes. Names carry no semantics; renumbering them 1, 2, 3... in
+    graph order makes the bytes depend on the model only. Models with
+    subgraphs (If/Loop) are left as they are.
+    """
+    graph = model.graph
+    if any(a.type in (5, 10) for n in graph.node for a in n.attribute):  # GRAPH / GRAPHS attributes
+        return
+    numbers: dict[str, str] = {}
+
+    def rename(name: str) -> str:
+        def sub(m: re.Match[str]) -> str:
+            return "__" + numbers.setdefault(m.group(1), str(len(numbers) + 1))
+
+        return _GENERATED.sub(sub, name) if name else name
+
+    for node in graph.node:
+        node.name = rename(node.name)
+        node.input[:] = [rename(i) for i in node.input]
+        node.output[:] = [rename(o) for o in node.output]
+    for t in graph.initializer:
+        t.name = rename(t.name)
+    for v in [*graph.input, *graph.output, *graph.value_info]:
+        v.name = rename(v.name)
+    # tf2onnx also merges initializers with equal values and keeps an arbitrary one's
+    # name (untrained BatchNorm ones/zeros, for instance): name shared ones by first use,
+    # and store initializers in first-use order.
+    uses: dict[str, int] = {}
+    order: dict[str, tuple[int, int]] = {}
+    for i, node in enumerate(graph.node):
+        for j, name in enumerate(node.input):
+            uses[name] = uses.get(name, 0) + 1
+            order.setdefault(name, (i, j))
+    inits = {t.name for t in graph.initializer}
+    shared = sorted((n for n in inits if uses.get(n, 0) > 1), key=lambda n: order[n])
+    new_names = {n: f"shared_const__{k}" for k, n in enumerate(shared, start=1)}
+    if new_names:
+        for node in graph.node:
+            node.input[:] = [new_names.get(i, i) for i in node.input]
+        for t in graph.initializer:
+            t.name = new_names.get(t.name, t.name)
+        order = {new_names.get(n, n): i for n, i in order.items()}
+    ranked = sorted(graph.initializer, key=lambda t: (order.get(t.name, (len(graph.node), 0)), t.name))
+    copies = [type(t)() for t in ranked]
+    for dst, src in zip(copies, ranked):
+        dst.CopyFrom(src)
+    del graph.initializer[:]
+    graph.initializer.extend(copies)

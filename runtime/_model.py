@@ -118,6 +118,8 @@ class Model:
         # still runs; each is the cheapest exact form measured (benchmarks/overhead.py).
         shape = x.shape if x.__class__ is _ndarray else None
         if shape != self._shape_ok or x.dtype is not self._in_dtype:
+            if self._closed:
+                raise ModelFileError("This model was closed. Load it again with edgeship.runtime.load().")
             if not self._single:
                 return self._predict_many(x)
             x = self._coerce(x, self.inputs[0])

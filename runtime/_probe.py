@@ -137,6 +137,8 @@ def _probe_forked(content: bytes, fmt: str, threads: int, timeout: int, engines:
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
             signal.alarm(max(int(timeout), 1))
             _limit_memory()
+            if os.environ.get("EDGESHIP_PROBE_SELFTEST") == "abort":  # tests: a crashing engine
+                os.abort()
             result = _probe_here(content, fmt, threads, engines)
             os.write(wfd, json.dumps(result).encode())
             os._exit(0)

@@ -49,8 +49,9 @@ TRICKY = [
 
 
 def test_tokenizer_matches_keras_text_vectorization() -> None:
-    vec = train._text.make_vectorizer(TRICKY[:3] + ["pizza party email brackets x y ab c 100 café"], vocab_size=30,
-                                      sequence_length=9)
+    vec = train._text.make_vectorizer(
+        TRICKY[:3] + ["pizza party email brackets x y ab c 100 café"], vocab_size=30, sequence_length=9
+    )
     tok = Tokenizer(vec.get_vocabulary(), sequence_length=9)
     want = vec(np.array(TRICKY, dtype=object)).numpy()
     np.testing.assert_array_equal(tok(TRICKY), want)
@@ -85,7 +86,10 @@ def test_csv_and_tsv_loading(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("case", "match"),
     [
-        ("no_label_column", r"columns 'text' \(text\) and 'label' \(label\).*Received: columns \['id', 'text', 'topic'\]"),
+        (
+            "no_label_column",
+            r"columns 'text' \(text\) and 'label' \(label\).*Received: columns \['id', 'text', 'topic'\]",
+        ),
         ("single_label", "single label 'food'"),
         ("empty", "no data rows"),
         ("missing", "no such path"),

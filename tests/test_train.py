@@ -157,15 +157,27 @@ def test_checkpoint_tensorboard_and_early_stopping(tmp_path: Path) -> None:
     ds = _digits_subset(200)
     ckpt, logs = tmp_path / "best.keras", tmp_path / "logs"
     model, hist = train.train_model(
-        _tiny_cnn, ds.x_train, ds.y_train, ds.x_val, ds.y_val,
-        epochs=30, patience=1, learning_rate=0.05, lr_schedule="exponential", lr_decay_rate=0.5,
-        checkpoint_path=ckpt, log_dir=logs, verbose=0,
+        _tiny_cnn,
+        ds.x_train,
+        ds.y_train,
+        ds.x_val,
+        ds.y_val,
+        epochs=30,
+        patience=1,
+        learning_rate=0.05,
+        lr_schedule="exponential",
+        lr_decay_rate=0.5,
+        checkpoint_path=ckpt,
+        log_dir=logs,
+        verbose=0,
     )
     assert len(hist["loss"]) < 30  # stopped early on val_loss
     assert ckpt.is_file() and any(logs.rglob("events.out.tfevents*"))
     best = keras.models.load_model(ckpt)
     # The checkpoint holds the best epoch, which early stopping restored.
-    np.testing.assert_allclose(best.predict(ds.x_test[:16], verbose=0), model.predict(ds.x_test[:16], verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        best.predict(ds.x_test[:16], verbose=0), model.predict(ds.x_test[:16], verbose=0), atol=1e-5
+    )
 
 
 def test_mixed_float16_training_returns_a_float32_model() -> None:

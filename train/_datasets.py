@@ -77,7 +77,7 @@ def load_dataset(
     params = inspect.signature(loader).parameters
     if "path" in params:
         if not arg:
-            raise RecipeError(f"Dataset {name!r} needs a path. Received: {spec!r}. Write data.dataset = \"{name}:PATH\".")
+            raise RecipeError(f'Dataset {name!r} needs a path. Received: {spec!r}. Write data.dataset = "{name}:PATH".')
         kwargs["path"] = arg
     kwargs.update({k: v for k, v in options.items() if k in params and v is not None})
     return loader(**kwargs)

@@ -51,7 +51,9 @@ def learning_rate_schedule(
             float(learning_rate), decay_steps=max(1, steps_per_epoch), decay_rate=float(decay_rate)
         )
     if schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(float(learning_rate), decay_steps=max(1, steps_per_epoch * epochs))
+        return keras.optimizers.schedules.CosineDecay(
+            float(learning_rate), decay_steps=max(1, steps_per_epoch * epochs)
+        )
     raise RecipeError(
         f"train.lr_schedule must be 'constant', 'exponential' or 'cosine'. Received: {schedule!r}. Fix the recipe."
     )
@@ -134,14 +136,18 @@ def train_model(
         with dist.scope():
             model = build_fn()
             add_l2(model, l2)
-            lr = learning_rate_schedule(lr_schedule, learning_rate, steps_per_epoch=steps, epochs=epochs, decay_rate=lr_decay_rate)
+            lr = learning_rate_schedule(
+                lr_schedule, learning_rate, steps_per_epoch=steps, epochs=epochs, decay_rate=lr_decay_rate
+            )
             compile_classifier(model, lr)
         callbacks: list[Any] = [
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
         ]
         if checkpoint_path is not None:
             Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
-            callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor="val_loss", save_best_only=True))
+            callbacks.append(
+                keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor="val_loss", save_best_only=True)
+            )
         if log_dir is not None:
             from edgeship._tf import require
 
@@ -151,10 +157,14 @@ def train_model(
         set_seed(seed)  # same RNG state at the first batch whatever building the model consumed
         if augment is None:
             history = model.fit(
-                x_train, y_train,
+                x_train,
+                y_train,
                 validation_data=(x_val, y_val),
-                epochs=epochs, batch_size=batch_size, shuffle=True,
-                callbacks=callbacks, verbose=verbosity,
+                epochs=epochs,
+                batch_size=batch_size,
+                shuffle=True,
+                callbacks=callbacks,
+                verbose=verbosity,
             )
         else:
             train_ds = (
@@ -165,8 +175,12 @@ def train_model(
                 .prefetch(2)
             )
             history = model.fit(
-                train_ds, validation_data=(x_val, y_val), batch_size=batch_size, epochs=epochs,
-                callbacks=callbacks, verbose=verbosity,
+                train_ds,
+                validation_data=(x_val, y_val),
+                batch_size=batch_size,
+                epochs=epochs,
+                callbacks=callbacks,
+                verbose=verbosity,
             )
     finally:
         keras.mixed_precision.set_global_policy("float32")

@@ -126,7 +126,12 @@ def _images(
     channels = 3 if mode == "RGB" else 1
     return Dataset(
         f"images:{root.name}",
-        x_train, y_train, x_val, y_val, x_test, y_test,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
         labels=names,
         preprocessing={
             "scale": float(rescale),
@@ -180,8 +185,12 @@ def make_augmenter(
             zeros = tf.zeros([n])
             transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
             x = tf.raw_ops.ImageProjectiveTransformV3(
-                images=x, transforms=transforms, output_shape=tf.shape(x)[1:3],
-                fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST",
+                images=x,
+                transforms=transforms,
+                output_shape=tf.shape(x)[1:3],
+                fill_value=0.0,
+                interpolation="BILINEAR",
+                fill_mode="NEAREST",
             )
         if horizontal_flip:
             flip = tf.random.uniform([n]) < 0.5

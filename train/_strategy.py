@@ -63,7 +63,9 @@ def strategy_plan(name: str, gpus: list[str], cpus: list[str], tf_config: str | 
         try:
             json.loads(tf_config)
         except json.JSONDecodeError as exc:
-            raise RecipeError(f"TF_CONFIG must be JSON. Received: {tf_config[:80]!r} ({exc.msg}). Fix TF_CONFIG.") from None
+            raise RecipeError(
+                f"TF_CONFIG must be JSON. Received: {tf_config[:80]!r} ({exc.msg}). Fix TF_CONFIG."
+            ) from None
         return "multi_worker", []
     raise RecipeError(f"train.strategy must be one of {', '.join(STRATEGIES)}. Received: {name!r}. Fix the recipe.")
 

@@ -40,7 +40,9 @@ def read_table(path: Path, text_column: str, label_column: str) -> tuple[list[st
             rows = list(csv.DictReader(f, delimiter=delimiter))
             header = list(rows[0].keys()) if rows else []
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"Cannot read {path} as UTF-8 {'TSV' if delimiter == chr(9) else 'CSV'}. Received: {exc}. Fix the file.") from None
+        raise DataError(
+            f"Cannot read {path} as UTF-8 {'TSV' if delimiter == chr(9) else 'CSV'}. Received: {exc}. Fix the file."
+        ) from None
     if not rows:
         raise DataError(f"Expected a header row and data rows in {path}. Received: no data rows. Add examples.")
     missing = [c for c in (text_column, label_column) if c not in header]
@@ -54,7 +56,9 @@ def read_table(path: Path, text_column: str, label_column: str) -> tuple[list[st
     labels = [(r[label_column] or "").strip() for r in rows]
     if any(not lab for lab in labels):
         first = next(i for i, lab in enumerate(labels) if not lab)
-        raise DataError(f"Every row of {path} needs a label. Received: an empty {label_column!r} in data row {first + 1}. Fix the file.")
+        raise DataError(
+            f"Every row of {path} needs a label. Received: an empty {label_column!r} in data row {first + 1}. Fix the file."
+        )
     return texts, labels
 
 
@@ -62,8 +66,12 @@ def make_vectorizer(texts: list[str], *, vocab_size: int, sequence_length: int) 
     """A ``TextVectorization`` layer adapted on ``texts``."""
     tf, keras = tf_modules()
     vec = keras.layers.TextVectorization(
-        max_tokens=vocab_size, standardize=STANDARDIZE, split=SPLIT,
-        output_mode="int", output_sequence_length=sequence_length, name="vectorize",
+        max_tokens=vocab_size,
+        standardize=STANDARDIZE,
+        split=SPLIT,
+        output_mode="int",
+        output_sequence_length=sequence_length,
+        name="vectorize",
     )
     vec.adapt(tf.constant(texts, dtype=tf.string), batch_size=256)
     return vec
@@ -105,7 +113,12 @@ def _text(
     vocabulary = [str(t) for t in vec.get_vocabulary()]
     return Dataset(
         f"text:{p.name}",
-        ids(r_train), y_train, ids(r_val), y_val, ids(r_test), y_test,
+        ids(r_train),
+        y_train,
+        ids(r_val),
+        y_val,
+        ids(r_test),
+        y_test,
         labels=names,
         preprocessing={"layout": "token_ids", "dtype": "int32", "input_shape": [int(sequence_length)]},
         text={
@@ -128,8 +141,12 @@ def text_model(model: Any, text: dict[str, Any]) -> Any:
     """
     tf, keras = tf_modules()
     vec = keras.layers.TextVectorization(
-        standardize=text["standardize"], split=text["split"], output_mode="int",
-        output_sequence_length=int(text["sequence_length"]), vocabulary=text["vocabulary"][2:], name="vectorize",
+        standardize=text["standardize"],
+        split=text["split"],
+        output_mode="int",
+        output_sequence_length=int(text["sequence_length"]),
+        vocabulary=text["vocabulary"][2:],
+        name="vectorize",
     )
     inputs = keras.Input(shape=(), dtype=tf.string, name="text")
     ids = tf.cast(vec(inputs), tf.int32)

@@ -74,7 +74,9 @@ def create_model(name: str, input_shape: tuple[int, ...], num_classes: int, **op
     except TypeError as exc:
         if "unexpected keyword" not in str(exc):
             raise
-        raise RecipeError(f"Architecture {name!r} does not take these options. Received: {sorted(opts)} ({exc}).") from None
+        raise RecipeError(
+            f"Architecture {name!r} does not take these options. Received: {sorted(opts)} ({exc})."
+        ) from None
 
 
 def _head(x: Any, num_classes: int, name: str = "probs") -> Any:
@@ -167,7 +169,9 @@ def text_cnn(
 
 
 @register_model("ds_cnn")
-def ds_cnn(input_shape: tuple[int, ...] = (49, 10, 1), num_classes: int = 12, filters: int = 64, dropout: float = 0.4) -> Any:
+def ds_cnn(
+    input_shape: tuple[int, ...] = (49, 10, 1), num_classes: int = 12, filters: int = 64, dropout: float = 0.4
+) -> Any:
     """MLPerf Tiny keyword spotting DS-CNN: 49x10x1 MFCCs, 12 classes -> 24,908 parameters.
 
     Conv 10x4/2 (64) + BN + ReLU + dropout 0.2, four depthwise-separable blocks
@@ -220,7 +224,21 @@ def mobilenet_v1_025(input_shape: tuple[int, ...] = (96, 96, 3), num_classes: in
     x = conv_bn(inputs, filters, 3, 2)
     # (depthwise stride, pointwise filter multiplier) for blocks 2..14 of the reference.
     n = filters
-    for stride, grow in [(1, 2), (2, 2), (1, 1), (2, 2), (1, 1), (2, 2), (1, 1), (1, 1), (1, 1), (1, 1), (1, 1), (2, 2), (1, 1)]:
+    for stride, grow in [
+        (1, 2),
+        (2, 2),
+        (1, 1),
+        (2, 2),
+        (1, 1),
+        (2, 2),
+        (1, 1),
+        (1, 1),
+        (1, 1),
+        (1, 1),
+        (1, 1),
+        (2, 2),
+        (1, 1),
+    ]:
         x = dw_bn(x, stride)
         n *= grow
         x = conv_bn(x, n, 1, 1)
@@ -255,7 +273,9 @@ def resnet8(input_shape: tuple[int, ...] = (32, 32, 3), num_classes: int = 10, f
         x = layers.Activation("relu")(layers.add([x, y]))
     x = layers.AveragePooling2D(pool_size=int(min(x.shape[1:3])))(x)
     x = layers.Flatten()(x)
-    y = layers.Dense(num_classes, activation="softmax", kernel_initializer="he_normal", dtype="float32", name="probs")(x)
+    y = layers.Dense(num_classes, activation="softmax", kernel_initializer="he_normal", dtype="float32", name="probs")(
+        x
+    )
     return keras.Model(inputs, y, name="resnet8")
 
 

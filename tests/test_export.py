@@ -1,0 +1,169 @@
+"""``edgeship export`` (a saved model, no retraining), embedded metadata, bare files, parity in the bundle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgeship.cli import main
+from edgeship.runtime import load, load_eval
+from edgeship.runtime._errors import ParityError
+from edgeship.runtime._metadata import read_metadata
+
+LABELS = ["zero", "one", "two"]
+
+
+def test_bare_files_out_of_a_bundle_predict_labels_by_name(default_bundle: Path, tmp_path: Path) -> None:
+    manifest = json.loads((default_bundle / "manifest.json").read_text())
+    x, _ = load_eval(default_bundle)
+    for entry in manifest["artifacts"]:
+        bare = tmp_path / entry["file"]
+        shutil.copy(default_bundle / entry["file"], bare)  # alone: no manifest beside it
+        with load(default_bundle, format=entry["format"], precision=entry["precision"]) as in_bundle:
+            expected = in_bundle.predict_labels(x[:16])
+        with load(bare) as model:
+            assert model.labels == manifest["labels"]
+            assert model.preprocessing == manifest["preprocessing"]
+            assert model.predict_labels(x[:16]) == expected
+        meta = read_metadata(bare)
+        assert meta["recipe_sha256"] == manifest["recipe_sha256"]
+        assert entry["estimates"]["flash_bytes"] == entry["bytes"]
+        assert entry["parity"]["passed"]
+
+
+def test_manifest_records_parity_and_estimates(default_bundle: Path) -> None:
+    manifest = json.loads((default_bundle / "manifest.json").read_text())
+    assert manifest["parity"]["passed"] and not manifest["parity"]["allowed_failure"]
+    cross = manifest["parity"]["cross_format"]
+    assert cross["pair"] == "model.int8.tflite vs model.int8.onnx" and cross["outputs"]["probs"]["top1_agreement"] >= 0.8
+    for a in manifest["artifacts"]:
+        assert set(a["estimates"]) >= {"flash_bytes", "ram_arena_bytes", "rss_increase_bytes"}
+        out = a["parity"]["outputs"]["probs"]
+        if a["precision"] == "float32":
+            assert out["max_abs_diff"] <= 1e-4
+        else:
+            assert out["sqnr_db"] >= 10 and out["top1_agreement"] >= 0.8
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small tf_keras model trained in the test, saved, with an .npz of eval data and a fast recipe."""
+    from edgeship import train
+    from edgeship._tf import tf_modules
+
+    _, keras = tf_modules()
+    train.set_seed(0)
+    rng = np.random.default_rng(0)
+    templates = rng.normal(size=(3, 6, 6, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 300)
+    x = (templates[y] + 0.4 * rng.normal(size=(300, 6, 6, 1))).astype(np.float32)
+    model = keras.Sequential([
+        keras.layers.Input((6, 6, 1), name="input"),
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3, activation="softmax", name="probs"),
+    ])
+    train.compile_classifier(model, 1e-2)
+    model.fit(x, y, epochs=4, verbose=0)
+    folder = tmp_path_factory.mktemp("saved")
+    model.save(folder / "trained.keras")
+    np.savez(folder / "data.npz", x=x[:96], y=y[:96], x_calibration=x[96:], labels=np.array(LABELS),
+             preprocessing=json.dumps({"scale": 1.0, "mean": 0.0, "layout": "NHWC"}))
+    (folder / "fast.toml").write_text(
+        'name = "saved-export"\n[quantize]\ncalibration_samples = 32\ntflite = ["float32", "int8"]\n'
+        'onnx = ["float32", "int8"]\n[export]\nmeasure_rss = false\n'
+    )
+    return {"model": folder / "trained.keras", "npz": folder / "data.npz", "recipe": folder / "fast.toml"}
+
+
+@pytest.mark.slow
+def test_export_command_bundles_a_saved_model_without_training(saved: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    rc = main(["export", "--model", str(saved["model"]), "--data", str(saved["npz"]), "--out", str(out),
+               "--recipe", str(saved["recipe"])])
+    assert rc == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["labels"] == LABELS and manifest["source"]["keras_model"] == "trained.keras"
+    assert "train" not in manifest["timings_s"]  # no training stage ran
+    assert [(a["format"], a["precision"]) for a in manifest["artifacts"]] == [
+        ("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32"), ("onnx", "int8")]
+    assert manifest["parity"]["passed"] and manifest["parity"]["cross_format"]["passed"]
+    for a in manifest["artifacts"]:
+        assert read_metadata(out / a["file"])["labels"] == LABELS
+        assert "rss_increase_bytes" not in a["estimates"]  # measure_rss = false
+    x = np.load(saved["npz"])["x"][:8]
+    with load(out, format="onnx", precision="int8") as model:
+        assert set(model.predict_labels(x)) <= set(LABELS)
+
+
+def _corrupting(fmt: str, precision: str, real: Any) -> Any:
+    """Wrap the real metadata step so one artifact's first weight scale is shrunk 50x."""
+
+    def wrapped(data: bytes, f: str, meta: dict[str, Any], **kw: Any) -> bytes:
+        data = real(data, f, meta, **kw)
+        if f != fmt or precision != "int8":
+            return data
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load_from_string(data)
+        inits = {t.name: t for t in model.graph.initializer}
+        node = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                    and len(inits[n.input[0]].dims) == 4)
+        s = inits[node.input[1]]
+        s.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(s) * np.float32(0.02), s.name))
+        return model.SerializeToString()
+
+    return wrapped
+
+
+@pytest.mark.slow
+def test_corrupted_scale_fails_the_export_unless_allowed(
+    saved: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeship.build import export_saved_model
+    from edgeship.export import _metadata
+
+    monkeypatch.setattr(_metadata, "embed_metadata", _corrupting("onnx", "int8", _metadata.embed_metadata))
+    recipe = saved["recipe"].parent / "onnx_only.toml"
+    recipe.write_text('name = "onnx-only"\n[quantize]\ncalibration_samples = 32\nonnx = ["int8"]\n'
+                      '[export]\nformats = ["onnx"]\nmeasure_rss = false\n')
+    out = tmp_path / "bundle"
+    with pytest.raises(ParityError, match=r"model\.int8\.onnx: output 'probs' .*max abs diff \d"):
+        export_saved_model(saved["model"], saved["npz"], out, recipe_path=recipe)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+    recipe.write_text(recipe.read_text() + "allow_parity_failure = true\n")
+    export_saved_model(saved["model"], saved["npz"], out, recipe_path=recipe)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["parity"]["passed"] is False and manifest["parity"]["allowed_failure"] is True
+    assert any("'probs'" in f for f in manifest["parity"]["failures"])
+    assert manifest["artifacts"][0]["parity"]["passed"] is False
+
+
+@pytest.mark.slow
+def test_same_recipe_and_seed_give_the_same_manifest(tmp_path: Path) -> None:
+    from edgeship.build import build
+    from edgeship.recipe import Recipe
+
+    data = Recipe.default().to_dict()
+    data["train"].update(epochs=1, early_stopping_patience=1)
+    data["prune"].update(enabled=False)
+    data["quantize"].update(calibration_samples=16)
+    data["export"].update(measure_rss=False)
+    recipe = Recipe.from_dict(data)
+    manifests = []
+    for name in ("a", "b"):
+        build(recipe, tmp_path / name)
+        m = json.loads((tmp_path / name / "manifest.json").read_text())
+        for key in ("created", "timings_s"):  # timestamps and durations
+            m.pop(key)
+        manifests.append(m)
+    a, b = manifests
+    assert [x["sha256"] for x in a["artifacts"]] == [x["sha256"] for x in b["artifacts"]]
+    assert a == b
