@@ -115,6 +115,9 @@ def _canonical_generated_names(model: Any) -> None:
         t.name = rename(t.name)
     for v in [*graph.input, *graph.output, *graph.value_info]:
         v.name = rename(v.name)
+        for dim in v.type.tensor_type.shape.dim:  # symbolic dims: "unk__37"
+            if dim.HasField("dim_param"):
+                dim.dim_param = rename(dim.dim_param)
     # tf2onnx also merges initializers with equal values and keeps an arbitrary one's
     # name (untrained BatchNorm ones/zeros, for instance): name shared ones by first use,
     # and store initializers in first-use order.
@@ -139,3 +142,4 @@ def _canonical_generated_names(model: Any) -> None:
         dst.CopyFrom(src)
     del graph.initializer[:]
     graph.initializer.extend(copies)
+

@@ -27,6 +27,9 @@ def to_onnx(model: Any, opset: int = 17) -> bytes:
     # Integer inputs (token ids for text models) keep their dtype; the rest is float32.
     in_dtype = tf.as_dtype(model.inputs[0].dtype)
     spec = (tf.TensorSpec((None, *model.input_shape[1:]), in_dtype if in_dtype.is_integer else tf.float32, name=INPUT_NAME),)
+    # tf2onnx numbers the nodes it makes from a process-wide counter; reset it so the
+    # same model always gives the same bytes (and sha256), however many exports ran before.
+    tf2onnx.utils.INTERNAL_NAME = 1
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     return bytes(proto.SerializeToString())
 

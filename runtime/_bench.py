@@ -25,7 +25,14 @@ MAX_SAMPLE_BYTES = 1 << 28
 
 
 def peak_rss_mb() -> float:
-    """The process's peak resident set size so far, in MiB (stdlib ``resource``)."""
+    """The process's peak resident set size so far, in MiB (Linux VmHWM, else ``resource``)."""
+    try:  # VmHWM: ru_maxrss would include a forking parent's peak (Linux keeps it across exec)
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
     try:
         import resource
     except ImportError:  # Windows
@@ -239,9 +246,8 @@ def bench_bundle(
     Returns:
         The results, and the path of the device profile (written or not).
     """
-    from ._profile import PROFILE_FILE
+    from ._profile import PROFILE_FILE, select_fastest, write_profile
     from ._profile import accuracy_budget as budget_of
-    from ._profile import select_fastest, write_profile
 
     folder = Path(path)
     results = benchmark(folder, **kw)

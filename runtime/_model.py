@@ -132,8 +132,9 @@ class Model:
             self._shape_ok = shape
         if self._check_finite:
             # x·x is NaN/Inf iff x holds a NaN or Inf, or squares overflow (|x| > 1.8e19);
-            # only then is the exact per-element check run. 1.3 µs vs 3.6 µs for
-            # np.isfinite(x).all() on a 64-value input (benchmarks/overhead.py).
+            # only then is the exact per-element check run. Measured right after an engine
+            # call (cold caches): 1.3 µs vs 3.6 µs for np.isfinite(x).all() on 64 values,
+            # 4 µs vs 10 µs on 96x96x3 (benchmarks/overhead.py).
             flat = x.ravel()
             if not _isfinite(flat.dot(flat)):
                 self._check_nan_exact(x)
@@ -229,12 +230,13 @@ class Model:
 
     def _quantize(self, x: np.ndarray, spec: TensorInfo) -> np.ndarray:
         # real = (q - zero_point) * scale  =>  q = clip(rint(x / scale) + zero_point)
+        # In place, and np.clip with int bounds: on 96x96x3, 48 µs against 123 µs for
+        # np.maximum/np.minimum with float32 bounds (benchmarks/overhead.py).
         info = np.iinfo(spec.dtype)
         q = x / np.float32(spec.scale)
-        np.rint(q, out=q)
+        np.rint(q, out=q)  # before adding the zero point, as TFLite's reference does
         q += np.float32(spec.zero_point)
-        np.maximum(q, info.min, out=q)
-        np.minimum(q, info.max, out=q)
+        np.clip(q, info.min, info.max, out=q)
         return q.astype(spec.dtype)
 
     def _prepare_many(self, x: Any) -> list[np.ndarray]:

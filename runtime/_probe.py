@@ -298,7 +298,7 @@ def _start_worker() -> subprocess.Popen[bytes]:
 
 def _ask(content: bytes, fmt: str, threads: int, timeout: int) -> dict[str, object]:
     global _worker
-    for attempt in range(2):
+    for _attempt in range(2):
         if _worker is None or _worker.poll() is not None:
             _worker = _start_worker()
         proc = _worker

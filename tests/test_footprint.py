@@ -57,7 +57,9 @@ def test_base_install_runs_without_tensorflow(default_bundle: Path, tmp_path: Pa
         print(json.dumps({{"accuracy": accs, "p50_ms": {{r["file"]: r["latency_ms"]["p50"] for r in rows}}, "heavy": heavy}}))
         """
     )
-    run = subprocess.run([str(py), "-c", script], capture_output=True, text=True, timeout=600)
+    # cwd outside the repo: `python -c` puts the cwd first on sys.path, and the repo's
+    # edgeship/ folder would shadow the installed package.
+    run = subprocess.run([str(py), "-c", script], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     import json
 
@@ -66,7 +68,7 @@ def test_base_install_runs_without_tensorflow(default_bundle: Path, tmp_path: Pa
     assert min(out["accuracy"].values()) > 0.9
     assert len(out["p50_ms"]) == 4
     cli = subprocess.run([str(venv / "bin" / "edgeship"), "bench", str(bundle), "--runs", "10", "--min-seconds", "0"],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert cli.returncode == 0, cli.stderr[-3000:]
     assert "fastest within the accuracy budget" in cli.stdout
     assert (bundle / "device_profile.json").is_file()
