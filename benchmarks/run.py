@@ -1,6 +1,6 @@
 """edgeship runtime benchmarks (`make bench`): overhead over raw engines, import cost.
 
-    python benchmarks/run.py [--bundle DIR] [--rounds 7] [--out benchmarks/results.json]
+    python benchmarks/run.py [--bundle DIR] [--rounds 7] [--out benchmarks/runtime_results.json]
 
 1. Overhead of ``Model.predict`` over raw engine calls on the same model object,
    interleaved call by call, median of ``--rounds`` rounds (benchmarks/overhead.py):
@@ -102,7 +102,7 @@ def main() -> int:
     ap.add_argument("--bundle", help="a default-recipe bundle to reuse (else built into a temp folder)")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--pairs", type=int, default=2000, help="interleaved call pairs per round, digits CNN")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results.json"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "runtime_results.json"))
     ap.add_argument("--skip-mobilenet", action="store_true")
     ap.add_argument("--skip-imports", action="store_true")
     args = ap.parse_args()

@@ -218,7 +218,12 @@ def write_bundle(
     from edgeship import export
     from edgeship.export._metadata import embed_metadata, metadata_dict
     from edgeship.export._parity import (
-        Tolerance, check_artifact, check_cross, classifier_outputs, keras_outputs, raise_for,
+        Tolerance,
+        check_artifact,
+        check_cross,
+        classifier_outputs,
+        keras_outputs,
+        raise_for,
     )
     from edgeship.runtime._ram import estimates
 
@@ -342,8 +347,13 @@ def export_saved_model(
         from edgeship import train
 
         recipe = load_recipe(data)
-        ds = train.load_dataset(recipe.data.dataset, seed=recipe.seed,
-                                test_fraction=recipe.data.test_fraction, val_fraction=recipe.data.val_fraction)
+        d = recipe.data
+        ds = train.load_dataset(  # the same splits as `edgeship build` makes from this recipe
+            d.dataset, seed=recipe.seed, test_fraction=d.test_fraction, val_fraction=d.val_fraction,
+            image_size=tuple(d.image_size), color_mode=d.color_mode, rescale=d.rescale,
+            text_column=d.text_column, label_column=d.label_column,
+            sequence_length=d.sequence_length, vocab_size=d.vocab_size,
+        )
         rng = np.random.default_rng(recipe.seed)
         n_cal = min(recipe.quantize.calibration_samples, len(ds.x_train))
         calibration = ds.x_train[rng.choice(len(ds.x_train), n_cal, replace=False)]

@@ -11,12 +11,15 @@ import json
 import re
 from typing import Any
 
-from edgeship._tf import require
 from edgeship.runtime._errors import BuildError
 from edgeship.runtime._metadata import METADATA_SCHEMA, ONNX_PREFIX, TFLITE_METADATA_NAME
 
+from edgeship._tf import require
 
-def metadata_dict(labels: list[str] | None, preprocessing: dict[str, Any] | None, recipe_sha256: str | None) -> dict[str, Any]:
+
+def metadata_dict(
+    labels: list[str] | None, preprocessing: dict[str, Any] | None, recipe_sha256: str | None
+) -> dict[str, Any]:
     data: dict[str, Any] = {"schema": METADATA_SCHEMA}
     if labels is not None:
         data["labels"] = [str(label) for label in labels]
@@ -142,4 +145,3 @@ def _canonical_generated_names(model: Any) -> None:
         dst.CopyFrom(src)
     del graph.initializer[:]
     graph.initializer.extend(copies)
-

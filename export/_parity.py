@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from edgeship.runtime._errors import ParityError
 
 
@@ -95,7 +94,12 @@ def compare(
         if len(ref_names) == len(cand_names):  # still compare values, by position
             candidate = dict(zip(ref_names, candidate.values()))
         else:
-            return {"passed": False, "check": "quantized" if quantized else "float", "outputs": {}, "failures": failures}
+            return {
+                "passed": False,
+                "check": "quantized" if quantized else "float",
+                "outputs": {},
+                "failures": failures,
+            }
     for name in ref_names:
         x, y = reference[name], candidate.get(name)
         if y is None:
@@ -103,7 +107,9 @@ def compare(
         declared = (candidate_shapes or {}).get(name)
         want = tuple(x.shape[1:])
         if declared is not None and not _shape_ok(tuple(declared[1:]), want):
-            failures.append(f"{label}: output {name!r} declares shape {_dims(declared)}, expected (N, {', '.join(map(str, want))})")
+            failures.append(
+                f"{label}: output {name!r} declares shape {_dims(declared)}, expected (N, {', '.join(map(str, want))})"
+            )
             continue
         if tuple(y.shape) != tuple(x.shape):
             failures.append(f"{label}: output {name!r} has shape {tuple(y.shape)}, expected {tuple(x.shape)}")
@@ -150,7 +156,9 @@ def keras_outputs(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
     return {name: np.asarray(y) for name, y in zip(model.output_names, ys)}
 
 
-def artifact_outputs(path: Path, fmt: str, x: np.ndarray, precision: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, tuple[int | None, ...]]]:
+def artifact_outputs(
+    path: Path, fmt: str, x: np.ndarray, precision: str | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[int | None, ...]]]:
     """Run a model file through the runtime; outputs (dequantized) keyed by user-facing name.
 
     TFLite tensor names are converter-made (``StatefulPartitionedCall:0``): the
@@ -189,9 +197,15 @@ def check_artifact(
     outs, shapes = artifact_outputs(path, fmt, x, precision)
     quantized = not is_float_precision(precision)
     result = compare(
-        reference, outs,
-        quantized=quantized, atol=tol.atol_for(precision), min_top1=tol.min_top1, min_sqnr_db=tol.min_sqnr_db,
-        candidate_shapes=shapes, label=Path(path).name, classifier=classifier,
+        reference,
+        outs,
+        quantized=quantized,
+        atol=tol.atol_for(precision),
+        min_top1=tol.min_top1,
+        min_sqnr_db=tol.min_sqnr_db,
+        candidate_shapes=shapes,
+        label=Path(path).name,
+        classifier=classifier,
     )
     result["samples"] = int(len(x))
     return result, outs
@@ -204,7 +218,11 @@ def classifier_outputs(reference: dict[str, np.ndarray], labels: list[str] | Non
 
 
 def check_cross(
-    a: dict[str, np.ndarray], b: dict[str, np.ndarray], *, label: str, min_top1: float,
+    a: dict[str, np.ndarray],
+    b: dict[str, np.ndarray],
+    *,
+    label: str,
+    min_top1: float,
     classifier: set[str] | None = None,
 ) -> dict[str, Any]:
     """Agreement of two quantized artifacts (TFLite int8 vs ONNX int8)."""
@@ -219,8 +237,16 @@ def check_cross(
         top1 = top1_agreement(x, y) if classifier is None or name in classifier else None
         outputs[name] = {"max_abs_diff": max_diff, "top1_agreement": top1, "sqnr_db": _finite(sqnr_db(x, y))}
         if top1 is not None and top1 < min_top1:
-            failures.append(f"{label}: output {name!r} top-1 agreement {top1:.4f} < {min_top1} (max abs diff {max_diff:.4g})")
-    return {"passed": not failures, "pair": label, "limits": {"min_top1": min_top1}, "outputs": outputs, "failures": failures}
+            failures.append(
+                f"{label}: output {name!r} top-1 agreement {top1:.4f} < {min_top1} (max abs diff {max_diff:.4g})"
+            )
+    return {
+        "passed": not failures,
+        "pair": label,
+        "limits": {"min_top1": min_top1},
+        "outputs": outputs,
+        "failures": failures,
+    }
 
 
 def raise_for(results: list[dict[str, Any]]) -> None:

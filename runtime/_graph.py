@@ -21,11 +21,28 @@ from ._verify import check_model_bytes
 
 # schema TensorType -> (name, bytes per element)
 TFLITE_DTYPES: dict[int, tuple[str, float]] = {
-    0: ("float32", 4), 1: ("float16", 2), 2: ("int32", 4), 3: ("uint8", 1), 4: ("int64", 8),
-    5: ("string", 0), 6: ("bool", 1), 7: ("int16", 2), 8: ("complex64", 8), 9: ("int8", 1),
-    10: ("float64", 8), 11: ("complex128", 16), 12: ("uint64", 8), 13: ("resource", 0),
-    14: ("variant", 0), 15: ("uint32", 4), 16: ("uint16", 2), 17: ("int4", 0.5),
-    18: ("bfloat16", 2), 19: ("int2", 0.25), 20: ("uint4", 0.5), 21: ("float8_e4m3fn", 1),
+    0: ("float32", 4),
+    1: ("float16", 2),
+    2: ("int32", 4),
+    3: ("uint8", 1),
+    4: ("int64", 8),
+    5: ("string", 0),
+    6: ("bool", 1),
+    7: ("int16", 2),
+    8: ("complex64", 8),
+    9: ("int8", 1),
+    10: ("float64", 8),
+    11: ("complex128", 16),
+    12: ("uint64", 8),
+    13: ("resource", 0),
+    14: ("variant", 0),
+    15: ("uint32", 4),
+    16: ("uint16", 2),
+    17: ("int4", 0.5),
+    18: ("bfloat16", 2),
+    19: ("int2", 0.25),
+    20: ("uint4", 0.5),
+    21: ("float8_e4m3fn", 1),
     22: ("float8_e5m2", 1),
 }
 INT_TYPES = {"int8", "uint8", "int16", "int4", "uint4", "int2"}
@@ -87,7 +104,9 @@ def read_graph(path: str | Path | None = None, fmt: str | None = None, content: 
             raise ModelFileError(f"Cannot read model file {p}: {exc.strerror}.") from None
         fmt = fmt or {".tflite": "tflite", ".onnx": "onnx"}.get(p.suffix.lower())
     if fmt not in ("tflite", "onnx"):
-        raise ModelFileError(f"Expected a .tflite or .onnx model. Received: format {fmt!r}. Rename the file or pass fmt.")
+        raise ModelFileError(
+            f"Expected a .tflite or .onnx model. Received: format {fmt!r}. Rename the file or pass fmt."
+        )
     check_model_bytes(content, fmt, str(path or f"<{fmt} bytes>"))
     return tflite_graph(content) if fmt == "tflite" else onnx_graph(content)
 
@@ -188,7 +207,9 @@ def tflite_graph(content: bytes) -> Graph:
     except ModelFileError:
         raise
     except Exception as exc:  # flatbuffers raises plain errors on garbage
-        raise ModelFileError(f"Cannot parse the TFLite flatbuffer: {exc!r}. Expected a valid .tflite; re-export it.") from None
+        raise ModelFileError(
+            f"Cannot parse the TFLite flatbuffer: {exc!r}. Expected a valid .tflite; re-export it."
+        ) from None
 
 
 # -- ONNX --------------------------------------------------------------------
@@ -213,8 +234,13 @@ def onnx_graph(content: bytes) -> Graph:
         for out in n.outputs:
             if out and out not in g.tensors:  # produced but its shape is not recorded
                 g.tensors[out] = Tensor(out, None, "unknown", 0, False)
-        g.ops.append(Op(n.op_type if not n.domain or n.domain == "ai.onnx" else f"{n.domain}.{n.op_type}",
-                        [i for i in n.inputs if i], [o for o in n.outputs if o]))
+        g.ops.append(
+            Op(
+                n.op_type if not n.domain or n.domain == "ai.onnx" else f"{n.domain}.{n.op_type}",
+                [i for i in n.inputs if i],
+                [o for o in n.outputs if o],
+            )
+        )
     # Quantization of QDQ models: a DequantizeLinear's scale/zero point describe its input.
     for n in m.nodes:
         if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.inputs) >= 2:

@@ -36,8 +36,10 @@ def _io(graph: Graph, names: list[str], user_names: dict[str, str] | None = None
             continue
         quant = None
         if t.scale is not None and t.dtype in INT_TYPES:
-            quant = {"scale": t.scale[0] if len(t.scale) == 1 else t.scale,
-                     "zero_point": (t.zero_point or [0])[0] if len(t.scale) == 1 else t.zero_point}
+            quant = {
+                "scale": t.scale[0] if len(t.scale) == 1 else t.scale,
+                "zero_point": (t.zero_point or [0])[0] if len(t.scale) == 1 else t.zero_point,
+            }
         entry: dict[str, Any] = {
             "name": name,
             "shape": None if t.shape is None else [-1 if d is None else d for d in t.shape],
@@ -81,7 +83,9 @@ def inspect_file(path: str | Path, *, measure: bool = False) -> dict[str, Any]:
     """Describe a model file; ``measure`` adds the RSS increase measured in a child process."""
     p = Path(path)
     if not p.is_file():
-        raise ModelFileError(f"Expected a .tflite or .onnx file. Received: {p}, which does not exist. Pass a model file.")
+        raise ModelFileError(
+            f"Expected a .tflite or .onnx file. Received: {p}, which does not exist. Pass a model file."
+        )
     graph = read_graph(p)
     counts = Counter(op.type for op in graph.ops)
     n_int, n_compute = int8_op_share(graph)

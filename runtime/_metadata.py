@@ -28,8 +28,9 @@ ONNX_PREFIX = "edgeship."
 KEYS = ("labels", "preprocessing", "recipe_sha256")
 
 
-def read_metadata(path: str | Path | None = None, fmt: str | None = None, *, content: bytes | None = None,
-                  session: Any = None) -> dict[str, Any]:
+def read_metadata(
+    path: str | Path | None = None, fmt: str | None = None, *, content: bytes | None = None, session: Any = None
+) -> dict[str, Any]:
     """The embedded edgeship metadata of a model file, ``{}`` when it carries none.
 
     Args:
@@ -49,7 +50,7 @@ def read_metadata(path: str | Path | None = None, fmt: str | None = None, *, con
         content = p.read_bytes() if fmt == "tflite" or session is None else b""
     if fmt == "onnx":
         raw = _onnx_map(content, session)
-        return decode({k[len(ONNX_PREFIX):]: v for k, v in raw.items() if k.startswith(ONNX_PREFIX)})
+        return decode({k[len(ONNX_PREFIX) :]: v for k, v in raw.items() if k.startswith(ONNX_PREFIX)})
     if fmt == "tflite":
         text = tflite_metadata(content).get(TFLITE_METADATA_NAME)
         if text is None:
@@ -57,7 +58,9 @@ def read_metadata(path: str | Path | None = None, fmt: str | None = None, *, con
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
-            raise ModelFileError(f"The embedded {TFLITE_METADATA_NAME!r} metadata is not JSON. Re-export the model.") from None
+            raise ModelFileError(
+                f"The embedded {TFLITE_METADATA_NAME!r} metadata is not JSON. Re-export the model."
+            ) from None
         return {k: data[k] for k in KEYS if k in data}
     raise ModelFileError(f"Expected a .tflite or .onnx model. Received: format {fmt!r}.")
 
@@ -75,7 +78,9 @@ def decode(props: dict[str, str]) -> dict[str, Any]:
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
-            raise ModelFileError(f"The embedded metadata {ONNX_PREFIX}{key} is not JSON. Re-export the model.") from None
+            raise ModelFileError(
+                f"The embedded metadata {ONNX_PREFIX}{key} is not JSON. Re-export the model."
+            ) from None
     return out
 
 
@@ -107,7 +112,9 @@ def tflite_metadata(content: bytes) -> dict[str, str]:
             out[name] = tflite_buffer_bytes(model, content, meta.Buffer()).decode("utf-8", errors="replace")
         return out
     except Exception as exc:
-        raise ModelFileError(f"Cannot read the TFLite metadata: {exc!r}. Expected a valid .tflite; re-export it.") from None
+        raise ModelFileError(
+            f"Cannot read the TFLite metadata: {exc!r}. Expected a valid .tflite; re-export it."
+        ) from None
 
 
 def attach_embedded(model: Any) -> Any:

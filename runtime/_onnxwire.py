@@ -16,11 +16,26 @@ from ._errors import ModelFileError
 
 # TensorProto.DataType -> (numpy-style name, bytes per element)
 ONNX_DTYPES: dict[int, tuple[str, float]] = {
-    1: ("float32", 4), 2: ("uint8", 1), 3: ("int8", 1), 4: ("uint16", 2), 5: ("int16", 2),
-    6: ("int32", 4), 7: ("int64", 8), 8: ("string", 0), 9: ("bool", 1), 10: ("float16", 2),
-    11: ("float64", 8), 12: ("uint32", 4), 13: ("uint64", 8), 16: ("bfloat16", 2),
-    17: ("float8e4m3fn", 1), 18: ("float8e4m3fnuz", 1), 19: ("float8e5m2", 1),
-    20: ("float8e5m2fnuz", 1), 21: ("uint4", 0.5), 22: ("int4", 0.5),
+    1: ("float32", 4),
+    2: ("uint8", 1),
+    3: ("int8", 1),
+    4: ("uint16", 2),
+    5: ("int16", 2),
+    6: ("int32", 4),
+    7: ("int64", 8),
+    8: ("string", 0),
+    9: ("bool", 1),
+    10: ("float16", 2),
+    11: ("float64", 8),
+    12: ("uint32", 4),
+    13: ("uint64", 8),
+    16: ("bfloat16", 2),
+    17: ("float8e4m3fn", 1),
+    18: ("float8e4m3fnuz", 1),
+    19: ("float8e5m2", 1),
+    20: ("float8e5m2fnuz", 1),
+    21: ("uint4", 0.5),
+    22: ("int4", 0.5),
 }
 
 

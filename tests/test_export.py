@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from edgeship.cli import main
 from edgeship.runtime import load, load_eval
 from edgeship.runtime._errors import ParityError
 from edgeship.runtime._metadata import read_metadata
+
+from edgeship.cli import main
 
 LABELS = ["zero", "one", "two"]
 
@@ -40,7 +40,9 @@ def test_manifest_records_parity_and_estimates(default_bundle: Path) -> None:
     manifest = json.loads((default_bundle / "manifest.json").read_text())
     assert manifest["parity"]["passed"] and not manifest["parity"]["allowed_failure"]
     cross = manifest["parity"]["cross_format"]
-    assert cross["pair"] == "model.int8.tflite vs model.int8.onnx" and cross["outputs"]["probs"]["top1_agreement"] >= 0.8
+    assert (
+        cross["pair"] == "model.int8.tflite vs model.int8.onnx" and cross["outputs"]["probs"]["top1_agreement"] >= 0.8
+    )
     for a in manifest["artifacts"]:
         assert set(a["estimates"]) >= {"flash_bytes", "ram_arena_bytes", "rss_increase_bytes"}
         out = a["parity"]["outputs"]["probs"]
@@ -62,18 +64,26 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     templates = rng.normal(size=(3, 6, 6, 1)).astype(np.float32)
     y = rng.integers(0, 3, 300)
     x = (templates[y] + 0.4 * rng.normal(size=(300, 6, 6, 1))).astype(np.float32)
-    model = keras.Sequential([
-        keras.layers.Input((6, 6, 1), name="input"),
-        keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(3, activation="softmax", name="probs"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.layers.Input((6, 6, 1), name="input"),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax", name="probs"),
+        ]
+    )
     train.compile_classifier(model, 1e-2)
     model.fit(x, y, epochs=4, verbose=0)
     folder = tmp_path_factory.mktemp("saved")
     model.save(folder / "trained.keras")
-    np.savez(folder / "data.npz", x=x[:96], y=y[:96], x_calibration=x[96:], labels=np.array(LABELS),
-             preprocessing=json.dumps({"scale": 1.0, "mean": 0.0, "layout": "NHWC"}))
+    np.savez(
+        folder / "data.npz",
+        x=x[:96],
+        y=y[:96],
+        x_calibration=x[96:],
+        labels=np.array(LABELS),
+        preprocessing=json.dumps({"scale": 1.0, "mean": 0.0, "layout": "NHWC"}),
+    )
     (folder / "fast.toml").write_text(
         'name = "saved-export"\n[quantize]\ncalibration_samples = 32\ntflite = ["float32", "int8"]\n'
         'onnx = ["float32", "int8"]\n[export]\nmeasure_rss = false\n'
@@ -84,14 +94,29 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.slow
 def test_export_command_bundles_a_saved_model_without_training(saved: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    rc = main(["export", "--model", str(saved["model"]), "--data", str(saved["npz"]), "--out", str(out),
-               "--recipe", str(saved["recipe"])])
+    rc = main(
+        [
+            "export",
+            "--model",
+            str(saved["model"]),
+            "--data",
+            str(saved["npz"]),
+            "--out",
+            str(out),
+            "--recipe",
+            str(saved["recipe"]),
+        ]
+    )
     assert rc == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["labels"] == LABELS and manifest["source"]["keras_model"] == "trained.keras"
     assert "train" not in manifest["timings_s"]  # no training stage ran
     assert [(a["format"], a["precision"]) for a in manifest["artifacts"]] == [
-        ("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32"), ("onnx", "int8")]
+        ("tflite", "float32"),
+        ("tflite", "int8"),
+        ("onnx", "float32"),
+        ("onnx", "int8"),
+    ]
     assert manifest["parity"]["passed"] and manifest["parity"]["cross_format"]["passed"]
     for a in manifest["artifacts"]:
         assert read_metadata(out / a["file"])["labels"] == LABELS
@@ -99,6 +124,38 @@ def test_export_command_bundles_a_saved_model_without_training(saved: dict[str, 
     x = np.load(saved["npz"])["x"][:8]
     with load(out, format="onnx", precision="int8") as model:
         assert set(model.predict_labels(x)) <= set(LABELS)
+
+
+@pytest.mark.slow
+def test_export_with_a_recipe_uses_its_dataset_splits(saved: dict[str, Path], tmp_path: Path) -> None:
+    from edgeship.runtime import InputError
+
+    from edgeship._tf import tf_modules
+    from edgeship.build import export_saved_model
+
+    recipe = tmp_path / "digits.toml"
+    recipe.write_text(
+        'name = "digits-export"\n[quantize]\nenabled = false\n[export]\nformats = ["tflite"]\n'
+        "measure_rss = false\nparity_min_top1 = 0.0\n"
+    )
+    with pytest.raises(InputError, match=r"expects inputs \(N, 6, 6, 1\).*\(360, 8, 8, 1\)"):
+        export_saved_model(saved["model"], recipe, tmp_path / "wrong")  # a 6x6 model against 8x8 digits
+    assert not (tmp_path / "wrong").exists()
+
+    _, keras = tf_modules()
+    digits_model = keras.Sequential(
+        [
+            keras.layers.Input((8, 8, 1), name="input"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax", name="probs"),
+        ]
+    )
+    digits_model.save(tmp_path / "digits.keras")
+    out = export_saved_model(tmp_path / "digits.keras", recipe, tmp_path / "bundle")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dataset"]["test"] == 360 and manifest["labels"] == [str(i) for i in range(10)]
+    assert [a["file"] for a in manifest["artifacts"]] == ["model.float32.tflite"]
+    assert manifest["artifacts"][0]["parity"]["outputs"]["probs"]["max_abs_diff"] <= 1e-4
 
 
 def _corrupting(fmt: str, precision: str, real: Any) -> Any:
@@ -113,8 +170,11 @@ def _corrupting(fmt: str, precision: str, real: Any) -> Any:
 
         model = onnx.load_from_string(data)
         inits = {t.name: t for t in model.graph.initializer}
-        node = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
-                    and len(inits[n.input[0]].dims) == 4)
+        node = next(
+            n
+            for n in model.graph.node
+            if n.op_type == "DequantizeLinear" and n.input[0] in inits and len(inits[n.input[0]].dims) == 4
+        )
         s = inits[node.input[1]]
         s.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(s) * np.float32(0.02), s.name))
         return model.SerializeToString()
@@ -126,13 +186,16 @@ def _corrupting(fmt: str, precision: str, real: Any) -> Any:
 def test_corrupted_scale_fails_the_export_unless_allowed(
     saved: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edgeship.build import export_saved_model
     from edgeship.export import _metadata
+
+    from edgeship.build import export_saved_model
 
     monkeypatch.setattr(_metadata, "embed_metadata", _corrupting("onnx", "int8", _metadata.embed_metadata))
     recipe = saved["recipe"].parent / "onnx_only.toml"
-    recipe.write_text('name = "onnx-only"\n[quantize]\ncalibration_samples = 32\nonnx = ["int8"]\n'
-                      '[export]\nformats = ["onnx"]\nmeasure_rss = false\n')
+    recipe.write_text(
+        'name = "onnx-only"\n[quantize]\ncalibration_samples = 32\nonnx = ["int8"]\n'
+        '[export]\nformats = ["onnx"]\nmeasure_rss = false\n'
+    )
     out = tmp_path / "bundle"
     with pytest.raises(ParityError, match=r"model\.int8\.onnx: output 'probs' .*max abs diff \d"):
         export_saved_model(saved["model"], saved["npz"], out, recipe_path=recipe)
@@ -171,8 +234,12 @@ def test_same_recipe_and_seed_give_the_same_manifest(tmp_path: Path) -> None:
     recipe.write_text(FAST_RECIPE)
     manifests = []
     for name in ("a", "b"):
-        proc = subprocess.run([sys.executable, "-m", "edgeship", "build", str(recipe), "--out", str(tmp_path / name)],
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgeship", "build", str(recipe), "--out", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         m = json.loads((tmp_path / name / "manifest.json").read_text())
         for key in ("created", "timings_s"):  # the timestamp and stage durations

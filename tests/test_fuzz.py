@@ -173,7 +173,7 @@ def test_probe_alone_catches_engine_crashes(tmp_path: Path, monkeypatch: pytest.
     for name in ("float32.tflite", "int8.tflite"):
         data = originals[name]
         structure = _structure_positions(data, ".tflite")
-        for i in range(40):
+        for i in range(20):
             buf = bytearray(data)
             pos = int(rng.choice(structure)) & ~3
             buf[pos : pos + 4] = int(rng.integers(0, 1 << 32)).to_bytes(4, "little")

@@ -11,34 +11,42 @@ from typing import Any
 
 import numpy as np
 import pytest
+from edgeship.runtime._inspect import inspect_file
 
 from edgeship.cli import main
 from edgeship.recipe import OnnxPrecision, TflitePrecision
-from edgeship.runtime._inspect import inspect_file
 
-VARIANTS = [("tflite", p) for p in typing.get_args(TflitePrecision)] + [("onnx", p) for p in typing.get_args(OnnxPrecision)]
-META = {"labels": ["cat", "dog", "owl"], "preprocessing": {"scale": 0.5, "mean": 0.25, "layout": "NHWC"},
-        "recipe_sha256": "f" * 64}
+VARIANTS = [("tflite", p) for p in typing.get_args(TflitePrecision)] + [
+    ("onnx", p) for p in typing.get_args(OnnxPrecision)
+]
+META = {
+    "labels": ["cat", "dog", "owl"],
+    "preprocessing": {"scale": 0.5, "mean": 0.25, "layout": "NHWC"},
+    "recipe_sha256": "f" * 64,
+}
 
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
     """A tiny conv + depthwise + dense model in every variant, with edgeship metadata embedded."""
-    from edgeship import export
-    from edgeship._tf import tf_modules
     from edgeship.export._metadata import embed_metadata, metadata_dict
     from edgeship.export.onnx import quantize_onnx_dynamic
+
+    from edgeship import export
+    from edgeship._tf import tf_modules
 
     _, keras = tf_modules()
     keras.utils.set_random_seed(0)
     layers = keras.layers
-    model = keras.Sequential([
-        layers.Input((8, 8, 1), name="input"),
-        layers.Conv2D(4, 3, padding="same", activation="relu"),
-        layers.DepthwiseConv2D(3, padding="same", activation="relu"),
-        layers.Flatten(),
-        layers.Dense(3, activation="softmax", name="probs"),
-    ])
+    model = keras.Sequential(
+        [
+            layers.Input((8, 8, 1), name="input"),
+            layers.Conv2D(4, 3, padding="same", activation="relu"),
+            layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+            layers.Flatten(),
+            layers.Dense(3, activation="softmax", name="probs"),
+        ]
+    )
     cal = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype(np.float32)
     meta = metadata_dict(META["labels"], META["preprocessing"], META["recipe_sha256"])
     folder = tmp_path_factory.mktemp("inspect")

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from edgeship.export._metadata import embed_metadata, metadata_dict
 from edgeship.export._parity import (
     Tolerance,
@@ -24,8 +23,9 @@ from edgeship.export._parity import (
     raise_for,
     sqnr_db,
 )
-from edgeship.recipe import OnnxPrecision, TflitePrecision
 from edgeship.runtime._errors import ParityError
+
+from edgeship.recipe import OnnxPrecision, TflitePrecision
 
 # arch -> (input shape, builder options); small inputs keep the conversions fast.
 ARCHS: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
@@ -51,6 +51,7 @@ def _task(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray
 def trained() -> dict[str, Any]:
     """Each architecture, trained briefly; its eval and calibration samples."""
     from edgeship import train
+
     out = {}
     for arch, (shape, options) in ARCHS.items():
         train.set_seed(0)
@@ -63,8 +64,9 @@ def trained() -> dict[str, Any]:
 
 
 def _convert(case: dict[str, Any], fmt: str, precision: str) -> bytes:
-    from edgeship import export
     from edgeship.export.onnx import quantize_onnx_dynamic
+
+    from edgeship import export
 
     model, calibration = case["model"], case["calibration"]
     if fmt == "tflite":
@@ -124,7 +126,13 @@ def test_parity_every_variant(arch: str, trained: dict[str, Any], tmp_path: Path
         summary[f"{fmt}/{precision}"] = entry
     cross = check_cross(int8_outs["tflite"], int8_outs["onnx"], label="tflite int8 vs onnx int8", min_top1=tol.min_top1)
     assert cross["passed"], cross["failures"]
-    print(arch, {k: {m: v for m, v in e.items() if m in ("max_abs_diff", "sqnr_db", "top1_agreement")} for k, e in summary.items()})
+    print(
+        arch,
+        {
+            k: {m: v for m, v in e.items() if m in ("max_abs_diff", "sqnr_db", "top1_agreement")}
+            for k, e in summary.items()
+        },
+    )
 
 
 # -- failures are collected, typed and specific ----------------------------------
@@ -179,8 +187,11 @@ def _corrupt_onnx_dequant_scale(path: Path, factor: float) -> None:
 
     model = onnx.load(str(path))
     inits = {t.name: t for t in model.graph.initializer}
-    node = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
-                and len(inits[n.input[0]].dims) == 4)
+    node = next(
+        n
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and len(inits[n.input[0]].dims) == 4
+    )
     scale = inits[node.input[1]]
     scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(factor), scale.name))
     path.write_bytes(model.SerializeToString())

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from edgeship.runtime._graph import read_graph
 from edgeship.runtime._ram import arena_estimate, estimates, measure_rss_increase
 
@@ -66,7 +65,10 @@ def test_onnx_arena_equals_hand_computed_peak(tmp_path: Path) -> None:
         helper.make_node("MatMul", ["D", "W3"], ["Y"]),
     ]
     graph = helper.make_graph(
-        nodes, "branchy", [vi("X", 8)], [vi("Y", 2)],
+        nodes,
+        "branchy",
+        [vi("X", 8)],
+        [vi("Y", 2)],
         initializer=[w("W1", (8, 16)), w("W2", (16, 16)), w("W3", (16, 2))],
         value_info=[vi(n, 16) for n in "ABCD"],
     )
@@ -83,7 +85,9 @@ def test_onnx_arena_equals_hand_computed_peak(tmp_path: Path) -> None:
     # the same graph through ONNX Runtime: it runs, so the parsed structure is a real model
     import onnxruntime as ort
 
-    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"X": np.ones((1, 8), np.float32)})
+    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"X": np.ones((1, 8), np.float32)}
+    )
     assert out[0].shape == (1, 2)
 
 
@@ -98,9 +102,14 @@ def test_int8_dequantized_weights_are_not_activations(tmp_path: Path) -> None:
         helper.make_node("DequantizeLinear", ["Wq", "s"], ["W"]),
         helper.make_node("MatMul", ["X", "W"], ["Y"]),
     ]
-    g = helper.make_graph(nodes, "q", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8])],
-                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4])], initializer=[w_q, scale],
-                          value_info=[helper.make_tensor_value_info("W", TensorProto.FLOAT, [8, 4])])
+    g = helper.make_graph(
+        nodes,
+        "q",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4])],
+        initializer=[w_q, scale],
+        value_info=[helper.make_tensor_value_info("W", TensorProto.FLOAT, [8, 4])],
+    )
     path = tmp_path / "q.onnx"
     path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
     assert arena_estimate(read_graph(path)).arena_bytes == 8 * 4 + 4 * 4  # X and Y only
@@ -110,9 +119,10 @@ def test_int8_dequantized_weights_are_not_activations(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_rss_prediction_within_1_5x_for_resnet8_int8(tmp_path: Path) -> None:
     """Predicted RSS increase = engine baseline (trivial model) + arena + weights, per engine."""
+    from edgeship.export._metadata import embed_metadata
+
     from edgeship import export, train
     from edgeship._tf import tf_modules
-    from edgeship.export._metadata import embed_metadata
 
     _, keras = tf_modules()
     train.set_seed(0)
@@ -135,8 +145,10 @@ def test_rss_prediction_within_1_5x_for_resnet8_int8(tmp_path: Path) -> None:
         est = estimates(files[("resnet8", fmt)], measure=False)
         measured = min(measure_rss_increase(files[("resnet8", fmt)])["rss_increase_bytes"] for _ in range(2))
         predicted = baseline + est["ram_arena_bytes"] + est["weights_bytes"]
-        report.append(f"{fmt}: baseline {baseline:,} arena {est['ram_arena_bytes']:,} weights {est['weights_bytes']:,} "
-                      f"predicted {predicted:,} measured {measured:,} ratio {measured / predicted:.2f}")
+        report.append(
+            f"{fmt}: baseline {baseline:,} arena {est['ram_arena_bytes']:,} weights {est['weights_bytes']:,} "
+            f"predicted {predicted:,} measured {measured:,} ratio {measured / predicted:.2f}"
+        )
         assert "ram_arena_unknown_tensors" not in est
         assert measured / 1.5 <= predicted <= measured * 1.5, report[-1]
         assert est["ram_arena_bytes"] > 0
