@@ -180,10 +180,10 @@ class VariantMaker:
         return self._reference
 
     def float_onnx(self) -> bytes:
-        from edgeship.export.onnx import to_onnx
+        from edgeship import export
 
         if self._float_onnx is None:
-            self._float_onnx = to_onnx(self.model, self.recipe.export.onnx_opset)
+            self._float_onnx = export.to_onnx(self.model, self.recipe.export.onnx_opset)
         return self._float_onnx
 
     def onnx_config(self) -> Any:
@@ -198,18 +198,18 @@ class VariantMaker:
 
     def make(self, fmt: str, precision: str, artifact: str) -> bytes:
         """The bytes of one variant; ``int8`` goes through the budget chain."""
-        from edgeship.export.onnx import quantize_onnx_dynamic
-        from edgeship.export.tflite import to_tflite
+        # Through the package, so a build script (or a test) can swap a converter in one place.
+        from edgeship import export
 
         if fmt == "tflite":
             if precision == "int8":
                 return self._chain("tflite", artifact, self._tflite_steps())
             cal = self.calibration if precision == "int16x8" else None
-            return to_tflite(self.model, precision, cal)
+            return export.to_tflite(self.model, precision, cal)
         if precision == "float32":
             return self.float_onnx()
         if precision == "dynamic_int8":
-            return quantize_onnx_dynamic(self.float_onnx())
+            return export.quantize_onnx_dynamic(self.float_onnx())
         if precision == "int8":
             return self._chain("onnx", artifact, self._onnx_steps())
         raise ValueError(f"Unknown ONNX precision {precision!r}. Valid names: float32, int8, dynamic_int8.")
@@ -271,8 +271,10 @@ class VariantMaker:
         return d.x_train is not None and d.x_val is not None and self._qat_scheme()[1] > 0
 
     def _tflite_steps(self) -> Iterator[Step]:
+        from edgeship import export
         from edgeship.compress.sqnr import most_sensitive, tflite_sqnr
-        from edgeship.export.tflite import to_tflite
+
+        to_tflite = export.to_tflite
 
         m, q, cal = self.model, self.q, self.calibration
         pc = "per-channel" if q.per_channel else "per-tensor"
@@ -300,8 +302,11 @@ class VariantMaker:
                    lambda names=names: to_tflite(m, "int8", cal, per_channel=q.per_channel, float_layers=names))
 
     def _onnx_steps(self) -> Iterator[Step]:
+        from edgeship import export
         from edgeship.compress.sqnr import most_sensitive, onnx_sqnr
-        from edgeship.export.onnx import preprocess_onnx, quantize_onnx, to_onnx
+        from edgeship.export.onnx import preprocess_onnx
+
+        quantize_onnx, to_onnx = export.quantize_onnx, export.to_onnx
 
         cfg, cal = self.onnx_config(), self.calibration
         first = quantize_onnx(self.float_onnx(), cal, cfg)

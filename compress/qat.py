@@ -61,9 +61,10 @@ def quantize_aware(
         # A layer the 8-bit registry has no rule for (e.g. BatchNormalization after an
         # activation) trains unquantized; the TFLite converter still quantizes it from
         # the calibration data.
-        return annotate(fresh, quantize_config=_NoOpQuantizeConfig())
+        return annotate(fresh, quantize_config=noop())
 
-    with mot.quantization.keras.quantize_scope({"_NoOpQuantizeConfig": _NoOpQuantizeConfig}):
+    noop = _noop_config_class()
+    with mot.quantization.keras.quantize_scope({"_NoOpQuantizeConfig": noop}):
         annotated = keras.models.clone_model(model, clone_function=wrap)
         annotated.set_weights(model.get_weights())
         qat_model = mot.quantization.keras.quantize_apply(annotated, qscheme)
@@ -108,30 +109,34 @@ def qat_float_weights(qat_model: Any, like: Any) -> Any:
     return out
 
 
-def _noop_base() -> Any:
-    return tfmot().quantization.keras.QuantizeConfig
+_NOOP: list[Any] = []
 
 
-class _NoOpQuantizeConfig(_noop_base()):  # type: ignore[misc]
-    """Leave a layer's weights and outputs unquantized during QAT."""
+def _noop_config_class() -> Any:
+    """A tfmot ``QuantizeConfig`` that leaves a layer unquantized (built lazily: tfmot imports TF)."""
+    if not _NOOP:
 
-    def get_weights_and_quantizers(self, layer: Any) -> list[Any]:
-        return []
+        class _NoOpQuantizeConfig(tfmot().quantization.keras.QuantizeConfig):  # type: ignore[misc]
+            def get_weights_and_quantizers(self, layer: Any) -> list[Any]:
+                return []
 
-    def get_activations_and_quantizers(self, layer: Any) -> list[Any]:
-        return []
+            def get_activations_and_quantizers(self, layer: Any) -> list[Any]:
+                return []
 
-    def set_quantize_weights(self, layer: Any, quantize_weights: Any) -> None:
-        pass
+            def set_quantize_weights(self, layer: Any, quantize_weights: Any) -> None:
+                pass
 
-    def set_quantize_activations(self, layer: Any, quantize_activations: Any) -> None:
-        pass
+            def set_quantize_activations(self, layer: Any, quantize_activations: Any) -> None:
+                pass
 
-    def get_output_quantizers(self, layer: Any) -> list[Any]:
-        return []
+            def get_output_quantizers(self, layer: Any) -> list[Any]:
+                return []
 
-    def get_config(self) -> dict[str, Any]:
-        return {}
+            def get_config(self) -> dict[str, Any]:
+                return {}
+
+        _NOOP.append(_NoOpQuantizeConfig)
+    return _NOOP[0]
 
 
 def named_like(qat_model: Any, like: Any) -> Any:

@@ -325,12 +325,12 @@ def pareto_png(rows: list[dict[str, Any]]) -> bytes | None:
             linewidths=0.6,
             marker="o" if r["precision"] == "float32" else "s",
         )
-        # alternate labels above and below so neighbours with equal accuracy stay readable
+        # stagger labels above and below so neighbours with equal accuracy stay readable
         ax.annotate(
             f"{r['file']}\n{int(r['bytes'] or 0):,} B",
             (r["p50_ms"], r["accuracy"]),
             textcoords="offset points",
-            xytext=(8, 14 if i % 2 == 0 else -26),
+            xytext=(8, (14, -26, 34, -46)[i % 4]),
             fontsize=7.5,
         )
     # Pareto front: no other point is both at least as fast and at least as accurate.

@@ -271,8 +271,13 @@ class OnnxBackend:
                 f"ONNX Runtime could not load the model: {first}. Expected a valid .onnx "
                 "model; re-export it."
             ) from None
-        self.inputs = [_ort_info(a) for a in self._session.get_inputs()]
-        self.outputs = [_ort_info(a) for a in self._session.get_outputs()]
+        try:
+            self.inputs = [_ort_info(a) for a in self._session.get_inputs()]
+            self.outputs = [_ort_info(a) for a in self._session.get_outputs()]
+        except (UnicodeDecodeError, ValueError, RuntimeError) as exc:  # e.g. names that are not UTF-8
+            raise ModelFileError(
+                f"ONNX Runtime could not load the model: {_first_line(exc)}. Expected a valid .onnx model; re-export it."
+            ) from None
         if not self.inputs or not self.outputs:
             raise ModelFileError(
                 f"ONNX Runtime could not load the model: it has {len(self.inputs)} inputs and "

@@ -95,7 +95,10 @@ def _onnx_map(content: bytes, session: Any) -> dict[str, str]:
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelFileError(f"ONNX Runtime could not open the model to read its metadata: {first}") from None
-    return dict(session.get_modelmeta().custom_metadata_map)
+    try:
+        return dict(session.get_modelmeta().custom_metadata_map)
+    except (UnicodeDecodeError, RuntimeError) as exc:  # ORT decodes the strings as UTF-8
+        raise ModelFileError(f"The ONNX metadata_props are unreadable ({exc}). Re-export the model.") from None
 
 
 def tflite_metadata(content: bytes) -> dict[str, str]:
@@ -128,8 +131,9 @@ def attach_embedded(model: Any) -> Any:
         meta = read_metadata(model.path, model.format, session=session)
     except ModelFileError:
         return model  # a file without readable metadata still runs; predict_labels explains
-    if not model.labels and meta.get("labels"):
-        model.labels = list(meta["labels"])
+    labels = meta.get("labels")
+    if not model.labels and isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels):
+        model.labels = list(labels)
     if not model.preprocessing and isinstance(meta.get("preprocessing"), dict):
         model.preprocessing = dict(meta["preprocessing"])
     return model

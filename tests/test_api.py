@@ -10,8 +10,8 @@ from pathlib import Path
 import edgeship.runtime as runtime
 
 RUNTIME_API = [
-    "BackendMissingError", "BuildError", "BundleError", "EdgeshipError", "InputError", "IntegrityError",
-    "MissingExtraError", "Model", "ModelFileError", "RecipeError", "TensorInfo", "benchmark", "load",
+    "AccuracyBudgetError", "BackendMissingError", "BuildError", "BundleError", "DataError", "EdgeshipError", "InputError", "IntegrityError",
+    "MissingExtraError", "Model", "ModelFileError", "ParityError", "RecipeError", "TensorInfo", "benchmark", "load",
     "load_eval", "sha256_file", "time_predict",
 ]
 

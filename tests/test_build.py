@@ -45,7 +45,9 @@ def test_rebuild_replaces_an_earlier_bundle(tmp_path: Path) -> None:
     build(fast_recipe(export__formats=["onnx"], quantize__enabled=False), out)
     second = json.loads((out / "manifest.json").read_text())
     assert [a["file"] for a in second["artifacts"]] == ["model.float32.onnx"]
-    assert sorted(p.name for p in out.iterdir()) == ["eval.npz", "manifest.json", "model.float32.onnx", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "baseline.json", "eval.npz", "manifest.json", "model.float32.onnx", "report.html", "report.md"
+    ]
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
