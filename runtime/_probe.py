@@ -50,16 +50,22 @@ def _read_exact(fd: int, n: int) -> bytes:
     return b"".join(chunks)
 
 
+# Same order as _backends.TFLITE_ENGINES (this file also runs as a plain script, so it
+# cannot import that module; a test keeps the two tuples equal). TensorFlow is only the
+# last fallback, imported by name when no lighter engine is installed.
+_TFLITE_ENGINES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow")
+
+
 def _tflite_interpreter() -> type:
-    for name in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"):
+    import importlib
+
+    for name in _TFLITE_ENGINES:
         try:
-            module = __import__(name, fromlist=["Interpreter"])
-            return module.Interpreter
+            module = importlib.import_module(name)
         except ImportError:
             continue
-    import tensorflow as tf  # the heavy fallback, as in _backends.TFLITE_ENGINES
-
-    return tf.lite.Interpreter
+        return module.lite.Interpreter if name == "tensorflow" else module.Interpreter
+    raise ImportError("no TFLite engine installed; pip install ai-edge-litert")
 
 
 _ORT_NUMPY = {

@@ -143,3 +143,11 @@ def test_probe_turns_an_engine_crash_into_a_typed_error(default_bundle: Path, tm
     monkeypatch.delenv("EDGESHIP_PROBE_SELFTEST")
     probe_model_bytes(data, "tflite", "x.tflite")  # the same bytes pass with a healthy engine
     assert any((tmp_path / "cache" / "probed").iterdir())  # and are remembered by sha256
+
+
+def test_probe_uses_the_same_tflite_engine_order_as_the_backend() -> None:
+    from edgeship.runtime import _backends, _probe
+
+    assert _probe._TFLITE_ENGINES == _backends.TFLITE_ENGINES
+    interp = _probe._tflite_interpreter()
+    assert interp is _backends.tflite_interpreter_class()[0]
