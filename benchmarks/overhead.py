@@ -34,7 +34,7 @@ def raw_call(model: Any, x: np.ndarray, convert: bool = False) -> Any:
     spec = model.inputs[0]
     quantized = spec.quantized
     if quantized and not convert:  # what a raw caller would feed: the int8 codes
-        x = model._quantize(x, spec)
+        x = model._quant[0](x)
     if model.format == "tflite":
         interp = backend._interp
         set_tensor, invoke, get_tensor = interp.set_tensor, interp.invoke, interp.get_tensor
