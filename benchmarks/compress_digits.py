@@ -28,10 +28,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
+    from edgeship import compress, train
     from edgeship.export import to_tflite
     from edgeship.runtime._load import load_file
-
-    from edgeship import compress, train
 
     tmp = Path(tempfile.mkdtemp(prefix="edgeship-bench-"))
 

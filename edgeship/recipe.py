@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+
+import tomllib
 
 from edgeship._tf import require
 from edgeship.runtime._errors import RecipeError

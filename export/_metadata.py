@@ -11,10 +11,9 @@ import json
 import re
 from typing import Any
 
+from edgeship._tf import require
 from edgeship.runtime._errors import BuildError
 from edgeship.runtime._metadata import METADATA_SCHEMA, ONNX_PREFIX, TFLITE_METADATA_NAME
-
-from edgeship._tf import require
 
 
 def metadata_dict(

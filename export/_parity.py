@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgeship.runtime._errors import ParityError
 
 

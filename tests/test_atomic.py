@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from edgeship.export._bundle import TMP_PREFIX, BundleWriter
 
 RECIPE = """

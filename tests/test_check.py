@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from edgeship.cli import main
 from edgeship.runtime import load, load_eval, sha256_file
 from edgeship.runtime._check import (
     BASELINE_SCHEMA,
@@ -26,8 +28,6 @@ from edgeship.runtime._check import (
 )
 from edgeship.runtime._errors import BundleError, InputError
 from edgeship.runtime._reference import REFERENCE_SHA256, reference_path
-
-from edgeship.cli import main
 
 WIDE = ["--latency-tol", "100", "--rounds", "3"]  # latency not under test: never flakes
 

@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from edgeship.runtime._check import check_bundle
 
 from edgeship.cli import main
+from edgeship.runtime._check import check_bundle
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "check_stability.py"
 

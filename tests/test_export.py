@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from edgeship.cli import main
 from edgeship.runtime import load, load_eval
 from edgeship.runtime._errors import ParityError
 from edgeship.runtime._metadata import read_metadata
-
-from edgeship.cli import main
 
 LABELS = ["zero", "one", "two"]
 
@@ -128,10 +128,9 @@ def test_export_command_bundles_a_saved_model_without_training(saved: dict[str, 
 
 @pytest.mark.slow
 def test_export_with_a_recipe_uses_its_dataset_splits(saved: dict[str, Path], tmp_path: Path) -> None:
-    from edgeship.runtime import InputError
-
     from edgeship._tf import tf_modules
     from edgeship.build import export_saved_model
+    from edgeship.runtime import InputError
 
     recipe = tmp_path / "digits.toml"
     recipe.write_text(
@@ -186,9 +185,8 @@ def _corrupting(fmt: str, precision: str, real: Any) -> Any:
 def test_corrupted_scale_fails_the_export_unless_allowed(
     saved: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edgeship.export import _metadata
-
     from edgeship.build import export_saved_model
+    from edgeship.export import _metadata
 
     monkeypatch.setattr(_metadata, "embed_metadata", _corrupting("onnx", "int8", _metadata.embed_metadata))
     recipe = saved["recipe"].parent / "onnx_only.toml"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgeship.runtime import EdgeshipError, ModelFileError, load
 from edgeship.runtime._bench import sample_input
 from edgeship.runtime._verify import BUFFER, MODEL, _Flatbuffer, _wire_fields

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from edgeship.runtime._inspect import inspect_file
 
 from edgeship.cli import main
 from edgeship.recipe import OnnxPrecision, TflitePrecision
+from edgeship.runtime._inspect import inspect_file
 
 VARIANTS = [("tflite", p) for p in typing.get_args(TflitePrecision)] + [
     ("onnx", p) for p in typing.get_args(OnnxPrecision)
@@ -29,11 +29,10 @@ META = {
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
     """A tiny conv + depthwise + dense model in every variant, with edgeship metadata embedded."""
-    from edgeship.export._metadata import embed_metadata, metadata_dict
-    from edgeship.export.onnx import quantize_onnx_dynamic
-
     from edgeship import export
     from edgeship._tf import tf_modules
+    from edgeship.export._metadata import embed_metadata, metadata_dict
+    from edgeship.export.onnx import quantize_onnx_dynamic
 
     _, keras = tf_modules()
     keras.utils.set_random_seed(0)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from edgeship.export._metadata import embed_metadata, metadata_dict
 from edgeship.export._parity import (
     Tolerance,
@@ -23,9 +24,8 @@ from edgeship.export._parity import (
     raise_for,
     sqnr_db,
 )
-from edgeship.runtime._errors import ParityError
-
 from edgeship.recipe import OnnxPrecision, TflitePrecision
+from edgeship.runtime._errors import ParityError
 
 # arch -> (input shape, builder options); small inputs keep the conversions fast.
 ARCHS: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
@@ -64,9 +64,8 @@ def trained() -> dict[str, Any]:
 
 
 def _convert(case: dict[str, Any], fmt: str, precision: str) -> bytes:
-    from edgeship.export.onnx import quantize_onnx_dynamic
-
     from edgeship import export
+    from edgeship.export.onnx import quantize_onnx_dynamic
 
     model, calibration = case["model"], case["calibration"]
     if fmt == "tflite":

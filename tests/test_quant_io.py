@@ -9,10 +9,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import edgeship.runtime._model as model_module
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
+
+import edgeship.runtime._model as model_module
 from edgeship.runtime import InputError, load, load_eval
 from edgeship.runtime._quant import Dequantizer, Quantizer
 from edgeship.runtime._tensor import TensorInfo

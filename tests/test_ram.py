@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgeship.runtime._graph import read_graph
 from edgeship.runtime._ram import arena_estimate, estimates, measure_rss_increase
 
@@ -119,10 +120,9 @@ def test_int8_dequantized_weights_are_not_activations(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_rss_prediction_within_1_5x_for_resnet8_int8(tmp_path: Path) -> None:
     """Predicted RSS increase = engine baseline (trivial model) + arena + weights, per engine."""
-    from edgeship.export._metadata import embed_metadata
-
     from edgeship import export, train
     from edgeship._tf import tf_modules
+    from edgeship.export._metadata import embed_metadata
 
     _, keras = tf_modules()
     train.set_seed(0)

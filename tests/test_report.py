@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgeship.export._report import pareto_png, render_html, render_markdown, variant_rows, write_reports
 from edgeship.runtime import load, load_eval
 

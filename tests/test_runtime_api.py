@@ -6,9 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
-import edgeship.runtime._backends as backends
 import numpy as np
 import pytest
+
+import edgeship.runtime._backends as backends
 from edgeship.runtime import BackendMissingError, InputError, ModelFileError, load, load_eval
 from edgeship.runtime._bench import bench_bundle, benchmark
 from edgeship.runtime._profile import PROFILE_FILE, device_fingerprint

@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+
 from edgeship.runtime import IntegrityError, ModelFileError, load
 from edgeship.runtime import _verify as v
 from edgeship.runtime._probe import probe_model_bytes

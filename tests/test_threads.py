@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgeship.runtime import load, load_eval
 
 THREADS, CALLS = 8, 2000
