@@ -272,7 +272,7 @@ class VariantMaker:
 
     def _tflite_steps(self) -> Iterator[Step]:
         from edgeship import export
-        from edgeship.compress.sqnr import most_sensitive, tflite_sqnr
+        from edgeship.compress.sqnr import tflite_sqnr
 
         to_tflite = export.to_tflite
 
@@ -290,20 +290,13 @@ class VariantMaker:
             scheme, epochs = self._qat_scheme()
             yield ("qat", f"{scheme.upper()} {epochs} epoch(s), then int8 conversion",
                    lambda: to_tflite(self._qat(), "int8", cal, io_type=q.io_type))
-        done: tuple[str, ...] = ()
-        for k in range(1, q.max_float_layers + 1):
-            names = most_sensitive(self.sqnr_db["tflite"], k)
-            if len(names) < k:
-                break
-            if tuple(names) == done:  # a tie group already covered this k
-                continue
-            done = tuple(names)
+        for k, names in _fallback_groups(self.sqnr_db["tflite"], q.max_float_layers):
             yield ("float_fallback", f"PTQ {pc} with {k} lowest-SQNR layer(s) in float: {', '.join(names)}",
                    lambda names=names: to_tflite(m, "int8", cal, per_channel=q.per_channel, float_layers=names))
 
     def _onnx_steps(self) -> Iterator[Step]:
         from edgeship import export
-        from edgeship.compress.sqnr import most_sensitive, onnx_sqnr
+        from edgeship.compress.sqnr import onnx_sqnr
         from edgeship.export.onnx import preprocess_onnx
 
         quantize_onnx, to_onnx = export.quantize_onnx, export.to_onnx
@@ -328,14 +321,26 @@ class VariantMaker:
             scheme, epochs = self._qat_scheme()
             yield ("qat", f"{scheme.upper()} {epochs} epoch(s) weights, then {cfg.describe()}",
                    lambda: quantize_onnx(to_onnx(qat_float_weights(self._qat(), self.model), self.recipe.export.onnx_opset), cal, cfg))
-        done: tuple[str, ...] = ()
-        for k in range(1, self.q.max_float_layers + 1):
-            names = most_sensitive(self.sqnr_db["onnx"], k)
-            if len(names) < k:
-                break
-            if tuple(names) == done:  # a tie group already covered this k
-                continue
-            done = tuple(names)
+        for _, names in _fallback_groups(self.sqnr_db["onnx"], self.q.max_float_layers):
             excl = replace(cfg, nodes_to_exclude=tuple(names))
             yield ("float_fallback", f"{excl.describe()}: {', '.join(names)}",
                    lambda excl=excl: quantize_onnx(self.float_onnx(), cal, excl))
+
+
+def _fallback_groups(sqnr_db: dict[str, float], max_layers: int) -> Iterator[tuple[int, list[str]]]:
+    """``(k, names)`` for k = 1..max_layers: the k lowest-SQNR layers to keep in float.
+
+    A tie in SQNR makes ``most_sensitive`` return more than k names; a group already
+    yielded for a smaller k is not tried again.
+    """
+    from edgeship.compress.sqnr import most_sensitive
+
+    done: tuple[str, ...] = ()
+    for k in range(1, max_layers + 1):
+        names = most_sensitive(sqnr_db, k)
+        if len(names) < k:
+            break
+        if tuple(names) == done:
+            continue
+        done = tuple(names)
+        yield k, names

@@ -14,8 +14,7 @@ import numpy as np
 
 from edgeship._tf import check_keras2_model, tf_modules, tfmot
 from edgeship.runtime._errors import RecipeError
-from edgeship.train import compile_classifier, set_seed
-from edgeship.train._fit import keras_verbosity
+from edgeship.train import compile_classifier, fine_tune, set_seed
 
 ScheduleKind = Literal["constant", "polynomial"]
 
@@ -150,17 +149,8 @@ def prune(
         return mot.sparsity.keras.prune_low_magnitude(layer, **params)
 
     wrapped = keras.models.clone_model(model, clone_function=wrap)
-    compile_classifier(wrapped, learning_rate)
-    wrapped.fit(
-        x_train,
-        y_train,
-        validation_data=(x_val, y_val),
-        epochs=fine_tune_epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        callbacks=[mot.sparsity.keras.UpdatePruningStep()],
-        verbose=keras_verbosity() if verbose is None else verbose,
-    )
+    fine_tune(wrapped, x_train, y_train, x_val, y_val, epochs=fine_tune_epochs, batch_size=batch_size,
+              learning_rate=learning_rate, callbacks=[mot.sparsity.keras.UpdatePruningStep()], verbose=verbose)
     stripped = mot.sparsity.keras.strip_pruning(wrapped)
     compile_classifier(stripped, learning_rate)
     return stripped

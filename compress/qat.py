@@ -13,8 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edgeship._tf import check_keras2_model, tf_modules, tfmot
-from edgeship.train import compile_classifier, set_seed
-from edgeship.train._fit import keras_verbosity
+from edgeship.train import compile_classifier, fine_tune, set_seed
 
 QatScheme = Literal["qat", "pqat"]
 
@@ -68,16 +67,8 @@ def quantize_aware(
         annotated = keras.models.clone_model(model, clone_function=wrap)
         annotated.set_weights(model.get_weights())
         qat_model = mot.quantization.keras.quantize_apply(annotated, qscheme)
-    compile_classifier(qat_model, learning_rate)
-    qat_model.fit(
-        x_train,
-        y_train,
-        validation_data=(x_val, y_val),
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        verbose=keras_verbosity() if verbose is None else verbose,
-    )
+    fine_tune(qat_model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
+              learning_rate=learning_rate, verbose=verbose)
     return qat_model
 
 

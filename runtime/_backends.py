@@ -259,7 +259,9 @@ class OnnxBackend:
             ) from None
         self.engine = "onnxruntime"
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        # FATAL only: an engine error reaches the caller as ModelFileError with ORT's message,
+        # so ORT's own coloured log line on stderr would only repeat it.
+        options.log_severity_level = 4
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1

@@ -114,6 +114,20 @@ def _classify(exc: ModelFileError) -> str:
     return "ModelFileError: structural check"
 
 
+def _load_and_predict(path: Path) -> tuple[str, str | None]:
+    """Load ``path`` and predict once; the outcome, and the error if one escaped untyped."""
+    try:
+        with load(path) as m:
+            m.predict(sample_input(m))
+        return "loaded and predicted", None
+    except ModelFileError as exc:
+        return _classify(exc), None
+    except EdgeshipError as exc:
+        return type(exc).__name__, None
+    except BaseException as exc:  # noqa: BLE001 - the test is that nothing else escapes
+        return "ESCAPED", f"{type(exc).__name__}: {exc}"
+
+
 def test_fuzzed_model_files_load_or_raise_typed_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGESHIP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("EDGESHIP_PROBE", "1")
@@ -135,17 +149,9 @@ def test_fuzzed_model_files_load_or_raise_typed_errors(tmp_path: Path, monkeypat
             path = tmp_path / f"m{i}.{name}"
             path.write_bytes(mutated)
             files += 1
-            try:
-                with load(path) as m:
-                    m.predict(sample_input(m))
-                outcome = "loaded and predicted"
-            except ModelFileError as exc:
-                outcome = _classify(exc)
-            except EdgeshipError as exc:
-                outcome = type(exc).__name__
-            except BaseException as exc:  # noqa: BLE001 - the test is that nothing else escapes
-                outcome = "ESCAPED"
-                escaped.append(f"{name} #{i} ({kind}): {type(exc).__name__}: {exc}")
+            outcome, error = _load_and_predict(path)
+            if error:
+                escaped.append(f"{name} #{i} ({kind}): {error}")
             counts[outcome] += 1
             by_kind[(suffix, outcome)] += 1
             path.unlink()
@@ -180,17 +186,9 @@ def test_probe_alone_catches_engine_crashes(tmp_path: Path, monkeypatch: pytest.
             buf[pos : pos + 4] = int(rng.integers(0, 1 << 32)).to_bytes(4, "little")
             path = tmp_path / f"p{i}.{name}"
             path.write_bytes(bytes(buf))
-            try:
-                with load(path) as m:
-                    m.predict(sample_input(m))
-                outcome = "loaded and predicted"
-            except ModelFileError as exc:
-                outcome = _classify(exc)
-            except EdgeshipError as exc:
-                outcome = type(exc).__name__
-            except BaseException as exc:  # noqa: BLE001
-                outcome = "ESCAPED"
-                escaped.append(f"{name} #{i}: {type(exc).__name__}: {exc}")
+            outcome, error = _load_and_predict(path)
+            if error:
+                escaped.append(f"{name} #{i}: {error}")
             counts[outcome] += 1
     print("\nprobe-only outcomes:", json.dumps(dict(counts), indent=2))
     assert not escaped, "\n".join(escaped[:20])

@@ -9,6 +9,7 @@ from ._evaluate import evaluate as evaluate
 from ._evaluate import macro_f1 as macro_f1
 from ._fit import accuracy as accuracy
 from ._fit import compile_classifier as compile_classifier
+from ._fit import fine_tune as fine_tune
 from ._fit import fit as fit
 from ._fit import learning_rate_schedule as learning_rate_schedule
 from ._fit import set_seed as set_seed
@@ -32,6 +33,7 @@ __all__ = [
     "compile_classifier",
     "create_model",
     "evaluate",
+    "fine_tune",
     "fit",
     "learning_rate_schedule",
     "list_datasets",

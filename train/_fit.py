@@ -156,16 +156,8 @@ def train_model(
         verbosity = keras_verbosity() if verbose is None else verbose
         set_seed(seed)  # same RNG state at the first batch whatever building the model consumed
         if augment is None:
-            history = model.fit(
-                x_train,
-                y_train,
-                validation_data=(x_val, y_val),
-                epochs=epochs,
-                batch_size=batch_size,
-                shuffle=True,
-                callbacks=callbacks,
-                verbose=verbosity,
-            )
+            hist = _fit_arrays(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
+                               callbacks=callbacks, verbose=verbosity)
         else:
             train_ds = (
                 tf.data.Dataset.from_tensor_slices((x_train, y_train))
@@ -174,13 +166,15 @@ def train_model(
                 .map(augment, num_parallel_calls=1)  # one call: augmentation stays seeded
                 .prefetch(2)
             )
-            history = model.fit(
-                train_ds,
-                validation_data=(x_val, y_val),
-                batch_size=batch_size,
-                epochs=epochs,
-                callbacks=callbacks,
-                verbose=verbosity,
+            hist = _history(
+                model.fit(
+                    train_ds,
+                    validation_data=(x_val, y_val),
+                    batch_size=batch_size,
+                    epochs=epochs,
+                    callbacks=callbacks,
+                    verbose=verbosity,
+                )
             )
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -190,7 +184,7 @@ def train_model(
         clone.set_weights(model.get_weights())
         compile_classifier(clone, learning_rate)
         model = clone
-    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return model, hist
 
 
 def fit(
@@ -215,8 +209,47 @@ def fit(
     """
     _, keras = tf_modules()
     set_seed(seed)
-    compile_classifier(model, learning_rate)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    return fine_tune(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
+                     learning_rate=learning_rate, callbacks=[stop], verbose=verbose)
+
+
+def fine_tune(
+    model: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    learning_rate: Any = 1e-3,
+    callbacks: list[Any] | None = None,
+    verbose: int | None = None,
+) -> dict[str, list[float]]:
+    """Compile ``model`` as a classifier (Adam, ``learning_rate`` may be a schedule) and fit it
+    on in-memory arrays, shuffled each epoch; returns the Keras history dict.
+
+    The one fit loop behind :func:`fit`, pruning and QAT fine-tuning (which pass their
+    tfmot callbacks, e.g. ``UpdatePruningStep``). It does not seed: callers do.
+    """
+    compile_classifier(model, learning_rate)
+    return _fit_arrays(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
+                       callbacks=callbacks, verbose=verbose)
+
+
+def _fit_arrays(
+    model: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    callbacks: list[Any] | None,
+    verbose: int | None,
+) -> dict[str, list[float]]:
     history = model.fit(
         x_train,
         y_train,
@@ -224,9 +257,13 @@ def fit(
         epochs=epochs,
         batch_size=batch_size,
         shuffle=True,
-        callbacks=[stop],
+        callbacks=list(callbacks or []),
         verbose=keras_verbosity() if verbose is None else verbose,
     )
+    return _history(history)
+
+
+def _history(history: Any) -> dict[str, list[float]]:
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
