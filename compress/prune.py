@@ -149,8 +149,9 @@ def prune(
         return mot.sparsity.keras.prune_low_magnitude(layer, **params)
 
     wrapped = keras.models.clone_model(model, clone_function=wrap)
+    compile_classifier(wrapped, learning_rate)
     fine_tune(wrapped, x_train, y_train, x_val, y_val, epochs=fine_tune_epochs, batch_size=batch_size,
-              learning_rate=learning_rate, callbacks=[mot.sparsity.keras.UpdatePruningStep()], verbose=verbose)
+              callbacks=[mot.sparsity.keras.UpdatePruningStep()], verbose=verbose)
     stripped = mot.sparsity.keras.strip_pruning(wrapped)
     compile_classifier(stripped, learning_rate)
     return stripped

@@ -67,8 +67,8 @@ def quantize_aware(
         annotated = keras.models.clone_model(model, clone_function=wrap)
         annotated.set_weights(model.get_weights())
         qat_model = mot.quantization.keras.quantize_apply(annotated, qscheme)
-    fine_tune(qat_model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
-              learning_rate=learning_rate, verbose=verbose)
+    compile_classifier(qat_model, learning_rate)
+    fine_tune(qat_model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size, verbose=verbose)
     return qat_model
 
 

@@ -156,8 +156,8 @@ def train_model(
         verbosity = keras_verbosity() if verbose is None else verbose
         set_seed(seed)  # same RNG state at the first batch whatever building the model consumed
         if augment is None:
-            hist = _fit_arrays(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
-                               callbacks=callbacks, verbose=verbosity)
+            hist = fine_tune(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
+                             callbacks=callbacks, verbose=verbosity)
         else:
             train_ds = (
                 tf.data.Dataset.from_tensor_slices((x_train, y_train))
@@ -209,9 +209,10 @@ def fit(
     """
     _, keras = tf_modules()
     set_seed(seed)
+    compile_classifier(model, learning_rate)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     return fine_tune(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
-                     learning_rate=learning_rate, callbacks=[stop], verbose=verbose)
+                     callbacks=[stop], verbose=verbose)
 
 
 def fine_tune(
@@ -223,33 +224,15 @@ def fine_tune(
     *,
     epochs: int,
     batch_size: int = 32,
-    learning_rate: Any = 1e-3,
     callbacks: list[Any] | None = None,
     verbose: int | None = None,
 ) -> dict[str, list[float]]:
-    """Compile ``model`` as a classifier (Adam, ``learning_rate`` may be a schedule) and fit it
-    on in-memory arrays, shuffled each epoch; returns the Keras history dict.
+    """Fit a compiled ``model`` on in-memory arrays, shuffled each epoch; returns the Keras history dict.
 
-    The one fit loop behind :func:`fit`, pruning and QAT fine-tuning (which pass their
-    tfmot callbacks, e.g. ``UpdatePruningStep``). It does not seed: callers do.
+    The one fit loop behind :func:`fit`, :func:`train_model`, pruning and QAT (which pass
+    their tfmot callbacks, e.g. ``UpdatePruningStep``). Compile first
+    (:func:`compile_classifier`); it does not seed: callers do.
     """
-    compile_classifier(model, learning_rate)
-    return _fit_arrays(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
-                       callbacks=callbacks, verbose=verbose)
-
-
-def _fit_arrays(
-    model: Any,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    *,
-    epochs: int,
-    batch_size: int,
-    callbacks: list[Any] | None,
-    verbose: int | None,
-) -> dict[str, list[float]]:
     history = model.fit(
         x_train,
         y_train,
