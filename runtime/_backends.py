@@ -164,7 +164,7 @@ class TFLiteBackend:
             if x.__class__ is ndarray and x.dtype is in_dtype:
                 shape = x.shape
                 ok = model._ok
-                if shape == ok[0]:
+                if shape == ok[0] and shape[0] == backend._batch0:  # else quantizing here would be wasted
                     if check:
                         w = ok[1]  # see Model: one dot with 2**-64 is non-finite iff x holds NaN/Inf
                         if w is None or not isfinite(x.ravel().dot(w)):
@@ -172,7 +172,7 @@ class TFLiteBackend:
                     feed = x if quant is None else quant(x)
                     acquire()
                     try:
-                        if shape[0] == backend._batch0:
+                        if shape[0] == backend._batch0:  # again under the lock: another thread may resize
                             set_tensor(i0, feed)
                             invoke()
                             out = get_tensor(o0)
