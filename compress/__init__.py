@@ -3,10 +3,15 @@
 Needs ``edgeship[build]``.
 """
 
+from .backoff import PruneAttempt as PruneAttempt
+from .backoff import default_fine_tune_epochs as default_fine_tune_epochs
+from .backoff import prune_attempts_table as prune_attempts_table
+from .backoff import prune_to_budget as prune_to_budget
 from .budget import Attempt as Attempt
 from .budget import CompressData as CompressData
 from .budget import VariantMaker as VariantMaker
 from .budget import attempts_table as attempts_table
+from .budget import effective_budget as effective_budget
 from .prune import PruneSchedule as PruneSchedule
 from .prune import excluded_layers as excluded_layers
 from .prune import prune as prune
@@ -19,7 +24,7 @@ from .sqnr import sqnr_db as sqnr_db
 from .sqnr import tflite_sqnr as tflite_sqnr
 
 __all__ = [
-    "Attempt", "CompressData", "PruneSchedule", "VariantMaker", "attempts_table", "excluded_layers", "onnx_sqnr",
-    "prune", "qat_float_weights", "quantize_aware", "sparsity_report", "sqnr_db", "tflite_sqnr",
+    "Attempt", "CompressData", "PruneAttempt", "PruneSchedule", "VariantMaker", "attempts_table",
+    "default_fine_tune_epochs", "effective_budget", "excluded_layers", "onnx_sqnr", "prune", "prune_attempts_table", "prune_to_budget", "qat_float_weights", "quantize_aware", "sparsity_report", "sqnr_db", "tflite_sqnr",
     "tflite_weight_sparsity",
 ]

@@ -2,7 +2,8 @@
 
 For each full-int8 artifact (``model.int8.tflite``, ``model.int8.onnx``) the
 steps below run in order and stop at the first whose absolute top-1 drop
-against the float32 model is at most ``quantize.accuracy_budget``:
+against the trained float32 model (before pruning: ``CompressData.reference_accuracy``)
+is at most ``budget.max_accuracy_drop``, the one budget of the whole chain:
 
 1. ``ptq_per_channel``: post-training quantization, per-channel weights.
 2. ``more_calibration``: the same with ``quantize.more_calibration_samples``;
@@ -14,11 +15,13 @@ against the float32 model is at most ``quantize.accuracy_budget``:
    per-layer SQNR kept in float (TFLite: the quantization debugger's
    denylist; ONNX: ``nodes_to_exclude``).
 
-Every attempt is recorded (:class:`Attempt`). When none meets the budget,
+Every other variant (float32, float16, dynamic_int8, int16x8) is one
+``export`` attempt held to the same budget. Every attempt is recorded
+(:class:`Attempt`). When none meets the budget,
 :class:`~edgeship.runtime.AccuracyBudgetError` carries the table. Without a
 budget only step 1 runs. Accuracy is measured through the runtime on the
-validation split (never the test split the bundle reports), against the Keras
-float32 model the artifacts come from.
+validation split (never the test split the bundle reports); without a
+``reference_accuracy`` the reference is the Keras model the artifacts come from.
 """
 
 from __future__ import annotations
@@ -65,6 +68,19 @@ def attempts_table(attempts: list[Attempt]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
+def effective_budget(budget: float | None, samples: int) -> float | None:
+    """``max(budget, 1 / samples)``: the budget as a split of ``samples`` can resolve it.
+
+    A drop smaller than one sample cannot be measured: on a 20-sample
+    validation split one sample is 5 points, so a 1-point budget is judged as
+    "at most one sample lost". Splits of ``1 / budget`` samples or more (100
+    for 0.01) are judged at the budget itself.
+    """
+    if budget is None or samples <= 0:
+        return budget
+    return max(float(budget), 1.0 / samples)
+
+
 def meet_budget(
     artifact: str,
     steps: Iterator[Step],
@@ -94,10 +110,10 @@ def meet_budget(
     mine = [a for a in history if a.artifact == artifact]
     table = attempts_table(mine).replace("\n", " | ")
     raise AccuracyBudgetError(
-        f"Expected {artifact} within quantize.accuracy_budget={budget} (top-1 drop vs float32 {reference:.4f}). "
-        f"Received: {tried} attempts, none within budget: {table}. "
-        "Fix: raise quantize.accuracy_budget, raise quantize.qat_epochs / quantize.max_float_layers, "
-        "or drop int8 from quantize.tflite / quantize.onnx."
+        f"Expected {artifact} within budget.max_accuracy_drop={budget} (top-1 drop vs the float32 model's "
+        f"{reference:.4f}). Received: {tried} attempts, none within budget: {table}. "
+        "Fix: raise budget.max_accuracy_drop, raise quantize.qat_epochs / quantize.max_float_layers, "
+        f"or drop {artifact.split('.')[1]} from quantize.{artifact.rsplit('.', 1)[-1]}."
     )
 
 
@@ -115,6 +131,9 @@ class CompressData:
     pruned: bool = False
     sparsity: dict[str, float] = field(default_factory=dict)
     schedule: dict[str, Any] | None = None
+    #: Validation top-1 of the trained float32 model before pruning; the budget's reference.
+    reference_accuracy: float | None = None
+    prune_attempts: list[Any] = field(default_factory=list)
 
 
 def _accuracy(data: bytes, fmt: str, x: np.ndarray, y: np.ndarray) -> float:
@@ -172,11 +191,19 @@ class VariantMaker:
         return list(self.q.tflite if fmt == "tflite" else self.q.onnx)
 
     @property
+    def budget(self) -> float | None:
+        """``budget.max_accuracy_drop`` as the decision split can resolve it (:func:`effective_budget`)."""
+        return effective_budget(self.recipe.budget.max_accuracy_drop, len(self.y_dec))
+
+    @property
     def reference(self) -> float:
-        """Top-1 of the float32 Keras model on the decision split."""
+        """Top-1 on the decision split of the trained float32 model before pruning (else the model given)."""
         if self._reference is None:
-            probs = self.model.predict(self.x_dec, verbose=0, batch_size=256)
-            self._reference = float(np.mean(np.argmax(probs, axis=-1) == self.y_dec))
+            if self.data.reference_accuracy is not None:
+                self._reference = float(self.data.reference_accuracy)
+            else:
+                probs = self.model.predict(self.x_dec, verbose=0, batch_size=256)
+                self._reference = float(np.mean(np.argmax(probs, axis=-1) == self.y_dec))
         return self._reference
 
     def float_onnx(self) -> bytes:
@@ -205,11 +232,12 @@ class VariantMaker:
             if precision == "int8":
                 return self._chain("tflite", artifact, self._tflite_steps())
             cal = self.calibration if precision == "int16x8" else None
-            return export.to_tflite(self.model, precision, cal)
+            return self._single("tflite", artifact, precision, lambda: export.to_tflite(self.model, precision, cal))
         if precision == "float32":
-            return self.float_onnx()
+            return self._single("onnx", artifact, precision, self.float_onnx)
         if precision == "dynamic_int8":
-            return export.quantize_onnx_dynamic(self.float_onnx())
+            return self._single("onnx", artifact, precision,
+                                lambda: export.quantize_onnx_dynamic(self.float_onnx()))
         if precision == "int8":
             return self._chain("onnx", artifact, self._onnx_steps())
         raise ValueError(f"Unknown ONNX precision {precision!r}. Valid names: float32, int8, dynamic_int8.")
@@ -219,6 +247,7 @@ class VariantMaker:
         return {
             "sparsity": dict(self.data.sparsity),
             "schedule": self.data.schedule or {},
+            "prune_attempts": [a.to_json() for a in self.data.prune_attempts],
             "quantization_attempts": [a.to_json() for a in self.attempts],
             "sqnr_db": {k: dict(v) for k, v in self.sqnr_db.items()},
         }
@@ -227,9 +256,12 @@ class VariantMaker:
     def _chain(self, fmt: str, artifact: str, steps: Iterator[Step]) -> bytes:
         x, y = self.x_dec, self.y_dec
         return meet_budget(
-            artifact, steps, lambda b: _accuracy(b, fmt, x, y), self.reference, self.q.accuracy_budget,
-            self.attempts, self.say,
+            artifact, steps, lambda b: _accuracy(b, fmt, x, y), self.reference, self.budget, self.attempts, self.say,
         )
+
+    def _single(self, fmt: str, artifact: str, precision: str, make: Callable[[], bytes]) -> bytes:
+        """A variant with one way to make it, held to the same budget."""
+        return self._chain(fmt, artifact, iter([("export", f"{precision} conversion", make)]))
 
     def _more_calibration(self) -> np.ndarray | None:
         x = self.data.x_train

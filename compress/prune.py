@@ -14,7 +14,7 @@ import numpy as np
 
 from edgeship._tf import check_keras2_model, tf_modules, tfmot
 from edgeship.runtime._errors import RecipeError
-from edgeship.train import compile_classifier, fine_tune, set_seed
+from edgeship.train import compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
 
 ScheduleKind = Literal["constant", "polynomial"]
 
@@ -130,7 +130,8 @@ def prune(
         exclude: layer names or class names left dense.
 
     Returns:
-        A plain tf_keras model (wrappers stripped) whose kernels hold the zeros.
+        A plain tf_keras model (wrappers stripped) whose kernels hold the zeros,
+        its BatchNorm statistics re-estimated on ``x_train``.
     """
     check_keras2_model(model)
     _, keras = tf_modules()
@@ -154,6 +155,7 @@ def prune(
               callbacks=[mot.sparsity.keras.UpdatePruningStep()], verbose=verbose)
     stripped = mot.sparsity.keras.strip_pruning(wrapped)
     compile_classifier(stripped, learning_rate)
+    recalibrate_batchnorm(stripped, x_train, seed=seed)  # fine-tuning moved the weights under the BN averages
     return stripped
 
 

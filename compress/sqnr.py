@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship._tf import tf_modules
+from edgeship._tf import quiet_engine, tf_modules
 
 MAX_DB = 120.0  # an exact match reports this instead of +inf (JSON has no inf)
 
@@ -59,10 +59,11 @@ def tflite_sqnr(model: Any, calibration: np.ndarray, *, samples: int = 32, per_c
         return sqnr_db(f, (np.asarray(q, dtype=np.int32) - int(zero_point)) * float(scale))
 
     options = tf.lite.experimental.QuantizationDebugOptions(layer_direct_compare_metrics={"sqnr_db": metric})
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=representative(calibration[:samples]), debug_options=options
-    )
-    debugger.run()
+    with quiet_engine():  # converter settings, tf.lite.Interpreter deprecation, XNNPACK delegate lines
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative(calibration[:samples]), debug_options=options
+        )
+        debugger.run()
     out: dict[str, float] = {}
     for verify_name, stats in debugger.layer_statistics.items():
         tensor_name, _ = debugger._get_operand_name_and_index(verify_name)

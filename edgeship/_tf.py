@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -27,12 +32,54 @@ def require(module: str, purpose: str) -> ModuleType:
         ) from None
 
 
+@contextmanager
+def quiet_engine() -> Iterator[None]:
+    """Hold back an engine's own chatter for one call: native stdout/stderr lines and Python warnings.
+
+    TensorFlow prints oneDNN / CUDA-probe lines from C++ before its log level
+    is read, and the TFLite converter prints its settings and deprecation
+    warnings on every call; none of it is a concern of the user's. Output is
+    captured at the file-descriptor level (native code writes there) and
+    replayed on stderr when the call raises, so nothing that explains a failure
+    is lost. Python's warning filters are restored on exit.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as captured:
+        saved = (os.dup(1), os.dup(2))
+        os.dup2(captured.fileno(), 1)
+        os.dup2(captured.fileno(), 2)
+        failed = False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            if failed:
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode("utf-8", errors="replace"))
+                sys.stderr.flush()
+
+
 def tf_modules() -> tuple[Any, Any]:
     """Return ``(tensorflow, tf_keras)`` with legacy Keras forced on and TF logs quiet."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    tf = require("tensorflow", "Building models")
-    keras = require("tf_keras", "Building models")
+    if "tensorflow" in sys.modules and "tf_keras" in sys.modules:
+        return sys.modules["tensorflow"], sys.modules["tf_keras"]
+    with quiet_engine():  # the import and the first device probe print C++ lines that ignore the log level
+        tf = require("tensorflow", "Building models")
+        keras = require("tf_keras", "Building models")
+        tf.config.list_physical_devices()
     return tf, keras
 
 

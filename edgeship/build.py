@@ -74,6 +74,28 @@ def _check_task(info: Any, dataset: str) -> None:
         )
 
 
+def gate_chance(what: str, accuracy: float, samples: int, base: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
+    """The chance-level gate (``edgeship.train.chance_check``) on one accuracy; raises unless allowed.
+
+    Raises:
+        ChanceLevelError: ``accuracy`` is not significantly above the majority
+            baseline and ``budget.allow_chance_level`` is false.
+    """
+    from edgeship.runtime._errors import ChanceLevelError
+    from edgeship.train._baselines import chance_check
+
+    check = chance_check(accuracy, samples, base["majority"], recipe.budget.chance_alpha)
+    if not check.passed and not recipe.budget.allow_chance_level:
+        raise ChanceLevelError(
+            f"Expected {what} to beat always answering the most frequent class ({base['majority']:.4f}) "
+            f"significantly: at least {check.required_accuracy:.4f} on {samples} test samples "
+            f"(one-sided binomial test, p < {check.alpha}). Received: accuracy {accuracy:.4f} (p = {check.p_value:.3f}); "
+            f"a logistic regression on the same inputs scores {base['linear']:.4f}. Check that the labels match "
+            "the data, add data, or set budget.allow_chance_level = true to ship anyway."
+        )
+    return check.to_json()
+
+
 def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work: Path) -> Path:
     from edgeship import compress, train
 
@@ -100,30 +122,68 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
     augment = None
     if d.dataset.startswith("images:"):
         augment = train.make_augmenter(**d.augmentation.model_dump())
+    plan = train.plan_training(
+        len(ds.x_train), epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate,
+        early_stopping_patience=t.early_stopping_patience, min_epochs=t.min_epochs, head_epochs=t.head_epochs,
+        pretrained=recipe.model.weights is not None,
+    )
+    pretrained = None
+    if recipe.model.weights is not None:
+        from edgeship.train._weights import load_pretrained
+
+        spec, arch, alpha = recipe.model.weights, recipe.model.arch, recipe.model.alpha
+
+        def pretrained(model: Any) -> list[str]:
+            loaded = load_pretrained(model, spec, arch=arch, alpha=alpha)
+            say(f"  pretrained weights {spec}: {len(loaded)} layer(s) loaded, {plan.head_epochs} head epoch(s) first")
+            return loaded
+
+    with stage("baselines: majority class, logistic regression", timings):
+        base = train.baselines(ds, seed=recipe.seed)
+        say(f"  majority {base['majority']:.4f}, linear {base['linear']:.4f} (test split)")
 
     with stage("train", timings):
-        model, _ = train.train_model(
+        say(f"  {plan.epochs} epochs at most (not before {plan.min_epochs}), batch {plan.batch_size}, "
+            f"lr {plan.learning_rate:.2g}, patience {plan.early_stopping_patience}"
+            + (f"; from the dataset size: {', '.join(plan.auto)}" if plan.auto else ""))
+        model, history = train.train_model(
             lambda: train.create_model(recipe.model.arch, ds.input_shape, ds.num_classes, **options),
             ds.x_train, ds.y_train, ds.x_val, ds.y_val,
-            epochs=t.epochs,
-            batch_size=t.batch_size,
-            learning_rate=t.learning_rate,
+            epochs=plan.epochs,
+            batch_size=plan.batch_size,
+            learning_rate=plan.learning_rate,
             lr_schedule=t.lr_schedule,
             lr_decay_rate=t.lr_decay_rate,
             l2=t.l2,
-            patience=t.early_stopping_patience,
+            patience=plan.early_stopping_patience,
+            min_epochs=plan.min_epochs,
             seed=recipe.seed,
             strategy=t.strategy,
             mixed_precision=t.mixed_precision,
             augment=augment,
             checkpoint_path=work / "training" / "best.keras" if t.checkpoint else None,
             log_dir=work / "training" / "logs" if t.tensorboard else None,
+            pretrained=pretrained,
+            head_epochs=plan.head_epochs,
         )
         keras_acc = train.accuracy(model, ds.x_test, ds.y_test)
-        say(f"  keras float32 test accuracy {keras_acc:.4f}")
+        float_val_acc = train.accuracy(model, ds.x_val, ds.y_val)
+        say(f"  keras float32 test accuracy {keras_acc:.4f} (validation {float_val_acc:.4f}) "
+            f"after {len(history.get('loss', []))} epoch(s)")
+    gate_chance("the trained float32 Keras model", keras_acc, len(ds.y_test), base, recipe)
 
     sparsity: dict[str, float] = {}
     schedule_info: dict[str, Any] | None = None
+    prune_attempts: list[Any] = []
+    budget = compress.effective_budget(recipe.budget.max_accuracy_drop, len(ds.y_val))
+    concerns: list[str] = []
+    if budget is not None and recipe.budget.max_accuracy_drop is not None and budget > recipe.budget.max_accuracy_drop:
+        concerns.append(
+            f"the validation split ({len(ds.y_val)} samples) cannot resolve budget.max_accuracy_drop = "
+            f"{recipe.budget.max_accuracy_drop}; it is judged as at most one sample ({budget:.4f}). "
+            "More data gives a tighter check."
+        )
+        say(f"WARNING: {concerns[-1]}")
     if recipe.prune.enabled and recipe.prune.target_sparsity > 0:
         with stage(f"prune to {recipe.prune.target_sparsity:.0%}", timings):
             pc = recipe.prune
@@ -131,20 +191,17 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
                 kind=pc.schedule, target_sparsity=pc.target_sparsity, initial_sparsity=pc.initial_sparsity,
                 begin_step=pc.begin_step, end_step=pc.end_step, frequency=pc.frequency, m_by_n=pc.m_by_n,
             )
-            model = compress.prune(
+            model, schedule, epochs_used, prune_attempts = compress.prune_to_budget(
                 model, ds.x_train, ds.y_train, ds.x_val, ds.y_val,
-                target_sparsity=recipe.prune.target_sparsity,
-                fine_tune_epochs=recipe.prune.fine_tune_epochs,
-                batch_size=recipe.train.batch_size,
-                learning_rate=recipe.train.learning_rate / 4,
-                seed=recipe.seed,
                 schedule=schedule,
-                exclude=pc.exclude,
+                fine_tune_epochs=pc.fine_tune_epochs or compress.default_fine_tune_epochs(plan.steps_per_epoch),
+                reference_accuracy=float_val_acc, budget=budget,
+                batch_size=plan.batch_size, learning_rate=plan.learning_rate / 4, seed=recipe.seed,
+                exclude=pc.exclude, say=say,
             )
-            steps = -(-len(ds.x_train) // recipe.train.batch_size)
             schedule_info = {
-                **schedule.resolved(steps, pc.fine_tune_epochs).to_json(),
-                "fine_tune_epochs": pc.fine_tune_epochs, "exclude": list(pc.exclude),
+                **schedule.resolved(plan.steps_per_epoch, epochs_used).to_json(),
+                "fine_tune_epochs": epochs_used, "exclude": list(pc.exclude),
             }
             sparsity = compress.sparsity_report(model)
             pruned_acc = train.accuracy(model, ds.x_test, ds.y_test)
@@ -160,21 +217,26 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
     write_bundle(
         model, recipe, out,
         calibration=calibration, x_eval=ds.x_test, y_eval=ds.y_test,
-        labels=ds.labels, preprocessing=ds.preprocessing, reference_acc=reference_acc, timings=timings,
+        labels=ds.labels, preprocessing=ds.preprocessing, reference_acc=keras_acc, timings=timings,
         compress_data=compress.CompressData(
-            ds.x_train, ds.y_train, ds.x_val, ds.y_val, batch_size=t.batch_size, learning_rate=t.learning_rate,
-            seed=recipe.seed, pruned=bool(sparsity), sparsity=sparsity, schedule=schedule_info,
+            ds.x_train, ds.y_train, ds.x_val, ds.y_val, batch_size=plan.batch_size,
+            learning_rate=plan.learning_rate, seed=recipe.seed, pruned=bool(sparsity), sparsity=sparsity,
+            schedule=schedule_info, reference_accuracy=float_val_acc, prune_attempts=prune_attempts,
         ),
         info={
             "dataset": {
                 "name": ds.name,
                 "train": len(ds.x_train), "val": len(ds.x_val), "test": len(ds.x_test),
             },
+            "training": {**plan.to_json(), "epochs_run": len(history.get("loss", []))},
+            "warnings": concerns,
             "metrics": {
                 "keras_float32_accuracy": keras_acc,
+                "keras_float32_val_accuracy": float_val_acc,
                 "keras_reference_accuracy": reference_acc,
                 "sparsity": sparsity,
                 "evaluation": evaluation,
+                "baselines": base,
             },
             **({"text": ds.text} if ds.text is not None else {}),
         },
@@ -211,9 +273,16 @@ def write_bundle(
     Keras model on ``x_eval`` and measured (flash, arena, RSS). Used by
     ``edgeship build`` and ``edgeship export``.
 
+    ``reference_acc`` is the test accuracy each artifact's ``accuracy_drop`` is
+    measured from: the trained float32 model before pruning, for a build. With
+    ``info["metrics"]["baselines"]`` every artifact also passes the chance gate
+    (:func:`gate_chance`), and one warning names those below the linear baseline.
+
     Raises:
         ParityError: an artifact misses its parity limits and
             ``recipe.export.allow_parity_failure`` is false; no bundle is left.
+        ChanceLevelError: an artifact is not significantly above the majority
+            baseline and ``recipe.budget.allow_chance_level`` is false.
     """
     from edgeship import export
     from edgeship.export._metadata import embed_metadata, metadata_dict
@@ -236,6 +305,7 @@ def write_bundle(
     from edgeship.compress.budget import VariantMaker
 
     maker = VariantMaker(model, recipe, calibration, compress_data, x_eval, y_eval, say)
+    base = (info.get("metrics") or {}).get("baselines")
     artifacts: list[dict[str, Any]] = []
     parity_results: list[dict[str, Any]] = []
     quantized_outputs: dict[str, dict[str, np.ndarray]] = {}
@@ -255,6 +325,7 @@ def write_bundle(
                     parity_results.append(parity)
                     if precision == "int8":
                         quantized_outputs[fmt] = outs
+                    chance = None if base is None else gate_chance(name, acc, len(y_eval), base, recipe)
                     est = estimates(path, measure=cfg.measure_rss)
                     say(f"  {name}: accuracy {acc:.4f} ({acc - reference_acc:+.4f} vs keras), {len(data):,} bytes, "
                         f"parity {'ok' if parity['passed'] else 'FAILED'}, arena {est['ram_arena_bytes']:,} B")
@@ -267,6 +338,7 @@ def write_bundle(
                     "metrics": {
                         "accuracy": acc, "accuracy_drop": reference_acc - acc, "macro_f1": f1,
                         "gzip_bytes": len(gzip.compress(data, compresslevel=9)),
+                        **({"chance_check": chance} if chance is not None else {}),
                     },
                     "parity": parity,
                     "estimates": est,
@@ -280,6 +352,10 @@ def write_bundle(
         failures = [f for r in parity_results for f in r["failures"]]
         if failures and not cfg.allow_parity_failure:
             raise_for(parity_results)  # the writer removes the temp folder: no bundle
+        new_warnings = _warnings(artifacts, base)
+        for line in new_warnings:
+            say(f"WARNING: {line}")
+        warnings = list(info.get("warnings", [])) + new_warnings
         eval_path = bundle.path("eval.npz")
         x_saved = x_eval if x_eval.dtype.kind in "iu" else x_eval.astype(np.float32)  # token ids stay integers
         np.savez_compressed(eval_path, x=x_saved, y=y_eval.astype(np.int64))
@@ -294,6 +370,17 @@ def write_bundle(
             **info,
             "artifacts": artifacts,
             "compression": maker.manifest(),
+            "budget": {
+                "max_accuracy_drop": recipe.budget.max_accuracy_drop,
+                "effective_max_drop": maker.budget,
+                "decision_samples": len(maker.y_dec),
+                "reference": "validation top-1 of the trained float32 model before pruning",
+                "reference_val_accuracy": maker.reference,
+                "reference_test_accuracy": reference_acc,
+                "judged_on": "validation split" if compress_data is not None and compress_data.x_val is not None
+                else "eval sample",
+            },
+            "warnings": warnings,
             "parity": {
                 "passed": not failures,
                 "allowed_failure": bool(failures) and cfg.allow_parity_failure,
@@ -313,6 +400,21 @@ def write_bundle(
         if failures:
             say(f"  PARITY FAILED but allowed by export.allow_parity_failure: {'; '.join(failures)}")
     return out
+
+
+def _warnings(artifacts: list[dict[str, Any]], base: dict[str, Any] | None) -> list[str]:
+    """One line per real concern: today, shipped artifacts below the linear baseline."""
+    if not base or not np.isfinite(base.get("linear", float("nan"))):
+        return []
+    below = [a for a in artifacts if a["metrics"]["accuracy"] < base["linear"]]
+    if not below:
+        return []
+    names = ", ".join(f"{a['file']} {a['metrics']['accuracy']:.4f}" for a in below)
+    return [
+        f"below the linear baseline ({base['linear']:.4f}, {base['linear_model']}): {names}. "
+        "The network does no better than a linear model on these inputs; try more data, data.augmentation, "
+        "model.weights (transfer learning) or another model.arch."
+    ]
 
 
 def export_saved_model(

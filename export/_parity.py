@@ -7,11 +7,22 @@ then shapes, then values; every failure is collected before one typed
 * float variants (``float32``, ``float16``, ...): the largest absolute
   difference per output must be within that variant's tolerance.
 * quantized variants (``int8``, ``int16x8``, ...): top-1 agreement with Keras
-  (classifier outputs: 2-D, more than one class) and the output SQNR,
-  ``20*log10(||x|| / ||x - y||)`` dB with x the Keras output and y the
-  artifact's dequantized output (ORT ``qdq_loss_debug`` definition).
+  (classifier outputs: 2-D, more than one class) on the decisive samples, and
+  the output SQNR, ``20*log10(||x|| / ||x - y||)`` dB with x the Keras output
+  and y the artifact's dequantized output (ORT ``qdq_loss_debug`` definition).
 * cross-format: the TFLite int8 file against the ONNX int8 file, top-1
-  agreement (and SQNR, informative).
+  agreement on the decisive samples (and SQNR, informative).
+
+Decisive samples (:func:`top1_agreement`): an error of at most e on each of a
+sample's scores cannot change its argmax when its top-1 margin (largest minus
+second-largest reference score) exceeds 2e. With e the 95th percentile over
+samples of the per-sample max ``|x - y|``, only samples whose margin exceeds
+2e count for top-1 agreement; a near-uniform output (an untrained classifier)
+has few or none, so argmax flips among near-equal scores do not fail parity.
+With no decisive sample top-1 agreement is not judged (``None``): for a
+quantized variant the SQNR limit alone decides; the cross-format check then
+applies no limit (its SQNR is informative; each file's SQNR is checked
+against Keras).
 """
 
 from __future__ import annotations
@@ -44,22 +55,53 @@ def is_float_precision(precision: str) -> bool:
 
 
 def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """``20*log10(||x|| / ||x - y||)``; ``inf`` when identical."""
+    """``20*log10(||x|| / ||x - y||)``; ``inf`` when identical, ``-inf`` for a zero ``x`` or infinite noise."""
     x = np.asarray(reference, dtype=np.float64).ravel()
     noise = float(np.linalg.norm(x - np.asarray(candidate, dtype=np.float64).ravel()))
     signal = float(np.linalg.norm(x))
     if noise == 0.0:
         return math.inf
-    if signal == 0.0:
+    if signal == 0.0 or noise == math.inf:
         return -math.inf
     return 20.0 * math.log10(signal / noise)
 
 
-def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float | None:
-    """Share of samples with the same argmax; ``None`` for non-classifier outputs."""
+TOP1_RULE = (
+    "top-1 agreement counts only decisive samples: those whose reference top-1 margin (largest minus "
+    "second-largest output) exceeds margin_threshold, twice the 95th percentile over samples of the "
+    "per-sample max |reference - candidate|; with no decisive sample it is not judged (null)"
+)
+
+
+def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> tuple[float | None, dict[str, Any] | None]:
+    """Share of decisive samples with the same argmax, and the rule's record.
+
+    A sample is decisive when its reference top-1 margin (largest minus
+    second-largest output) exceeds ``margin_threshold``: twice the 95th
+    percentile over samples of the per-sample max ``|reference - candidate|``.
+    The record is ``{"rule", "margin_threshold", "decisive_samples",
+    "samples"}`` (a non-finite threshold, from NaN/Inf in ``candidate``, is
+    written as a string, see :func:`_finite`, and leaves no sample decisive);
+    the share is ``None`` when no sample is decisive.
+
+    Returns ``(None, None)`` for non-classifier outputs (not 2-D, or one column).
+    """
     if reference.ndim != 2 or reference.shape[1] < 2:
-        return None
-    return float(np.mean(np.argmax(reference, axis=1) == np.argmax(candidate, axis=1)))
+        return None, None
+    x = np.asarray(reference, dtype=np.float64)
+    y = np.asarray(candidate, dtype=np.float64)
+    n = len(x)
+    with np.errstate(invalid="ignore"):  # NaN/Inf in candidate: NaN/Inf threshold, nothing decisive
+        error = np.abs(x - y).max(axis=1)  # per-sample L-inf error
+        threshold = 2.0 * float(np.percentile(error, 95)) if n else 0.0
+        top2 = np.sort(x, axis=1)[:, -2:]
+        decisive = (top2[:, 1] - top2[:, 0]) > threshold
+    k = int(decisive.sum())
+    rule = {"rule": TOP1_RULE, "margin_threshold": _finite(threshold), "decisive_samples": k, "samples": n}
+    if k == 0:
+        return None, rule
+    same = np.argmax(x[decisive], axis=1) == np.argmax(y[decisive], axis=1)
+    return float(np.mean(same)), rule
 
 
 def _finite(v: float) -> float | str:
@@ -82,7 +124,10 @@ def compare(
     """Compare named outputs: names, then shapes, then values.
 
     ``classifier`` names the outputs that hold class scores (top-1 agreement is
-    checked on those); ``None`` means every 2-D output with several columns.
+    checked on those, over the decisive samples of :func:`top1_agreement`);
+    ``None`` means every 2-D output with several columns. A quantized output's
+    entry records ``top1_agreement`` and ``top1_rule`` (both ``None`` for an
+    output that does not hold class scores).
 
     Returns ``{"passed", "check", "outputs": {name: {...}}, "failures": [str]}``.
     Never raises: the caller decides (see :func:`raise_for`).
@@ -117,16 +162,18 @@ def compare(
             continue
         diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
         max_diff = float(diff.max()) if diff.size else 0.0
-        entry: dict[str, Any] = {"max_abs_diff": max_diff, "mean_abs_diff": float(diff.mean()) if diff.size else 0.0}
+        mean_diff = float(diff.mean()) if diff.size else 0.0
+        entry: dict[str, Any] = {"max_abs_diff": _finite(max_diff), "mean_abs_diff": _finite(mean_diff)}
         if not np.isfinite(y).all():
             failures.append(f"{label}: output {name!r} holds NaN/Inf values; max abs diff {max_diff:.4g}")
         if quantized:
             sq = sqnr_db(x, y)
-            top1 = top1_agreement(x, y) if classifier is None or name in classifier else None
-            entry.update(sqnr_db=_finite(sq), top1_agreement=top1)
-            if top1 is not None and top1 < min_top1:
+            top1, rule = top1_agreement(x, y) if classifier is None or name in classifier else (None, None)
+            entry.update(sqnr_db=_finite(sq), top1_agreement=top1, top1_rule=rule)
+            if top1 is not None and rule is not None and top1 < min_top1:
                 failures.append(
-                    f"{label}: output {name!r} top-1 agreement {top1:.4f} < {min_top1} (max abs diff {max_diff:.4g}, SQNR {sq:.2f} dB)"
+                    f"{label}: output {name!r} top-1 agreement {top1:.4f} on {_decisive(rule)} < {min_top1} "
+                    f"(max abs diff {max_diff:.4g}, SQNR {sq:.2f} dB)"
                 )
             if not sq >= min_sqnr_db:
                 failures.append(
@@ -140,6 +187,10 @@ def compare(
     check = "quantized" if quantized else "float"
     limits: dict[str, Any] = {"min_top1": min_top1, "min_sqnr_db": min_sqnr_db} if quantized else {"atol": atol}
     return {"passed": not failures, "check": check, "limits": limits, "outputs": outputs, "failures": failures}
+
+
+def _decisive(rule: dict[str, Any]) -> str:
+    return f"{rule['decisive_samples']}/{rule['samples']} decisive samples"
 
 
 def _shape_ok(got: tuple[int | None, ...], want: tuple[int, ...]) -> bool:
@@ -226,7 +277,12 @@ def check_cross(
     min_top1: float,
     classifier: set[str] | None = None,
 ) -> dict[str, Any]:
-    """Agreement of two quantized artifacts (TFLite int8 vs ONNX int8)."""
+    """Agreement of two quantized artifacts (TFLite int8 vs ONNX int8).
+
+    Top-1 agreement of ``b`` with ``a`` over the decisive samples of
+    :func:`top1_agreement` (``a`` is the reference side) must reach
+    ``min_top1``; with no decisive sample it is not judged. SQNR is informative.
+    """
     failures: list[str] = []
     outputs: dict[str, Any] = {}
     for name, x in a.items():
@@ -235,11 +291,17 @@ def check_cross(
             failures.append(f"{label}: output {name!r} missing or shaped differently in the second file")
             continue
         max_diff = float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max()) if x.size else 0.0
-        top1 = top1_agreement(x, y) if classifier is None or name in classifier else None
-        outputs[name] = {"max_abs_diff": max_diff, "top1_agreement": top1, "sqnr_db": _finite(sqnr_db(x, y))}
-        if top1 is not None and top1 < min_top1:
+        top1, rule = top1_agreement(x, y) if classifier is None or name in classifier else (None, None)
+        outputs[name] = {
+            "max_abs_diff": _finite(max_diff),
+            "top1_agreement": top1,
+            "top1_rule": rule,
+            "sqnr_db": _finite(sqnr_db(x, y)),
+        }
+        if top1 is not None and rule is not None and top1 < min_top1:
             failures.append(
-                f"{label}: output {name!r} top-1 agreement {top1:.4f} < {min_top1} (max abs diff {max_diff:.4g})"
+                f"{label}: output {name!r} top-1 agreement {top1:.4f} on {_decisive(rule)} < {min_top1} "
+                f"(max abs diff {max_diff:.4g})"
             )
     return {
         "passed": not failures,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship._tf import check_keras2_model, tf_modules
+from edgeship._tf import check_keras2_model, quiet_engine, tf_modules
 from edgeship.runtime._errors import BuildError
 
 
@@ -93,13 +93,15 @@ def to_tflite(
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = io
             converter.inference_output_type = io
-    return bytes(converter.convert())
+    with quiet_engine():  # the converter prints its settings and deprecation warnings on every call
+        return bytes(converter.convert())
 
 
 def _selective_int8(tf: Any, converter: Any, calibration: np.ndarray, float_layers: list[str]) -> bytes:
     """int8 with the ops producing ``float_layers`` kept in float (QuantizationDebugger denylist)."""
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_layers)
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=representative(calibration[:1]), debug_options=options
-    )
-    return bytes(debugger.get_nondebug_quantized_model())
+    with quiet_engine():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative(calibration[:1]), debug_options=options
+        )
+        return bytes(debugger.get_nondebug_quantized_model())

@@ -11,6 +11,7 @@ from ._errors import AccuracyBudgetError as AccuracyBudgetError
 from ._errors import BackendMissingError as BackendMissingError
 from ._errors import BuildError as BuildError
 from ._errors import BundleError as BundleError
+from ._errors import ChanceLevelError as ChanceLevelError
 from ._errors import DataError as DataError
 from ._errors import EdgeshipError as EdgeshipError
 from ._errors import InputError as InputError
@@ -29,6 +30,7 @@ __all__ = [
     "BackendMissingError",
     "BuildError",
     "BundleError",
+    "ChanceLevelError",
     "DataError",
     "EdgeshipError",
     "InputError",

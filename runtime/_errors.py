@@ -53,4 +53,8 @@ class ParityError(BuildError):
 
 
 class AccuracyBudgetError(BuildError):
-    """No quantization attempt kept top-1 accuracy within the recipe's ``quantize.accuracy_budget``."""
+    """No pruning or quantization attempt kept top-1 accuracy within the recipe's ``budget.max_accuracy_drop``."""
+
+
+class ChanceLevelError(BuildError):
+    """A shipped artifact does not beat the majority-class baseline significantly (``budget.allow_chance_level``)."""

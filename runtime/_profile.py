@@ -45,12 +45,16 @@ def device_fingerprint() -> dict[str, Any]:
 
 
 def accuracy_budget(manifest: dict[str, Any], override: float | None = None) -> float:
-    """The budget: ``override``, else the recipe's ``quantize.accuracy_budget``, else 0.01."""
+    """The budget: ``override``, else the recipe's ``budget.max_accuracy_drop`` (0.1 bundles:
+    ``quantize.accuracy_budget``), else 0.01."""
     if override is not None:
         return float(override)
-    quantize = ((manifest.get("recipe") or {}).get("quantize") or {}) if isinstance(manifest.get("recipe"), dict) else {}
-    budget = quantize.get("accuracy_budget")
-    return float(budget) if isinstance(budget, (int, float)) else DEFAULT_ACCURACY_BUDGET
+    recipe = manifest.get("recipe") if isinstance(manifest.get("recipe"), dict) else {}
+    for section, key in (("budget", "max_accuracy_drop"), ("quantize", "accuracy_budget")):
+        value = (recipe.get(section) or {}).get(key) if isinstance(recipe.get(section), dict) else None
+        if isinstance(value, (int, float)):
+            return float(value)
+    return DEFAULT_ACCURACY_BUDGET
 
 
 def select_fastest(results: list[dict[str, Any]], budget: float) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 Real conversions (TFLite converter, tf2onnx, ORT quantization) of zoo models
 trained for a few epochs on a synthetic task in the test; real LiteRT / ORT
-inference. Also: corrupting a quantization scale must raise ParityError.
+inference. Also: corrupting a quantization scale must raise ParityError, and an
+untrained classifier (near-equal scores, argmax flipped by int8 rounding) passes:
+top-1 agreement counts only decisive samples.
 """
 
 from __future__ import annotations
 
+import json
 import typing
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from edgeship.export._parity import (
     Tolerance,
     check_artifact,
     check_cross,
+    classifier_outputs,
     compare,
     keras_outputs,
     raise_for,
@@ -134,6 +138,50 @@ def test_parity_every_variant(arch: str, trained: dict[str, Any], tmp_path: Path
     )
 
 
+@pytest.mark.slow
+def test_untrained_classifier_passes_int8_parity(tmp_path: Path) -> None:
+    # An untrained classifier's softmax is near-uniform on digits: int8 rounding flips most argmaxes
+    # (plain top-1 agreement ~0.6) at ~38 dB SQNR. Those samples are not decisive, so parity passes.
+    from edgeship import train
+    from edgeship.train._datasets import load_dataset
+
+    data = load_dataset("digits")
+    train.set_seed(0)
+    model = train.create_model("small_cnn", (8, 8, 1), 10, width=8)  # never fitted
+    x = data.x_test
+    case = {"model": model, "x_eval": x, "calibration": data.x_val[:100], "onnx": {}}
+    reference = keras_outputs(model, x)
+    classifier = classifier_outputs(reference, data.labels)
+    assert classifier == {"probs"}
+    tol = Tolerance()
+    results, int8_outs = [], {}
+    for fmt in ("tflite", "onnx"):
+        result, outs = check_artifact(_write(tmp_path, case, fmt, "int8"), fmt, "int8", reference, x, tol, classifier)
+        flips = np.argmax(reference["probs"], 1) != np.argmax(outs["probs"], 1)
+        assert flips.mean() > 1 - tol.min_top1  # the old all-samples rule fails here
+        assert result["passed"], result["failures"]
+        entry = result["outputs"]["probs"]
+        assert entry["sqnr_db"] >= tol.min_sqnr_db
+        rule = entry["top1_rule"]
+        assert rule["samples"] == len(x) and rule["margin_threshold"] > 0
+        assert rule["decisive_samples"] <= len(x) // 20  # few or none: the scores are near-equal
+        assert entry["top1_agreement"] is None or entry["top1_agreement"] >= tol.min_top1
+        json.dumps(result, allow_nan=False)
+        results.append(result)
+        int8_outs[fmt] = outs
+    cross = check_cross(
+        int8_outs["tflite"],
+        int8_outs["onnx"],
+        label="tflite int8 vs onnx int8",
+        min_top1=tol.min_top1,
+        classifier=classifier,
+    )
+    assert cross["passed"], cross["failures"]
+    assert cross["outputs"]["probs"]["top1_rule"]["decisive_samples"] <= len(x) // 20
+    raise_for([*results, cross])  # no ParityError
+    print({r["outputs"]["probs"]["top1_rule"]["decisive_samples"] for r in [*results, cross]}, len(x))
+
+
 # -- failures are collected, typed and specific ----------------------------------
 def test_compare_checks_names_then_shapes_then_values() -> None:
     ref = {"probs": np.eye(4, dtype=np.float32), "aux": np.ones((4, 2), np.float32)}
@@ -159,6 +207,76 @@ def test_top1_only_for_class_score_outputs() -> None:
     assert r["outputs"]["recon"]["sqnr_db"] > 30
     r = compare(x, {"recon": x["recon"] * 0.2}, quantized=True, atol=0, min_top1=0.0, min_sqnr_db=10, classifier=set())
     assert not r["passed"] and "SQNR 1.94 dB < 10" in r["failures"][0]  # 20*log10(1/0.8)
+
+
+def _scores(confident_kept: int, confident_flipped: int, low_margin_flipped: int) -> tuple[np.ndarray, np.ndarray]:
+    """4-class scores, reference and candidate. Confident: margin 0.8; low margin: 0.01.
+
+    Kept samples move by 0.01 without changing the argmax; flipped ones swap classes 0 and 1
+    (error 0.8 for a confident sample, 0.01 for a low-margin one).
+    """
+    confident, low = np.array([0.85, 0.05, 0.05, 0.05]), np.array([0.26, 0.25, 0.25, 0.24])
+    swap = [1, 0, 2, 3]
+    ref = [confident] * (confident_kept + confident_flipped) + [low] * low_margin_flipped
+    cand = [confident + [-0.01, 0.01, 0, 0]] * confident_kept + [confident[swap]] * confident_flipped
+    cand += [low[swap]] * low_margin_flipped
+    return np.array(ref), np.array(cand)
+
+
+def test_top1_counts_confident_flips_only() -> None:
+    # 100 samples: 20 confident, of which 5 flipped (the 5% largest errors), and 80 low-margin, all flipped.
+    x, y = _scores(15, 5, 80)
+    r = compare({"probs": x}, {"probs": y}, quantized=True, atol=0, min_top1=0.8, min_sqnr_db=0)
+    e95 = 0.01 + 0.05 * (0.8 - 0.01)  # np.percentile interpolates between the 95th and 96th smallest error
+    rule = r["outputs"]["probs"]["top1_rule"]
+    assert rule["margin_threshold"] == pytest.approx(2 * e95)
+    assert (rule["decisive_samples"], rule["samples"]) == (20, 100)  # the confident ones only
+    assert r["outputs"]["probs"]["top1_agreement"] == pytest.approx(15 / 20)
+    assert not r["passed"] and "'probs' top-1 agreement 0.7500 on 20/100 decisive samples < 0.8" in r["failures"][0]
+    cross = check_cross({"probs": x}, {"probs": y}, label="a vs b", min_top1=0.8)
+    assert cross["failures"] == [
+        "a vs b: output 'probs' top-1 agreement 0.7500 on 20/100 decisive samples < 0.8 (max abs diff 0.8)"
+    ]
+    json.dumps([r, cross], allow_nan=False)
+
+
+def test_low_margin_flips_are_not_counted() -> None:
+    # 82 of 100 argmaxes flip (the old rule: agreement 0.18), but only 2 of the 20 decisive samples do.
+    x, y = _scores(18, 2, 80)
+    assert np.mean(np.argmax(x, 1) == np.argmax(y, 1)) == pytest.approx(0.18)
+    r = compare({"probs": x}, {"probs": y}, quantized=True, atol=0, min_top1=0.8, min_sqnr_db=10)
+    assert r["passed"], r["failures"]
+    entry = r["outputs"]["probs"]
+    assert entry["top1_rule"]["margin_threshold"] == pytest.approx(0.02)  # 2 x the 95th-percentile error 0.01
+    assert entry["top1_rule"]["decisive_samples"] == 20 and entry["top1_agreement"] == pytest.approx(0.9)
+
+
+def test_no_decisive_sample_leaves_top1_unjudged() -> None:
+    # All low-margin and all flipped: top-1 agreement is not judged, the SQNR limit decides.
+    x, y = _scores(0, 0, 100)
+    r = compare({"probs": x}, {"probs": y}, quantized=True, atol=0, min_top1=1.0, min_sqnr_db=10)
+    entry = r["outputs"]["probs"]
+    assert r["passed"], r["failures"]
+    assert entry["top1_agreement"] is None and entry["top1_rule"]["decisive_samples"] == 0
+    assert entry["sqnr_db"] > 30
+    cross = check_cross({"probs": x}, {"probs": y}, label="a vs b", min_top1=1.0)
+    assert cross["passed"] and cross["outputs"]["probs"]["top1_agreement"] is None
+    # A broken file is still caught by SQNR; NaN / Inf outputs keep the record strict JSON.
+    r = compare({"probs": x}, {"probs": x * 0.2}, quantized=True, atol=0, min_top1=1.0, min_sqnr_db=10)
+    assert r["outputs"]["probs"]["top1_agreement"] is None
+    assert r["failures"] == ["artifact: output 'probs' SQNR 1.94 dB < 10 dB (max abs diff 0.208)"]
+    for bad in (np.nan, np.inf):
+        r = compare(
+            {"probs": x},
+            {"probs": np.where(np.eye(4)[1] > 0, bad, y)},
+            quantized=True,
+            atol=0,
+            min_top1=1.0,
+            min_sqnr_db=10,
+        )
+        assert not r["passed"] and r["outputs"]["probs"]["top1_agreement"] is None
+        assert any("SQNR" in f for f in r["failures"]) and not any("top-1" in f for f in r["failures"])
+        json.dumps(r, allow_nan=False)
 
 
 def test_sqnr_definition() -> None:

@@ -1,9 +1,14 @@
 """edgeship.train — datasets, the model zoo and the fit loop (needs ``edgeship[build]``)."""
 
+from ._baselines import baselines as baselines
+from ._batchnorm import recalibrate_batchnorm as recalibrate_batchnorm
+from ._batchnorm import set_batchnorm_momentum as set_batchnorm_momentum
 from ._datasets import Dataset as Dataset
 from ._datasets import list_datasets as list_datasets
 from ._datasets import load_dataset as load_dataset
 from ._datasets import register_dataset as register_dataset
+from ._defaults import TrainingPlan as TrainingPlan
+from ._defaults import plan_training as plan_training
 from ._evaluate import classification_report as classification_report
 from ._evaluate import evaluate as evaluate
 from ._evaluate import macro_f1 as macro_f1
@@ -28,7 +33,9 @@ from ._zoo import register_model as register_model
 __all__ = [
     "Dataset",
     "ModelInfo",
+    "TrainingPlan",
     "accuracy",
+    "baselines",
     "classification_report",
     "compile_classifier",
     "create_model",
@@ -43,9 +50,12 @@ __all__ = [
     "make_augmenter",
     "mixed_precision_policy",
     "model_info",
+    "plan_training",
+    "recalibrate_batchnorm",
     "register_dataset",
     "register_model",
     "select_strategy",
+    "set_batchnorm_momentum",
     "set_seed",
     "strategy_plan",
     "text_model",

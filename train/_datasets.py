@@ -83,18 +83,29 @@ def load_dataset(
     return loader(**kwargs)
 
 
+#: The validation split holds at least this many samples of each class (at most a quarter of the class).
+VAL_FLOOR_PER_CLASS = 10
+
+
 def split(
     x: np.ndarray, y: np.ndarray, *, seed: int, test_fraction: float, val_fraction: float
 ) -> tuple[np.ndarray, ...]:
     """Stratified train/val/test split, identical for the same seed.
 
-    ``test_fraction=0`` skips the test split (for datasets that bring their own
-    test set); ``val_fraction`` is then a fraction of ``x``.
+    The test split is scikit-learn's stratified ``train_test_split``.
+    The validation split is stratified too, with a floor per class: each class
+    gives ``max(round(share * n_c), min(VAL_FLOOR_PER_CLASS, n_c // 4))``
+    samples, and at least one, so early stopping and the accuracy budget never
+    judge a class on one or two samples. ``test_fraction=0`` skips the test
+    split (for datasets that bring their own test set); ``val_fraction`` is
+    then a fraction of ``x``.
     """
     from sklearn.model_selection import train_test_split
 
     from edgeship.runtime._errors import DataError
 
+    y = np.asarray(y, dtype=np.int64)
+    counts = np.bincount(y)
     try:
         if test_fraction > 0:
             x_rest, x_test, y_rest, y_test = train_test_split(
@@ -102,18 +113,28 @@ def split(
             )
         else:
             x_rest, y_rest, x_test, y_test = x, y, x[:0], y[:0]
-        val_of_rest = val_fraction / (1.0 - test_fraction)
-        x_train, x_val, y_train, y_val = train_test_split(
-            x_rest, y_rest, test_size=val_of_rest, random_state=seed, stratify=y_rest
-        )
+        rest_counts = np.bincount(y_rest, minlength=len(counts))
+        if (rest_counts[counts > 0] < 2).any():
+            raise ValueError("a class has fewer than 2 samples left for train + validation")
     except ValueError as exc:
-        counts = np.bincount(np.asarray(y, dtype=np.int64))
         raise DataError(
             f"Cannot make stratified train/val/test splits. Received: {len(y)} samples, "
             f"the smallest class has {int(counts[counts > 0].min()) if counts.any() else 0} ({exc}). "
             "Add samples (a few per class per split at least) or change data.test_fraction / val_fraction."
         ) from None
-    return x_train, y_train, x_val, y_val, x_test, y_test
+    share = val_fraction / (1.0 - test_fraction)
+    rng = np.random.default_rng(seed)
+    val_idx = []
+    for c in np.flatnonzero(rest_counts):
+        idx = rng.permutation(np.flatnonzero(y_rest == c))
+        n_c = len(idx)
+        k = max(int(round(share * n_c)), min(VAL_FLOOR_PER_CLASS, n_c // 4), 1)
+        val_idx.append(idx[: min(k, n_c - 1)])
+    is_val = np.zeros(len(y_rest), dtype=bool)
+    is_val[np.concatenate(val_idx)] = True
+    train_order = rng.permutation(np.flatnonzero(~is_val))
+    val_order = rng.permutation(np.flatnonzero(is_val))
+    return x_rest[train_order], y_rest[train_order], x_rest[val_order], y_rest[val_order], x_test, y_test
 
 
 @register_dataset("digits")

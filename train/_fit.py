@@ -102,6 +102,7 @@ def train_model(
     lr_decay_rate: float = 0.9,
     l2: float = 0.0,
     patience: int = 6,
+    min_epochs: int = 0,
     seed: int = 0,
     strategy: str = "auto",
     mixed_precision: str = "auto",
@@ -109,6 +110,9 @@ def train_model(
     checkpoint_path: str | Path | None = None,
     log_dir: str | Path | None = None,
     verbose: int | None = None,
+    pretrained: Callable[[Any], list[str]] | None = None,
+    head_epochs: int = 0,
+    recalibrate: bool = True,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Build a classifier with ``build_fn`` and train it; returns ``(model, history)``.
 
@@ -120,10 +124,23 @@ def train_model(
             to training batches only.
         checkpoint_path: Where to save the best model (lowest ``val_loss``), ``.keras`` or ``.h5``.
         log_dir: TensorBoard log folder.
+        min_epochs: Early stopping cannot end the run before this epoch (Keras ``start_from_epoch``).
+        pretrained: Called with the fresh model (inside the scope) to load pretrained
+            weights; returns the names of the loaded layers (the base).
+        head_epochs: With ``pretrained``: first train this many epochs with the base
+            frozen (BatchNorm in it stays in inference mode), then the whole model
+            at ``learning_rate / 10``, the usual Keras transfer-learning recipe.
+        recalibrate: Re-estimate BatchNorm statistics on ``x_train`` after training
+            (:func:`~edgeship.train.recalibrate_batchnorm`).
 
-    Early stopping watches ``val_loss`` and restores the best weights. The
-    returned model is float32, built outside any strategy scope, and compiled.
+    BatchNorm momentum is set from the steps per epoch
+    (:func:`~edgeship.train.set_batchnorm_momentum`), so the statistics that
+    validation sees follow the weights even on a small dataset. Early stopping
+    watches ``val_loss`` from ``min_epochs`` on and restores the best weights.
+    The returned model is float32, built outside any strategy scope, and compiled.
     """
+    from ._batchnorm import recalibrate_batchnorm, set_batchnorm_momentum
+
     tf, keras = tf_modules()
     set_seed(seed)
     gpus, _ = visible_devices()
@@ -132,16 +149,52 @@ def train_model(
     default_strategy = dist is tf.distribute.get_strategy()
     steps = max(1, math.ceil(len(x_train) / batch_size))
     keras.mixed_precision.set_global_policy(policy)
+    verbosity = keras_verbosity() if verbose is None else verbose
+    train_ds = None
+    if augment is not None:
+        train_ds = (
+            tf.data.Dataset.from_tensor_slices((x_train, y_train))
+            .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .map(augment, num_parallel_calls=1)  # one call: augmentation stays seeded
+            .prefetch(2)
+        )
+
+    def run(model: Any, n_epochs: int, callbacks: list[Any]) -> dict[str, list[float]]:
+        if train_ds is None:
+            return fine_tune(model, x_train, y_train, x_val, y_val, epochs=n_epochs, batch_size=batch_size,
+                             callbacks=callbacks, verbose=verbosity)
+        return _history(model.fit(train_ds, validation_data=(x_val, y_val), epochs=n_epochs,
+                                  callbacks=callbacks, verbose=verbosity))
+
+    def schedule(lr: float) -> Any:
+        return learning_rate_schedule(lr_schedule, lr, steps_per_epoch=steps, epochs=epochs, decay_rate=lr_decay_rate)
+
+    base: list[str] = []
+    final_lr = learning_rate
     try:
         with dist.scope():
             model = build_fn()
+            if pretrained is not None:
+                base = list(pretrained(model))
+            set_batchnorm_momentum(model, steps)
             add_l2(model, l2)
-            lr = learning_rate_schedule(
-                lr_schedule, learning_rate, steps_per_epoch=steps, epochs=epochs, decay_rate=lr_decay_rate
-            )
-            compile_classifier(model, lr)
+        if base and head_epochs > 0:
+            from ._weights import set_trainable
+
+            set_trainable(model, base, False)
+            with dist.scope():
+                compile_classifier(model, learning_rate)
+            set_seed(seed)
+            run(model, head_epochs, [])
+            set_trainable(model, base, True)
+            final_lr = learning_rate / 10
+        with dist.scope():
+            compile_classifier(model, schedule(final_lr))
         callbacks: list[Any] = [
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=patience, restore_best_weights=True, start_from_epoch=int(min_epochs)
+            )
         ]
         if checkpoint_path is not None:
             Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
@@ -153,37 +206,18 @@ def train_model(
 
             require("tensorboard", "TensorBoard logs (train.tensorboard = true)")
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False))
-        verbosity = keras_verbosity() if verbose is None else verbose
         set_seed(seed)  # same RNG state at the first batch whatever building the model consumed
-        if augment is None:
-            hist = fine_tune(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
-                             callbacks=callbacks, verbose=verbosity)
-        else:
-            train_ds = (
-                tf.data.Dataset.from_tensor_slices((x_train, y_train))
-                .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-                .batch(batch_size)
-                .map(augment, num_parallel_calls=1)  # one call: augmentation stays seeded
-                .prefetch(2)
-            )
-            hist = _history(
-                model.fit(
-                    train_ds,
-                    validation_data=(x_val, y_val),
-                    batch_size=batch_size,
-                    epochs=epochs,
-                    callbacks=callbacks,
-                    verbose=verbosity,
-                )
-            )
+        hist = run(model, epochs, callbacks)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if not default_strategy or policy != "float32":
         # A fresh float32 clone outside the scope: tfmot and the converters get plain variables.
         clone = build_fn()
         clone.set_weights(model.get_weights())
-        compile_classifier(clone, learning_rate)
+        compile_classifier(clone, final_lr)
         model = clone
+    if recalibrate:
+        recalibrate_batchnorm(model, x_train, seed=seed)
     return model, hist
 
 
@@ -203,7 +237,8 @@ def fit(
 ) -> dict[str, list[float]]:
     """Train an existing classifier in place with Adam; early stopping restores the best weights.
 
-    The simple path (no strategy, float32). Returns the Keras history dict
+    The simple path (no strategy, float32); BatchNorm statistics are
+    re-estimated on ``x_train`` at the end. Returns the Keras history dict
     (``loss``, ``val_loss``, ``accuracy``, ...). See :func:`train_model` for
     schedules, L2, strategies, mixed precision, augmentation and checkpoints.
     """
@@ -211,8 +246,12 @@ def fit(
     set_seed(seed)
     compile_classifier(model, learning_rate)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    return fine_tune(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
-                     callbacks=[stop], verbose=verbose)
+    history = fine_tune(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
+                        callbacks=[stop], verbose=verbose)
+    from ._batchnorm import recalibrate_batchnorm
+
+    recalibrate_batchnorm(model, x_train, seed=seed)
+    return history
 
 
 def fine_tune(

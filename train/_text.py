@@ -129,7 +129,7 @@ def _text(
             "oov_token": "[UNK]",
             "padding_id": 0,
         },
-        extras={"test_texts": [texts[i] for i in r_test]},
+        extras={"test_texts": [texts[i] for i in r_test], "train_texts": [texts[i] for i in np.concatenate([r_train, r_val])]},
     )
 
 

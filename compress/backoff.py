@@ -1,0 +1,134 @@
+"""Pruning inside the accuracy budget: back off until the pruned model keeps its accuracy.
+
+The budget (``budget.max_accuracy_drop``) is measured against the trained
+float32 model before pruning, on the validation split. Attempts, in order,
+each pruning the trained model afresh:
+
+1. the recipe's sparsity and fine-tuning epochs (unset: :func:`default_fine_tune_epochs`);
+2. the same sparsity, fine-tuned longer: ``max(2 * epochs, ceil(300 / steps_per_epoch))``
+   epochs, so a small dataset gets at least about 300 optimizer steps;
+3. half, then a quarter of the sparsity, with the longer fine-tuning
+   (skipped for 2:4 sparsity, whose ratio is fixed).
+
+The first attempt within budget is kept. Every attempt is recorded
+(:class:`PruneAttempt`, ``manifest["compression"]["prune_attempts"]``); when
+none is within budget, :class:`~edgeship.runtime.AccuracyBudgetError` carries
+the table and no bundle is written. Without a budget only attempt 1 runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from edgeship.runtime._errors import AccuracyBudgetError
+
+from .prune import PruneSchedule, prune
+
+#: The longer fine-tuning runs at least this many optimizer steps.
+MIN_FINE_TUNE_STEPS = 300
+
+
+def default_fine_tune_epochs(steps_per_epoch: int) -> int:
+    """``max(4, ceil(300 / steps_per_epoch))``: at least 4 epochs and about 300 optimizer steps."""
+    return max(4, math.ceil(MIN_FINE_TUNE_STEPS / max(1, steps_per_epoch)))
+
+
+@dataclass(frozen=True)
+class PruneAttempt:
+    """One pruning attempt, as recorded in ``manifest["compression"]["prune_attempts"]``."""
+
+    step: str
+    target_sparsity: float
+    fine_tune_epochs: int
+    fine_tune_steps: int
+    accuracy: float
+    drop: float
+    met_budget: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prune_attempts_table(attempts: list[PruneAttempt]) -> str:
+    """The attempts as a fixed-width text table (one line per attempt)."""
+    rows = [("step", "sparsity", "epochs", "steps", "val accuracy", "drop", "met")]
+    rows += [
+        (a.step, f"{a.target_sparsity:.3f}", str(a.fine_tune_epochs), str(a.fine_tune_steps), f"{a.accuracy:.4f}",
+         f"{a.drop:+.4f}", "yes" if a.met_budget else "no")
+        for a in attempts
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def backoff_plan(schedule: PruneSchedule, fine_tune_epochs: int, steps_per_epoch: int, budgeted: bool) -> list[tuple[str, PruneSchedule, int]]:
+    """``(step, schedule, epochs)`` for each attempt, in order (see the module docstring)."""
+    plan = [("as_recipe", schedule, fine_tune_epochs)]
+    if not budgeted:
+        return plan
+    longer = max(2 * fine_tune_epochs, math.ceil(MIN_FINE_TUNE_STEPS / max(1, steps_per_epoch)))
+    plan.append(("longer_fine_tune", schedule, longer))
+    if schedule.m_by_n is None:
+        for factor, step in ((0.5, "half_sparsity"), (0.25, "quarter_sparsity")):
+            target = schedule.target_sparsity * factor
+            plan.append((step, replace(schedule, target_sparsity=target,
+                                       initial_sparsity=min(schedule.initial_sparsity, target)), longer))
+    return plan
+
+
+def prune_to_budget(
+    model: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    schedule: PruneSchedule,
+    fine_tune_epochs: int,
+    reference_accuracy: float,
+    budget: float | None,
+    batch_size: int = 32,
+    learning_rate: float = 5e-4,
+    seed: int = 0,
+    exclude: list[str] | tuple[str, ...] = (),
+    say: Callable[[str], None] = lambda _: None,
+) -> tuple[Any, PruneSchedule, int, list[PruneAttempt]]:
+    """Prune ``model`` within ``budget`` of ``reference_accuracy`` (validation top-1 before pruning).
+
+    Returns:
+        ``(pruned model, schedule used, fine-tune epochs used, every attempt)``.
+
+    Raises:
+        AccuracyBudgetError: no attempt met the budget; the message holds the table.
+    """
+    from edgeship.train import accuracy
+
+    steps = max(1, math.ceil(len(x_train) / batch_size))
+    attempts: list[PruneAttempt] = []
+    for step, sched, epochs in backoff_plan(schedule, fine_tune_epochs, steps, budget is not None):
+        pruned = prune(
+            model, x_train, y_train, x_val, y_val, target_sparsity=sched.target_sparsity,
+            fine_tune_epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+            schedule=sched, exclude=exclude, verbose=0,
+        )
+        acc = accuracy(pruned, x_val, y_val)
+        drop = reference_accuracy - acc
+        ok = budget is None or drop <= budget + 1e-9
+        attempts.append(PruneAttempt(step, sched.target_sparsity, epochs, epochs * steps, acc, drop, ok))
+        say(f"    prune {step}: sparsity {sched.target_sparsity:.0%}, {epochs} epoch(s) ({epochs * steps} steps): "
+            f"val accuracy {acc:.4f}, drop {drop:+.4f}"
+            + ("" if budget is None else f" -> {'meets' if ok else 'misses'} budget {budget:.4f}"))
+        if ok:
+            return pruned, sched, epochs, attempts
+    table = prune_attempts_table(attempts).replace("\n", " | ")
+    raise AccuracyBudgetError(
+        f"Expected pruning within budget.max_accuracy_drop={budget} (validation top-1 of the trained float32 model "
+        f"{reference_accuracy:.4f}). Received: {len(attempts)} attempts, none within budget: {table}. "
+        "Fix: lower prune.target_sparsity, raise prune.fine_tune_epochs or budget.max_accuracy_drop, "
+        "or set prune.enabled = false."
+    )
