@@ -96,6 +96,7 @@ def prune_to_budget(
     learning_rate: float = 5e-4,
     seed: int = 0,
     exclude: list[str] | tuple[str, ...] = (),
+    augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> tuple[Any, PruneSchedule, int, list[PruneAttempt]]:
     """Prune ``model`` within ``budget`` of ``reference_accuracy`` (validation top-1 before pruning).
@@ -114,7 +115,7 @@ def prune_to_budget(
         pruned = prune(
             model, x_train, y_train, x_val, y_val, target_sparsity=sched.target_sparsity,
             fine_tune_epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-            schedule=sched, exclude=exclude, verbose=0,
+            schedule=sched, exclude=exclude, verbose=0, augment=augment,
         )
         acc = accuracy(pruned, x_val, y_val)
         drop = reference_accuracy - acc

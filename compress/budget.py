@@ -137,12 +137,13 @@ class CompressData:
 
 
 def _accuracy(data: bytes, fmt: str, x: np.ndarray, y: np.ndarray) -> float:
+    from edgeship._tf import quiet_engine
     from edgeship.runtime._load import load_file
 
     with tempfile.TemporaryDirectory(prefix="edgeship-attempt-") as tmp:
         path = Path(tmp, f"attempt.{fmt}")
         path.write_bytes(data)
-        with load_file(path, fmt) as model:
+        with quiet_engine(), load_file(path, fmt) as model:  # LiteRT prints its XNNPACK line on first load
             probs = model.predict(x)
     return float(np.mean(np.argmax(np.asarray(probs).reshape(len(x), -1), axis=-1) == y))
 

@@ -7,6 +7,7 @@ Unstructured (ConstantSparsity or PolynomialDecay schedule) or 2:4 structured
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -121,13 +122,21 @@ def prune(
     verbose: int | None = None,
     schedule: PruneSchedule | None = None,
     exclude: list[str] | tuple[str, ...] = (),
+    augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
 ) -> Any:
     """Prune the prunable layers (conv / dense kernels) by magnitude while fine-tuning.
+
+    Fine-tuning keeps the weights of the epoch with the lowest validation loss
+    among those at the final sparsity (the trained model was picked the same
+    way, by early stopping), with the training's ``augment`` on its batches.
 
     Args:
         schedule: the pruning schedule; ``None`` is ``ConstantSparsity`` at
             ``target_sparsity`` from step 0, mask updated every epoch.
         exclude: layer names or class names left dense.
+        augment: the training's batch augmentation (``edgeship.train.make_augmenter``), if any.
+
+    ``model`` itself is left unchanged.
 
     Returns:
         A plain tf_keras model (wrappers stripped) whose kernels hold the zeros,
@@ -144,15 +153,25 @@ def prune(
     if sched.m_by_n:
         params["sparsity_m_by_n"] = tuple(sched.m_by_n)
 
+    # tfmot wraps the layer objects it is given and zeroes their kernels in place: work on a copy,
+    # so the caller's model is unchanged (the back-off prunes the same trained model several times).
+    source = keras.models.clone_model(model)
+    source.set_weights(model.get_weights())
+
     def wrap(layer: Any) -> Any:
         if layer.name in skip or not _prunable(layer):
             return layer
         return mot.sparsity.keras.prune_low_magnitude(layer, **params)
 
-    wrapped = keras.models.clone_model(model, clone_function=wrap)
+    wrapped = keras.models.clone_model(source, clone_function=wrap)
     compile_classifier(wrapped, learning_rate)
+    # The first epoch that ends at the final sparsity: only those epochs may be kept.
+    reach = sched.end_step if sched.kind == "polynomial" else sched.begin_step
+    at_target = min(fine_tune_epochs - 1, int(reach or 0) // steps_per_epoch)
+    best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=fine_tune_epochs + 1, restore_best_weights=True,
+                                         start_from_epoch=max(0, at_target))
     fine_tune(wrapped, x_train, y_train, x_val, y_val, epochs=fine_tune_epochs, batch_size=batch_size,
-              callbacks=[mot.sparsity.keras.UpdatePruningStep()], verbose=verbose)
+              callbacks=[mot.sparsity.keras.UpdatePruningStep(), best], verbose=verbose, augment=augment, seed=seed)
     stripped = mot.sparsity.keras.strip_pruning(wrapped)
     compile_classifier(stripped, learning_rate)
     recalibrate_batchnorm(stripped, x_train, seed=seed)  # fine-tuning moved the weights under the BN averages

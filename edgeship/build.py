@@ -197,7 +197,7 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
                 fine_tune_epochs=pc.fine_tune_epochs or compress.default_fine_tune_epochs(plan.steps_per_epoch),
                 reference_accuracy=float_val_acc, budget=budget,
                 batch_size=plan.batch_size, learning_rate=plan.learning_rate / 4, seed=recipe.seed,
-                exclude=pc.exclude, say=say,
+                exclude=pc.exclude, augment=augment, say=say,
             )
             schedule_info = {
                 **schedule.resolved(plan.steps_per_epoch, epochs_used).to_json(),

@@ -139,6 +139,33 @@ def _attempts(manifest: Manifest) -> list[dict[str, Any]]:
     return [a for a in att if isinstance(a, dict)]
 
 
+def _accuracy_checks(manifest: Manifest) -> dict[str, Any]:
+    """The baselines, the budget, the pruning attempts and the warnings, as text rows both renderers show."""
+    m = manifest.get("metrics") or {}
+    base = m.get("baselines") if isinstance(m.get("baselines"), dict) else {}
+    budget = manifest.get("budget") if isinstance(manifest.get("budget"), dict) else {}
+    out: dict[str, Any] = {"warnings": [str(w) for w in manifest.get("warnings") or []]}
+    if base:
+        rows = [["majority class (always the most frequent training class)", _cell(base.get("majority"))],
+                [f"linear ({base.get('linear_model', 'logistic regression')})", _cell(base.get("linear"))]]
+        for art in manifest.get("artifacts") or []:
+            chance = (art.get("metrics") or {}).get("chance_check") or {}
+            if chance:
+                rows.append([f"{art.get('file')}: above chance (needs {_cell(chance.get('required_accuracy'))}, "
+                             f"p = {_cell(chance.get('p_value'))})", _cell(chance.get("accuracy"))])
+        out["baselines"] = rows
+    if budget:
+        out["budget"] = (
+            f"Budget: every artifact within {_cell(budget.get('max_accuracy_drop'))} top-1 "
+            f"(judged as {_cell(budget.get('effective_max_drop'))} on {_cell(budget.get('decision_samples'))} "
+            f"{budget.get('judged_on', 'decision')} samples) of the {budget.get('reference', 'reference')} "
+            f"({_cell(budget.get('reference_val_accuracy'))})."
+        )
+    att = (manifest.get("compression") or {}).get("prune_attempts") or []
+    out["prune_attempts"] = [a for a in att if isinstance(a, dict)]
+    return out
+
+
 def _sqnr(manifest: Manifest) -> dict[str, Any]:
     sq = (manifest.get("compression") or {}).get("sqnr_db") or {}
     return sq if isinstance(sq, dict) else {}
@@ -201,6 +228,18 @@ def render_markdown(manifest: Manifest, baseline: dict[str, Any] | None = None) 
                 else "."
             ),
         ]
+    checks = _accuracy_checks(manifest)
+    for w in checks["warnings"]:
+        lines += ["", f"> **Warning:** {w}"]
+    if checks.get("baselines"):
+        lines += ["", "## Baselines", ""] + _md_table(["baseline / gate", "test accuracy"], checks["baselines"], {1})
+    if checks.get("budget"):
+        lines += ["", checks["budget"]]
+    if checks["prune_attempts"]:
+        keys = list(dict.fromkeys(k for a in checks["prune_attempts"] for k in a))
+        lines += ["", "## Pruning attempts", ""] + _md_table(
+            keys, [[_cell(a.get(k)) for k in keys] for a in checks["prune_attempts"]], set(range(1, len(keys) - 1))
+        )
     rows = variant_rows(manifest, baseline)
     if rows:
         cols = _columns(rows)
@@ -375,6 +414,7 @@ body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px a
 h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px} th,td{border:1px solid #ccc;padding:3px 8px}
 th{background:#f3f3f3;text-align:left} td.n{text-align:right;font-variant-numeric:tabular-nums}
+p.warn{background:#fff4e5;border-left:4px solid #e69500;padding:6px 10px}
 .pass{color:#137333;font-weight:600} .fail{color:#b3261e;font-weight:700} .meta{color:#555;font-size:13px}
 td.cm{text-align:center;min-width:26px} img{max-width:100%;border:1px solid #eee}
 """
@@ -424,6 +464,20 @@ def render_html(manifest: Manifest, baseline: dict[str, Any] | None = None) -> s
             )
             + ".</p>"
         )
+    checks = _accuracy_checks(manifest)
+    for w in checks["warnings"]:
+        parts.append(f'<p class="warn"><b>Warning:</b> {_h(w)}</p>')
+    if checks.get("baselines"):
+        parts += ["<h2>Baselines</h2>", _html_table(
+            ["baseline / gate", "test accuracy"], [[(_h(a), ""), (_h(b), "n")] for a, b in checks["baselines"]]
+        )]
+    if checks.get("budget"):
+        parts.append(f"<p>{_h(checks['budget'])}</p>")
+    if checks["prune_attempts"]:
+        keys = list(dict.fromkeys(k for a in checks["prune_attempts"] for k in a))
+        parts += ["<h2>Pruning attempts</h2>", _html_table(
+            keys, [[(_h(_cell(a.get(k))), "") for k in keys] for a in checks["prune_attempts"]]
+        )]
     rows = variant_rows(manifest, baseline)
     if rows:
         cols = _columns(rows)

@@ -10,7 +10,7 @@ from pathlib import Path
 import edgeship.runtime as runtime
 
 RUNTIME_API = [
-    "AccuracyBudgetError", "BackendMissingError", "BuildError", "BundleError", "DataError", "EdgeshipError", "InputError", "IntegrityError",
+    "AccuracyBudgetError", "BackendMissingError", "BuildError", "BundleError", "ChanceLevelError", "DataError", "EdgeshipError", "InputError", "IntegrityError",
     "MissingExtraError", "Model", "ModelFileError", "ParityError", "RecipeError", "TensorInfo", "benchmark", "load",
     "load_eval", "sha256_file", "time_predict",
 ]

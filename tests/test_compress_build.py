@@ -13,14 +13,17 @@ import pytest
 def test_default_bundle_records_compression(default_bundle: Path) -> None:
     manifest = json.loads((default_bundle / "manifest.json").read_text())
     comp = manifest["compression"]
-    assert set(comp) == {"sparsity", "schedule", "quantization_attempts", "sqnr_db"}
+    assert set(comp) == {"sparsity", "schedule", "prune_attempts", "quantization_attempts", "sqnr_db"}
+    assert comp["prune_attempts"][-1]["met_budget"] and comp["prune_attempts"][0]["step"] == "as_recipe"
     target = manifest["recipe"]["prune"]["target_sparsity"]
     assert comp["sparsity"] and all(v == pytest.approx(target, abs=0.01) for v in comp["sparsity"].values())
     assert comp["schedule"]["kind"] == "constant" and comp["schedule"]["target_sparsity"] == target
-    # No accuracy_budget in the default recipe: exactly one PTQ attempt per int8 artifact.
+    # The default budget is met by the first attempt of every artifact: plain PTQ for int8.
     attempts = comp["quantization_attempts"]
     assert [(a["artifact"], a["step"], a["met_budget"]) for a in attempts] == [
+        ("model.float32.tflite", "export", True),
         ("model.int8.tflite", "ptq_per_channel", True),
+        ("model.float32.onnx", "export", True),
         ("model.int8.onnx", "ptq_per_channel", True),
     ]
     assert set(comp["sqnr_db"]) == {"tflite", "onnx"}

@@ -150,22 +150,9 @@ def train_model(
     steps = max(1, math.ceil(len(x_train) / batch_size))
     keras.mixed_precision.set_global_policy(policy)
     verbosity = keras_verbosity() if verbose is None else verbose
-    train_ds = None
-    if augment is not None:
-        train_ds = (
-            tf.data.Dataset.from_tensor_slices((x_train, y_train))
-            .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size)
-            .map(augment, num_parallel_calls=1)  # one call: augmentation stays seeded
-            .prefetch(2)
-        )
-
     def run(model: Any, n_epochs: int, callbacks: list[Any]) -> dict[str, list[float]]:
-        if train_ds is None:
-            return fine_tune(model, x_train, y_train, x_val, y_val, epochs=n_epochs, batch_size=batch_size,
-                             callbacks=callbacks, verbose=verbosity)
-        return _history(model.fit(train_ds, validation_data=(x_val, y_val), epochs=n_epochs,
-                                  callbacks=callbacks, verbose=verbosity))
+        return fine_tune(model, x_train, y_train, x_val, y_val, epochs=n_epochs, batch_size=batch_size,
+                         callbacks=callbacks, verbose=verbosity, augment=augment, seed=seed)
 
     def schedule(lr: float) -> Any:
         return learning_rate_schedule(lr_schedule, lr, steps_per_epoch=steps, epochs=epochs, decay_rate=lr_decay_rate)
@@ -265,23 +252,34 @@ def fine_tune(
     batch_size: int = 32,
     callbacks: list[Any] | None = None,
     verbose: int | None = None,
+    augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    seed: int = 0,
 ) -> dict[str, list[float]]:
     """Fit a compiled ``model`` on in-memory arrays, shuffled each epoch; returns the Keras history dict.
 
     The one fit loop behind :func:`fit`, :func:`train_model`, pruning and QAT (which pass
-    their tfmot callbacks, e.g. ``UpdatePruningStep``). Compile first
+    their tfmot callbacks, e.g. ``UpdatePruningStep``). ``augment`` (a
+    ``(x_batch, y_batch)`` tf function) transforms training batches, shuffled
+    with ``seed``; validation batches are never augmented. Compile first
     (:func:`compile_classifier`); it does not seed: callers do.
     """
-    history = model.fit(
-        x_train,
-        y_train,
-        validation_data=(x_val, y_val),
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        callbacks=list(callbacks or []),
-        verbose=keras_verbosity() if verbose is None else verbose,
+    verbosity = keras_verbosity() if verbose is None else verbose
+    if augment is None:
+        history = model.fit(
+            x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size, shuffle=True,
+            callbacks=list(callbacks or []), verbose=verbosity,
+        )
+        return _history(history)
+    tf, _ = tf_modules()
+    batches = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(augment, num_parallel_calls=1)  # one call: augmentation stays seeded
+        .prefetch(2)
     )
+    history = model.fit(batches, validation_data=(x_val, y_val), epochs=epochs, callbacks=list(callbacks or []),
+                        verbose=verbosity)
     return _history(history)
 
 
@@ -290,8 +288,16 @@ def _history(history: Any) -> dict[str, list[float]]:
 
 
 def accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy of a Keras classifier, via scikit-learn."""
+    """Top-1 accuracy of a Keras classifier (inference mode), via scikit-learn.
+
+    Eager calls in batches of 256 rather than ``predict``: the budget's back-off
+    evaluates several fresh models, and each would retrace ``predict``'s
+    tf.function (and TF would log a retracing warning for it).
+    """
     from sklearn.metrics import accuracy_score
 
-    probs = model.predict(x, verbose=0, batch_size=256)
-    return float(accuracy_score(y, np.argmax(probs, axis=-1)))
+    tf, _ = tf_modules()
+    probs = np.concatenate(
+        [np.asarray(model(tf.constant(x[i : i + 256]), training=False)) for i in range(0, len(x), 256)]
+    ) if len(x) else np.zeros((0, 1))
+    return float(accuracy_score(y, np.argmax(probs.reshape(len(x), -1), axis=-1)))
