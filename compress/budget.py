@@ -194,7 +194,7 @@ class VariantMaker:
     @property
     def budget(self) -> float | None:
         """``budget.max_accuracy_drop`` as the decision split can resolve it (:func:`effective_budget`)."""
-        return effective_budget(self.recipe.budget.max_accuracy_drop, len(self.y_dec))
+        return effective_budget(self.recipe.budget.limit, len(self.y_dec))
 
     @property
     def reference(self) -> float:

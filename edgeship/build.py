@@ -175,12 +175,12 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
     sparsity: dict[str, float] = {}
     schedule_info: dict[str, Any] | None = None
     prune_attempts: list[Any] = []
-    budget = compress.effective_budget(recipe.budget.max_accuracy_drop, len(ds.y_val))
+    budget = compress.effective_budget(recipe.budget.limit, len(ds.y_val))
     concerns: list[str] = []
-    if budget is not None and recipe.budget.max_accuracy_drop is not None and budget > recipe.budget.max_accuracy_drop:
+    if budget is not None and recipe.budget.limit is not None and budget > recipe.budget.limit:
         concerns.append(
             f"the validation split ({len(ds.y_val)} samples) cannot resolve budget.max_accuracy_drop = "
-            f"{recipe.budget.max_accuracy_drop}; it is judged as at most one sample ({budget:.4f}). "
+            f"{recipe.budget.limit}; it is judged as at most one sample ({budget:.4f}). "
             "More data gives a tighter check."
         )
         say(f"WARNING: {concerns[-1]}")
@@ -371,7 +371,7 @@ def write_bundle(
             "artifacts": artifacts,
             "compression": maker.manifest(),
             "budget": {
-                "max_accuracy_drop": recipe.budget.max_accuracy_drop,
+                "max_accuracy_drop": recipe.budget.limit,
                 "effective_max_drop": maker.budget,
                 "decision_samples": len(maker.y_dec),
                 "reference": "validation top-1 of the trained float32 model before pruning",
@@ -473,6 +473,9 @@ def export_saved_model(
                              "Save it with np.savez(path, x=..., y=...).")
         x_eval = arrays["x"].astype(np.float32) if arrays["x"].dtype.kind == "f" else arrays["x"]
         y_eval = arrays.get("y", np.zeros(len(x_eval), dtype=np.int64)).astype(np.int64)
+        if "y" not in arrays and recipe.budget.limit is not None:
+            say("  no labels ('y') in --data: accuracy cannot be judged, so the accuracy budget is off for this export")
+            recipe = recipe.model_copy(update={"budget": recipe.budget.model_copy(update={"enabled": False})})
         rng = np.random.default_rng(recipe.seed)
         pool = arrays.get("x_calibration", x_eval)
         n_cal = min(recipe.quantize.calibration_samples, len(pool))

@@ -205,8 +205,9 @@ class BudgetConfig(_Section):
     on the validation split. Pruning that misses it backs off (longer
     fine-tuning, then lower sparsity); int8 goes through the quantization
     fallback chain; when nothing meets it the build raises
-    ``AccuracyBudgetError`` and writes no bundle. ``None`` turns the budget off
-    (pruning and PTQ run once, as asked).
+    ``AccuracyBudgetError`` and writes no bundle. ``enabled = false`` (or
+    ``max_accuracy_drop = None`` from Python) turns the budget off: pruning and
+    PTQ run once, as asked, as in release 0.1.
 
     ``allow_chance_level``: ship even when an artifact does not beat the
     majority-class baseline significantly (one-sided exact binomial test at
@@ -214,9 +215,15 @@ class BudgetConfig(_Section):
     indistinguishable from always answering the most frequent class.
     """
 
+    enabled: bool = True
     max_accuracy_drop: float | None = Field(0.01, ge=0.0, le=1.0)
     allow_chance_level: bool = False
     chance_alpha: float = Field(0.01, gt=0.0, lt=0.5)
+
+    @property
+    def limit(self) -> float | None:
+        """The budget in force: ``max_accuracy_drop``, or None when turned off."""
+        return self.max_accuracy_drop if self.enabled else None
 
 
 class ExportConfig(_Section):

@@ -225,3 +225,55 @@ def test_small_photo_build_meets_the_budget_and_beats_the_baselines(tmp_path: Pa
         assert art["metrics"]["chance_check"]["passed"], art["file"]
     assert manifest["training"]["batch_size"] == 8 and "epochs" in manifest["training"]["auto"]
     assert "Baselines" in (out / "report.md").read_text()
+
+
+def test_budget_recipe_keys() -> None:
+    from edgeship.recipe import Recipe
+
+    assert Recipe.default().budget.limit == 0.01
+    assert Recipe.from_dict({"budget": {"enabled": False}}).budget.limit is None
+    # release 0.1's quantize.accuracy_budget is the whole-chain budget unless [budget] sets one
+    assert Recipe.from_dict({"quantize": {"accuracy_budget": 0.05}}).budget.limit == 0.05
+    both = Recipe.from_dict({"quantize": {"accuracy_budget": 0.05}, "budget": {"max_accuracy_drop": 0.02}})
+    assert both.budget.limit == 0.02
+
+
+@pytest.mark.slow
+def test_transfer_learning_from_a_saved_weights_file(tmp_path: Path) -> None:
+    """A base trained on digits 0-4, saved with save_weights, starts a model for digits 5-9 in a real build."""
+    from sklearn.datasets import load_digits
+
+    from edgeship import train
+    from edgeship.build import build
+    from edgeship.recipe import Recipe
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[..., None]
+    low = digits.target < 5
+    base = train.create_model("small_cnn", (8, 8, 1), 5)
+    train.fit(base, x[low], digits.target[low], x[low][:100], digits.target[low][:100], epochs=3, seed=0, verbose=0)
+    weights = tmp_path / "base.h5"
+    base.save_weights(weights)
+    folder = tmp_path / "high"
+    for img, label in zip(x[~low], digits.target[~low]):
+        d = folder / str(label)
+        d.mkdir(parents=True, exist_ok=True)
+        from PIL import Image
+
+        Image.fromarray((img[..., 0] * 255).astype(np.uint8)).save(d / f"{len(list(d.iterdir())):04d}.png")
+    recipe = Recipe.from_dict({
+        "name": "transfer",
+        "data": {"dataset": f"images:{folder}", "image_size": [8, 8], "color_mode": "grayscale",
+                 "augmentation": {"horizontal_flip": False, "rotation": 0.0, "zoom": 0.0}},
+        "model": {"weights": str(weights)},
+        "train": {"epochs": 6, "head_epochs": 2},
+        "prune": {"enabled": False},
+        "quantize": {"tflite": ["int8"], "onnx": ["float32"]},
+        "export": {"measure_rss": False},
+    })
+    out = build(recipe, tmp_path / "bundle")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["recipe"]["model"]["weights"] == str(weights)
+    assert manifest["training"]["head_epochs"] == 2 and "head_epochs" not in manifest["training"]["auto"]
+    assert manifest["metrics"]["keras_float32_accuracy"] > 0.9
+    assert all(a["metrics"]["accuracy"] > 0.9 for a in manifest["artifacts"])
