@@ -17,7 +17,7 @@ def test_default_bundle_records_compression(default_bundle: Path) -> None:
     assert comp["prune_attempts"][-1]["met_budget"] and comp["prune_attempts"][0]["step"] == "as_recipe"
     target = manifest["recipe"]["prune"]["target_sparsity"]
     assert comp["sparsity"] and all(v == pytest.approx(target, abs=0.01) for v in comp["sparsity"].values())
-    assert comp["schedule"]["kind"] == "constant" and comp["schedule"]["target_sparsity"] == target
+    assert comp["schedule"]["kind"] == "polynomial" and comp["schedule"]["target_sparsity"] == target
     # The default budget is met by the first attempt of every artifact: plain PTQ for int8.
     attempts = comp["quantization_attempts"]
     assert [(a["artifact"], a["step"], a["met_budget"]) for a in attempts] == [
