@@ -5,7 +5,9 @@ Needs ``edgeship[build]``.
 
 from .backoff import PruneAttempt as PruneAttempt
 from .backoff import default_fine_tune_epochs as default_fine_tune_epochs
+from .backoff import iter_prune_attempts as iter_prune_attempts
 from .backoff import prune_attempts_table as prune_attempts_table
+from .backoff import prune_budget_error as prune_budget_error
 from .backoff import prune_to_budget as prune_to_budget
 from .budget import Attempt as Attempt
 from .budget import CompressData as CompressData
@@ -25,6 +27,7 @@ from .sqnr import tflite_sqnr as tflite_sqnr
 
 __all__ = [
     "Attempt", "CompressData", "PruneAttempt", "PruneSchedule", "VariantMaker", "attempts_table",
-    "default_fine_tune_epochs", "effective_budget", "excluded_layers", "onnx_sqnr", "prune", "prune_attempts_table", "prune_to_budget", "qat_float_weights", "quantize_aware", "sparsity_report", "sqnr_db", "tflite_sqnr",
-    "tflite_weight_sparsity",
+    "default_fine_tune_epochs", "effective_budget", "excluded_layers", "iter_prune_attempts", "onnx_sqnr", "prune",
+    "prune_attempts_table", "prune_budget_error", "prune_to_budget", "qat_float_weights", "quantize_aware",
+    "sparsity_report", "sqnr_db", "tflite_sqnr", "tflite_weight_sparsity",
 ]

@@ -10,7 +10,10 @@ each pruning the trained model afresh:
 3. half, then a quarter of the sparsity, with the longer fine-tuning
    (skipped for 2:4 sparsity, whose ratio is fixed).
 
-The first attempt within budget is kept. Every attempt is recorded
+The first attempt within budget is kept (``edgeship build`` keeps it only
+when the int8 artifacts made from it meet the budget too: pruning and
+quantization share one budget, so a pruning that leaves no room for int8 backs
+off further). Every attempt is recorded
 (:class:`PruneAttempt`, ``manifest["compression"]["prune_attempts"]``); when
 none is within budget, :class:`~edgeship.runtime.AccuracyBudgetError` carries
 the table and no bundle is written. Without a budget only attempt 1 runs.
@@ -19,7 +22,7 @@ the table and no bundle is written. Without a budget only attempt 1 runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -27,6 +30,7 @@ import numpy as np
 
 from edgeship.runtime._errors import AccuracyBudgetError
 
+from .budget import text_table
 from .prune import PruneSchedule, prune
 
 #: The longer fine-tuning runs at least this many optimizer steps.
@@ -49,6 +53,8 @@ class PruneAttempt:
     accuracy: float
     drop: float
     met_budget: bool
+    #: Why a later stage turned down an attempt that met the budget itself (e.g. the int8 files missed it).
+    rejected_by: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,11 +65,10 @@ def prune_attempts_table(attempts: list[PruneAttempt]) -> str:
     rows = [("step", "sparsity", "epochs", "steps", "val accuracy", "drop", "met")]
     rows += [
         (a.step, f"{a.target_sparsity:.3f}", str(a.fine_tune_epochs), str(a.fine_tune_steps), f"{a.accuracy:.4f}",
-         f"{a.drop:+.4f}", "yes" if a.met_budget else "no")
+         f"{a.drop:+.4f}", ("yes" if a.met_budget else "no") + (f" ({a.rejected_by})" if a.rejected_by else ""))
         for a in attempts
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return text_table(rows)
 
 
 def backoff_plan(schedule: PruneSchedule, fine_tune_epochs: int, steps_per_epoch: int, budgeted: bool) -> list[tuple[str, PruneSchedule, int]]:
@@ -79,6 +84,60 @@ def backoff_plan(schedule: PruneSchedule, fine_tune_epochs: int, steps_per_epoch
             plan.append((step, replace(schedule, target_sparsity=target,
                                        initial_sparsity=min(schedule.initial_sparsity, target)), longer))
     return plan
+
+
+def iter_prune_attempts(
+    model: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    schedule: PruneSchedule,
+    fine_tune_epochs: int,
+    reference_accuracy: float,
+    budget: float | None,
+    batch_size: int = 32,
+    learning_rate: float = 5e-4,
+    seed: int = 0,
+    exclude: list[str] | tuple[str, ...] = (),
+    augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> Iterator[tuple[PruneAttempt, Any, PruneSchedule, int]]:
+    """Every attempt of the back-off plan in order: ``(attempt, pruned model, schedule, epochs)``.
+
+    The caller stops at the first it accepts; ``edgeship build`` accepts one
+    only when the quantized artifacts made from it meet the budget too.
+    """
+    from edgeship.train import accuracy
+
+    steps = max(1, math.ceil(len(x_train) / batch_size))
+    for step, sched, epochs in backoff_plan(schedule, fine_tune_epochs, steps, budget is not None):
+        pruned = prune(
+            model, x_train, y_train, x_val, y_val, target_sparsity=sched.target_sparsity,
+            fine_tune_epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+            schedule=sched, exclude=exclude, verbose=0, augment=augment,
+        )
+        acc = accuracy(pruned, x_val, y_val)
+        drop = reference_accuracy - acc
+        ok = budget is None or drop <= budget + 1e-9
+        say(f"    prune {step}: sparsity {sched.target_sparsity:.0%}, {epochs} epoch(s) ({epochs * steps} steps): "
+            f"val accuracy {acc:.4f}, drop {drop:+.4f}"
+            + ("" if budget is None else f" -> {'meets' if ok else 'misses'} budget {budget:.4f}"))
+        yield PruneAttempt(step, sched.target_sparsity, epochs, epochs * steps, acc, drop, ok), pruned, sched, epochs
+
+
+def prune_budget_error(attempts: list[PruneAttempt], budget: float | None, reference_accuracy: float,
+                       downstream: str = "") -> AccuracyBudgetError:
+    """The typed error when no pruning attempt is accepted; the message holds the table."""
+    table = prune_attempts_table(attempts).replace("\n", " | ")
+    return AccuracyBudgetError(
+        f"Expected pruning within budget.max_accuracy_drop={budget} (validation top-1 of the trained float32 model "
+        f"{reference_accuracy:.4f}). Received: {len(attempts)} attempts, none accepted: {table}."
+        + (f" {downstream}" if downstream else "")
+        + " Fix: lower prune.target_sparsity, raise prune.fine_tune_epochs or budget.max_accuracy_drop, "
+        "or set prune.enabled = false."
+    )
 
 
 def prune_to_budget(
@@ -107,29 +166,13 @@ def prune_to_budget(
     Raises:
         AccuracyBudgetError: no attempt met the budget; the message holds the table.
     """
-    from edgeship.train import accuracy
-
-    steps = max(1, math.ceil(len(x_train) / batch_size))
     attempts: list[PruneAttempt] = []
-    for step, sched, epochs in backoff_plan(schedule, fine_tune_epochs, steps, budget is not None):
-        pruned = prune(
-            model, x_train, y_train, x_val, y_val, target_sparsity=sched.target_sparsity,
-            fine_tune_epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-            schedule=sched, exclude=exclude, verbose=0, augment=augment,
-        )
-        acc = accuracy(pruned, x_val, y_val)
-        drop = reference_accuracy - acc
-        ok = budget is None or drop <= budget + 1e-9
-        attempts.append(PruneAttempt(step, sched.target_sparsity, epochs, epochs * steps, acc, drop, ok))
-        say(f"    prune {step}: sparsity {sched.target_sparsity:.0%}, {epochs} epoch(s) ({epochs * steps} steps): "
-            f"val accuracy {acc:.4f}, drop {drop:+.4f}"
-            + ("" if budget is None else f" -> {'meets' if ok else 'misses'} budget {budget:.4f}"))
-        if ok:
+    for attempt, pruned, sched, epochs in iter_prune_attempts(
+        model, x_train, y_train, x_val, y_val, schedule=schedule, fine_tune_epochs=fine_tune_epochs,
+        reference_accuracy=reference_accuracy, budget=budget, batch_size=batch_size, learning_rate=learning_rate,
+        seed=seed, exclude=exclude, augment=augment, say=say,
+    ):
+        attempts.append(attempt)
+        if attempt.met_budget:
             return pruned, sched, epochs, attempts
-    table = prune_attempts_table(attempts).replace("\n", " | ")
-    raise AccuracyBudgetError(
-        f"Expected pruning within budget.max_accuracy_drop={budget} (validation top-1 of the trained float32 model "
-        f"{reference_accuracy:.4f}). Received: {len(attempts)} attempts, none within budget: {table}. "
-        "Fix: lower prune.target_sparsity, raise prune.fine_tune_epochs or budget.max_accuracy_drop, "
-        "or set prune.enabled = false."
-    )
+    raise prune_budget_error(attempts, budget, reference_accuracy)

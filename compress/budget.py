@@ -57,6 +57,12 @@ class Attempt:
         return asdict(self)
 
 
+def text_table(rows: list[tuple[str, ...]]) -> str:
+    """Rows (the first is the header) as fixed-width text columns, one line per row."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
 def attempts_table(attempts: list[Attempt]) -> str:
     """The attempts as a fixed-width text table (one line per attempt)."""
     rows = [("artifact", "step", "method", "accuracy", "drop", "bytes", "met")]
@@ -64,8 +70,7 @@ def attempts_table(attempts: list[Attempt]) -> str:
         (a.artifact, a.step, a.method, f"{a.accuracy:.4f}", f"{a.drop:+.4f}", f"{a.bytes:,}", "yes" if a.met_budget else "no")
         for a in attempts
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return text_table(rows)
 
 
 def effective_budget(budget: float | None, samples: int) -> float | None:

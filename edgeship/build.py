@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import gzip
 import shutil
@@ -98,6 +99,7 @@ def gate_chance(what: str, accuracy: float, samples: int, base: dict[str, Any], 
 
 def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work: Path) -> Path:
     from edgeship import compress, train
+    from edgeship.runtime._errors import AccuracyBudgetError
 
     d, t = recipe.data, recipe.train
     with stage("data", timings):
@@ -129,12 +131,10 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
     )
     pretrained = None
     if recipe.model.weights is not None:
-        from edgeship.train._weights import load_pretrained
-
         spec, arch, alpha = recipe.model.weights, recipe.model.arch, recipe.model.alpha
 
         def pretrained(model: Any) -> list[str]:
-            loaded = load_pretrained(model, spec, arch=arch, alpha=alpha)
+            loaded = train.load_pretrained(model, spec, arch=arch, alpha=alpha)
             say(f"  pretrained weights {spec}: {len(loaded)} layer(s) loaded, {plan.head_epochs} head epoch(s) first")
             return loaded
 
@@ -172,9 +172,6 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
             f"after {len(history.get('loss', []))} epoch(s)")
     gate_chance("the trained float32 Keras model", keras_acc, len(ds.y_test), base, recipe)
 
-    sparsity: dict[str, float] = {}
-    schedule_info: dict[str, Any] | None = None
-    prune_attempts: list[Any] = []
     budget = compress.effective_budget(recipe.budget.limit, len(ds.y_val))
     concerns: list[str] = []
     if budget is not None and recipe.budget.limit is not None and budget > recipe.budget.limit:
@@ -184,63 +181,87 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
             "More data gives a tighter check."
         )
         say(f"WARNING: {concerns[-1]}")
-    if recipe.prune.enabled and recipe.prune.target_sparsity > 0:
-        with stage(f"prune to {recipe.prune.target_sparsity:.0%}", timings):
-            pc = recipe.prune
-            schedule = compress.PruneSchedule(
-                kind=pc.schedule, target_sparsity=pc.target_sparsity, initial_sparsity=pc.initial_sparsity,
-                begin_step=pc.begin_step, end_step=pc.end_step, frequency=pc.frequency, m_by_n=pc.m_by_n,
-            )
-            model, schedule, epochs_used, prune_attempts = compress.prune_to_budget(
-                model, ds.x_train, ds.y_train, ds.x_val, ds.y_val,
-                schedule=schedule,
-                fine_tune_epochs=pc.fine_tune_epochs or compress.default_fine_tune_epochs(plan.steps_per_epoch),
-                reference_accuracy=float_val_acc, budget=budget,
-                batch_size=plan.batch_size, learning_rate=plan.learning_rate / 4, seed=recipe.seed,
-                exclude=pc.exclude, augment=augment, say=say,
-            )
-            schedule_info = {
-                **schedule.resolved(plan.steps_per_epoch, epochs_used).to_json(),
-                "fine_tune_epochs": epochs_used, "exclude": list(pc.exclude),
-            }
-            sparsity = compress.sparsity_report(model)
-            pruned_acc = train.accuracy(model, ds.x_test, ds.y_test)
-            say(f"  pruned keras accuracy {pruned_acc:.4f}; kernel sparsity "
-                + ", ".join(f"{k} {v:.0%}" for k, v in sparsity.items()))
-    reference_acc = train.accuracy(model, ds.x_test, ds.y_test)
-    evaluation = train.evaluate(model, ds.x_test, ds.y_test, ds.labels)
-    say(f"  keras reference macro F1 {evaluation['macro']['f1']:.4f}")
-
     rng = np.random.default_rng(recipe.seed)
     n_cal = min(recipe.quantize.calibration_samples, len(ds.x_train))
     calibration = ds.x_train[rng.choice(len(ds.x_train), n_cal, replace=False)]
-    write_bundle(
-        model, recipe, out,
-        calibration=calibration, x_eval=ds.x_test, y_eval=ds.y_test,
-        labels=ds.labels, preprocessing=ds.preprocessing, reference_acc=keras_acc, timings=timings,
-        compress_data=compress.CompressData(
-            ds.x_train, ds.y_train, ds.x_val, ds.y_val, batch_size=plan.batch_size,
-            learning_rate=plan.learning_rate, seed=recipe.seed, pruned=bool(sparsity), sparsity=sparsity,
-            schedule=schedule_info, reference_accuracy=float_val_acc, prune_attempts=prune_attempts,
-        ),
-        info={
-            "dataset": {
-                "name": ds.name,
-                "train": len(ds.x_train), "val": len(ds.x_val), "test": len(ds.x_test),
+
+    def ship(model: Any, prune_attempts: list[Any], schedule_info: dict[str, Any] | None) -> None:
+        """Evaluate the model the artifacts come from, then export, check and write the bundle."""
+        sparsity = compress.sparsity_report(model) if prune_attempts else {}
+        reference_acc = train.accuracy(model, ds.x_test, ds.y_test)
+        evaluation = train.evaluate(model, ds.x_test, ds.y_test, ds.labels)
+        say(f"  keras reference accuracy {reference_acc:.4f}, macro F1 {evaluation['macro']['f1']:.4f}"
+            + ("; kernel sparsity " + ", ".join(f"{k} {v:.0%}" for k, v in sparsity.items()) if sparsity else ""))
+        write_bundle(
+            model, recipe, out,
+            calibration=calibration, x_eval=ds.x_test, y_eval=ds.y_test,
+            labels=ds.labels, preprocessing=ds.preprocessing, reference_acc=keras_acc, timings=timings,
+            compress_data=compress.CompressData(
+                ds.x_train, ds.y_train, ds.x_val, ds.y_val, batch_size=plan.batch_size,
+                learning_rate=plan.learning_rate, seed=recipe.seed, pruned=bool(sparsity), sparsity=sparsity,
+                schedule=schedule_info, reference_accuracy=float_val_acc, prune_attempts=list(prune_attempts),
+            ),
+            info={
+                "dataset": {
+                    "name": ds.name,
+                    "train": len(ds.x_train), "val": len(ds.x_val), "test": len(ds.x_test),
+                },
+                "training": {**plan.to_json(), "epochs_run": len(history.get("loss", []))},
+                "warnings": concerns,
+                "metrics": {
+                    "keras_float32_accuracy": keras_acc,
+                    "keras_float32_val_accuracy": float_val_acc,
+                    "keras_reference_accuracy": reference_acc,
+                    "sparsity": sparsity,
+                    "evaluation": evaluation,
+                    "baselines": base,
+                },
+                **({"text": ds.text} if ds.text is not None else {}),
             },
-            "training": {**plan.to_json(), "epochs_run": len(history.get("loss", []))},
-            "warnings": concerns,
-            "metrics": {
-                "keras_float32_accuracy": keras_acc,
-                "keras_float32_val_accuracy": float_val_acc,
-                "keras_reference_accuracy": reference_acc,
-                "sparsity": sparsity,
-                "evaluation": evaluation,
-                "baselines": base,
-            },
-            **({"text": ds.text} if ds.text is not None else {}),
-        },
-    )
+        )
+
+    pc = recipe.prune
+    if not (pc.enabled and pc.target_sparsity > 0):
+        ship(model, [], None)
+    else:
+        schedule = compress.PruneSchedule(
+            kind=pc.schedule, target_sparsity=pc.target_sparsity, initial_sparsity=pc.initial_sparsity,
+            begin_step=pc.begin_step, end_step=pc.end_step, frequency=pc.frequency, m_by_n=pc.m_by_n,
+        )
+        attempts: list[Any] = []
+        missed: Exception | None = None
+        shipped = False
+        # One budget for the chain: a pruning is kept only when the int8 files made from it meet the
+        # budget too; when they miss it, pruning backs off further.
+        tries = compress.iter_prune_attempts(
+            model, ds.x_train, ds.y_train, ds.x_val, ds.y_val,
+            schedule=schedule,
+            fine_tune_epochs=pc.fine_tune_epochs or compress.default_fine_tune_epochs(plan.steps_per_epoch),
+            reference_accuracy=float_val_acc, budget=budget,
+            batch_size=plan.batch_size, learning_rate=plan.learning_rate / 4, seed=recipe.seed,
+            exclude=pc.exclude, augment=augment, say=say,
+        )
+        while not shipped:
+            with stage(f"prune, attempt {len(attempts) + 1}", timings):
+                tried = next(tries, None)
+            if tried is None:
+                downstream = f"After every pruning the budget accepted, int8 missed it; the last: {missed}" if missed else ""
+                raise compress.prune_budget_error(attempts, budget, float_val_acc, downstream)
+            attempt, pruned, used, epochs = tried
+            attempts.append(attempt)
+            if not attempt.met_budget:
+                continue
+            schedule_info = {
+                **used.resolved(plan.steps_per_epoch, epochs).to_json(),
+                "fine_tune_epochs": epochs, "exclude": list(pc.exclude),
+            }
+            try:
+                ship(pruned, attempts, schedule_info)
+                shipped = True
+            except AccuracyBudgetError as exc:
+                missed = exc
+                attempts[-1] = dataclasses.replace(attempt, met_budget=False, rejected_by="int8 missed the budget")
+                say("  the quantized files miss the budget after this pruning: pruning backs off further")
     if (work / "training").is_dir():  # checkpoint / TensorBoard logs, not part of the verified artifacts
         shutil.copytree(work / "training", out / "training", dirs_exist_ok=True)
     say(f"bundle written: {out}")

@@ -182,16 +182,21 @@ def test_effective_budget_resolves_one_sample() -> None:
     assert effective_budget(None, 20) is None
 
 
+def build_cli(folder: Path, tmp_path: Path, name: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``edgeship build`` in a fresh process on a recipe naming only the folder; returns (process, --out)."""
+    recipe = tmp_path / f"{name}.toml"
+    recipe.write_text(f'name = "{name}"\n[data]\ndataset = "images:{folder}"\n')
+    out = tmp_path / f"{name}-bundle"
+    proc = subprocess.run([sys.executable, "-m", "edgeship", "build", str(recipe), "--out", str(out)],
+                          capture_output=True, text=True, timeout=1200)
+    return proc, out
+
+
 @pytest.mark.slow
 def test_shuffled_labels_fail_the_build_with_one_typed_line_and_no_bundle(tmp_path: Path) -> None:
     x, _ = photo_patches(100, seed=1)
     y = np.random.default_rng(1).permutation(np.repeat([0, 1], 100))  # labels that carry no signal
-    folder = write_folder(tmp_path / "shuffled", x, y)
-    recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f'name = "shuffled"\n[data]\ndataset = "images:{folder}"\n')
-    out = tmp_path / "bundle"
-    proc = subprocess.run([sys.executable, "-m", "edgeship", "build", str(recipe), "--out", str(out)],
-                          capture_output=True, text=True, timeout=900)
+    proc, out = build_cli(write_folder(tmp_path / "shuffled", x, y), tmp_path, "shuffled")
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("edgeship: error:")]
     assert len(errors) == 1 and "ChanceLevelError" in errors[0] and "allow_chance_level" in errors[0], proc.stderr[-2000:]
@@ -203,12 +208,7 @@ def test_shuffled_labels_fail_the_build_with_one_typed_line_and_no_bundle(tmp_pa
 def test_small_photo_build_meets_the_budget_and_beats_the_baselines(tmp_path: Path) -> None:
     """A recipe naming only a folder of 200 real photos: a useful model, the budget recorded, few warning lines."""
     x, y = photo_patches(100, seed=2)
-    folder = write_folder(tmp_path / "photos", x, y)
-    recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f'name = "photos"\n[data]\ndataset = "images:{folder}"\n')
-    out = tmp_path / "bundle"
-    proc = subprocess.run([sys.executable, "-m", "edgeship", "build", str(recipe), "--out", str(out)],
-                          capture_output=True, text=True, timeout=1200)
+    proc, out = build_cli(write_folder(tmp_path / "photos", x, y), tmp_path, "photos")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "warn" in line.lower()]

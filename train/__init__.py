@@ -24,6 +24,8 @@ from ._strategy import mixed_precision_policy as mixed_precision_policy
 from ._strategy import select_strategy as select_strategy
 from ._strategy import strategy_plan as strategy_plan
 from ._text import text_model as text_model
+from ._weights import load_pretrained as load_pretrained
+from ._weights import set_trainable as set_trainable
 from ._zoo import ModelInfo as ModelInfo
 from ._zoo import create_model as create_model
 from ._zoo import list_models as list_models
@@ -45,6 +47,7 @@ __all__ = [
     "learning_rate_schedule",
     "list_datasets",
     "list_models",
+    "load_pretrained",
     "load_dataset",
     "macro_f1",
     "make_augmenter",
@@ -57,6 +60,7 @@ __all__ = [
     "select_strategy",
     "set_batchnorm_momentum",
     "set_seed",
+    "set_trainable",
     "strategy_plan",
     "text_model",
     "train_model",

@@ -19,7 +19,9 @@ import numpy as np
 from edgeship._tf import tf_modules
 from edgeship.runtime._errors import RecipeError
 
+from ._batchnorm import recalibrate_batchnorm, set_batchnorm_momentum
 from ._strategy import mixed_precision_policy, select_strategy, visible_devices
+from ._weights import set_trainable
 
 Schedule = Literal["constant", "exponential", "cosine"]
 
@@ -139,8 +141,6 @@ def train_model(
     watches ``val_loss`` from ``min_epochs`` on and restores the best weights.
     The returned model is float32, built outside any strategy scope, and compiled.
     """
-    from ._batchnorm import recalibrate_batchnorm, set_batchnorm_momentum
-
     tf, keras = tf_modules()
     set_seed(seed)
     gpus, _ = visible_devices()
@@ -167,8 +167,6 @@ def train_model(
             set_batchnorm_momentum(model, steps)
             add_l2(model, l2)
         if base and head_epochs > 0:
-            from ._weights import set_trainable
-
             set_trainable(model, base, False)
             with dist.scope():
                 compile_classifier(model, learning_rate)
@@ -235,8 +233,6 @@ def fit(
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     history = fine_tune(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
                         callbacks=[stop], verbose=verbose)
-    from ._batchnorm import recalibrate_batchnorm
-
     recalibrate_batchnorm(model, x_train, seed=seed)
     return history
 
