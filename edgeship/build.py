@@ -87,6 +87,14 @@ def gate_chance(what: str, accuracy: float, samples: int, base: dict[str, Any], 
 
     check = chance_check(accuracy, samples, base["majority"], recipe.budget.chance_alpha)
     if not check.passed and not recipe.budget.allow_chance_level:
+        if check.required_accuracy >= 1.0 and accuracy >= 1.0:
+            need = check.samples_needed()
+            raise ChanceLevelError(
+                f"Expected a test split large enough to show that {what} beats always answering the most frequent "
+                f"class ({base['majority']:.4f}). Received: {samples} test samples, where even a perfect score is "
+                f"not significant (one-sided binomial test, p = {check.p_value:.3f}, needs p < {check.alpha}). "
+                f"Add data (at least {need} test samples), or set budget.allow_chance_level = true to ship anyway."
+            )
         raise ChanceLevelError(
             f"Expected {what} to beat always answering the most frequent class ({base['majority']:.4f}) "
             f"significantly: at least {check.required_accuracy:.4f} on {samples} test samples "

@@ -38,6 +38,8 @@ def image_recipe(dataset: str, **train_opts: object) -> object:
     data["train"].update(epochs=6, batch_size=8, early_stopping_patience=6, learning_rate=3e-3, **train_opts)
     data["prune"].update(enabled=False)
     data["quantize"].update(calibration_samples=32)
+    # A dozen test images cannot show significance over the majority class; these tests are about loading.
+    data["budget"].update(allow_chance_level=True)
     if "measure_rss" in data["export"]:
         data["export"]["measure_rss"] = False
     return Recipe.from_dict(data)

@@ -136,6 +136,8 @@ def test_baselines_and_chance_gate() -> None:
     # 40 balanced 2-class test samples: 28 right (0.70) is significant at 1%, 27 is not.
     assert chance_check(0.70, 40, 0.5).passed and not chance_check(0.675, 40, 0.5).passed
     assert chance_check(0.5, 40, 0.5).required_accuracy == pytest.approx(0.70)
+    tiny = chance_check(1.0, 6, 0.5)  # even a perfect score on 6 samples has p = 1/64 > 0.01
+    assert not tiny.passed and tiny.samples_needed() == 7
     assert chance_check(0.55, 1000, 0.5).passed  # 550/1000 is far beyond chance
 
 

@@ -21,6 +21,7 @@ balanced 2-class samples: 0.70; on 360 10-class digits: 0.14).
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,11 @@ class ChanceCheck:
     @property
     def passed(self) -> bool:
         return self.p_value < self.alpha
+
+    def samples_needed(self) -> int:
+        """The fewest test samples on which a perfect score would pass: ``majority ** n < alpha``."""
+        p0 = min(max(self.majority, 1e-12), 1.0 - 1e-12)
+        return int(math.floor(math.log(self.alpha) / math.log(p0))) + 1
 
     def to_json(self) -> dict[str, Any]:
         return {
