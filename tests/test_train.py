@@ -174,10 +174,11 @@ def test_checkpoint_tensorboard_and_early_stopping(tmp_path: Path) -> None:
     assert len(hist["loss"]) < 30  # stopped early on val_loss
     assert ckpt.is_file() and any(logs.rglob("events.out.tfevents*"))
     best = keras.models.load_model(ckpt)
-    # The checkpoint holds the best epoch, which early stopping restored.
-    np.testing.assert_allclose(
-        best.predict(ds.x_test[:16], verbose=0), model.predict(ds.x_test[:16], verbose=0), atol=1e-5
-    )
+    # The checkpoint holds the best epoch, which early stopping restored (trainable weights; the
+    # BatchNorm moving statistics are re-estimated on the training data afterwards).
+    assert len(best.trainable_weights) == len(model.trainable_weights)
+    for saved, restored in zip(best.trainable_weights, model.trainable_weights):
+        np.testing.assert_allclose(saved.numpy(), restored.numpy(), atol=1e-6)
 
 
 def test_mixed_float16_training_returns_a_float32_model() -> None:
