@@ -381,7 +381,8 @@ def write_bundle(
         failures = [f for r in parity_results for f in r["failures"]]
         if failures and not cfg.allow_parity_failure:
             raise_for(parity_results)  # the writer removes the temp folder: no bundle
-        new_warnings = _warnings(artifacts, base)
+        new_warnings = _warnings(artifacts, base, recipe.budget.limit, len(y_eval),
+                                 f"decision split ({len(maker.y_dec)} samples)")
         for line in new_warnings:
             say(f"WARNING: {line}")
         warnings = list(info.get("warnings", [])) + new_warnings
@@ -431,19 +432,33 @@ def write_bundle(
     return out
 
 
-def _warnings(artifacts: list[dict[str, Any]], base: dict[str, Any] | None) -> list[str]:
-    """One line per real concern: today, shipped artifacts below the linear baseline."""
-    if not base or not np.isfinite(base.get("linear", float("nan"))):
-        return []
-    below = [a for a in artifacts if a["metrics"]["accuracy"] < base["linear"]]
-    if not below:
-        return []
-    names = ", ".join(f"{a['file']} {a['metrics']['accuracy']:.4f}" for a in below)
-    return [
-        f"below the linear baseline ({base['linear']:.4f}, {base['linear_model']}): {names}. "
-        "The network does no better than a linear model on these inputs; try more data, data.augmentation, "
-        "model.weights (transfer learning) or another model.arch."
-    ]
+def _warnings(artifacts: list[dict[str, Any]], base: dict[str, Any] | None, budget: float | None,
+              test_samples: int, decision: str) -> list[str]:
+    """One line per real concern: artifacts below the linear baseline; artifacts whose test-split drop
+    exceeds the budget although the decision split (validation) met it."""
+    from edgeship.compress import effective_budget
+
+    out: list[str] = []
+    if base and np.isfinite(base.get("linear", float("nan"))):
+        below = [a for a in artifacts if a["metrics"]["accuracy"] < base["linear"]]
+        if below:
+            names = ", ".join(f"{a['file']} {a['metrics']['accuracy']:.4f}" for a in below)
+            out.append(
+                f"below the linear baseline ({base['linear']:.4f}, {base['linear_model']}): {names}. "
+                "The network does no better than a linear model on these inputs; try more data, data.augmentation, "
+                "model.weights (transfer learning) or another model.arch."
+            )
+    limit = effective_budget(budget, test_samples)
+    if limit is not None:
+        over = [a for a in artifacts if a["metrics"]["accuracy_drop"] > limit + 1e-9]
+        if over:
+            names = ", ".join(f"{a['file']} {a['metrics']['accuracy_drop']:+.4f}" for a in over)
+            out.append(
+                f"on the test split ({test_samples} samples) these artifacts lose more than the budget "
+                f"({limit:.4f}) against the trained float32 model, although the {decision} met it: {names}. "
+                "The decision split is too small or too easy to see the loss; more data gives a truer check."
+            )
+    return out
 
 
 def export_saved_model(
