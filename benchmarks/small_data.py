@@ -25,8 +25,10 @@ records them), ``metrics.keras_float32_accuracy`` and every artifact's
 ``metrics.keras_reference_accuracy``, the Keras model the artifacts come from). Per-seed rows and per-dataset
 medians over the successful seeds go to ``--out`` with the CPU, versions and date;
 stdout gets a Markdown table and the issue's bars (reported, not asserted): the median
-shipped int8 TFLite / ONNX accuracy is >= median linear - 0.02 and within 0.01 of the
-median Keras float32 accuracy.
+shipped int8 TFLite / ONNX accuracy is >= median linear - 0.02, and at most 0.01 below the
+median Keras float32 accuracy (a drop: an int8 file that scores higher is within it); the median
+over seeds of each seed's own drop is printed beside it. ``--from-json FILE`` prints the
+table and bars again from an earlier results file without building.
 """
 
 from __future__ import annotations
@@ -210,20 +212,24 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def bars(name: str, med: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's bars on the medians: int8 >= linear - 0.02, and |int8 - float32| <= 0.01."""
+def bars(name: str, med: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's bars on the medians: int8 >= linear - 0.02, and int8 >= float32 - 0.01 (at most 1 point lost)."""
     out = []
     for f in ("model.int8.tflite", "model.int8.onnx"):
         acc = med["artifacts"].get(f)
         lin, f32 = med["linear"], med["float32"]
+        drops = [r["float32"] - r["artifacts"][f] for r in rows if r.get("ok") and f in r.get("artifacts", {})]
+        per_seed = _median(drops) if drops else None
         checks = [
-            ("linear", lin, f"{f} {_fmt(acc)} >= linear {_fmt(lin)} - {BARS['linear_margin']}",
+            ("linear", f"{f} {_fmt(acc)} >= linear {_fmt(lin)} - {BARS['linear_margin']}",
              None if acc is None or lin is None else acc >= lin - BARS["linear_margin"] - 1e-12),
-            ("float32", f32, f"|{f} {_fmt(acc)} - float32 {_fmt(f32)}| <= {BARS['float32_tolerance']}",
-             None if acc is None or f32 is None else abs(acc - f32) <= BARS["float32_tolerance"] + 1e-12),
+            ("float32", f"{f} {_fmt(acc)} >= float32 {_fmt(f32)} - {BARS['float32_tolerance']} "
+             f"(median of the per-seed drops: {_fmt(per_seed)})",
+             None if acc is None or f32 is None else acc >= f32 - BARS["float32_tolerance"] - 1e-12),
         ]
-        for kind, _, text, passed in checks:
-            out.append({"dataset": name, "artifact": f, "bar": kind, "text": text, "passed": passed})
+        for kind, text, passed in checks:
+            out.append({"dataset": name, "artifact": f, "bar": kind, "text": text, "passed": passed,
+                        "median_per_seed_drop": per_seed if kind == "float32" else None})
     return out
 
 
@@ -256,7 +262,15 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "edgeship-small-data",
                     help="datasets, recipes, bundles and build logs go here")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per build")
+    ap.add_argument("--from-json", type=Path, help="print the table and bars of an earlier results file; build nothing")
     args = ap.parse_args()
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        for name, d in results["datasets"].items():
+            d["bars"] = bars(name, d["median"], [r for r in results["runs"] if r.get("dataset") == name])
+        report(results, ",".join(map(str, results["recipe_seeds"])), results["data_seed"], args.from_json)
+        args.from_json.write_text(json.dumps(results, indent=2) + "\n")
+        return 0
 
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in PHOTO_SETS]
@@ -298,11 +312,18 @@ def main() -> int:
                 print(f"  seed {seed}: FAILED after {row['build_seconds']:.0f} s: {row['error']}", flush=True)
         results["runs"].extend(rows)
         med = summarize(rows)
-        results["datasets"][name] = {"folder": str(folder), "data": data, "median": med, "bars": bars(name, med)}
+        results["datasets"][name] = {"folder": str(folder), "data": data, "median": med, "bars": bars(name, med, rows)}
         args.out.write_text(json.dumps(results, indent=2) + "\n")  # partial results survive an interrupted run
 
+    report(results, args.seeds, args.data_seed, args.out)
+    return 0
+
+
+def report(results: dict[str, Any], seeds: str, data_seed: int, out: Path) -> None:
+    """The Markdown table and the bars on stdout."""
+    m = results["machine"]
     print()
-    print(f"Medians over recipe seeds {args.seeds} (data seed {args.data_seed}); accuracy on each build's test split; "
+    print(f"Medians over recipe seeds {seeds} (data seed {data_seed}); accuracy on each build's test split; "
           f"CPU {m['cpu']}, {m['cpu_count']} cores, avx2={m['avx2']}, avx512_vnni={m['avx512_vnni']}")
     print()
     print(table(results["datasets"]))
@@ -315,8 +336,7 @@ def main() -> int:
         for b in d["bars"]:
             verdict = {True: "PASS", False: "FAIL", None: "N/A "}[b["passed"]]
             print(f"{verdict} {name}: {b['text']}")
-    print(f"\nwrote {args.out}")
-    return 0
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":
