@@ -85,14 +85,13 @@ def recalibrate_batchnorm(model: Any, x: np.ndarray, *, batch_size: int = 256, s
     Returns:
         How many layers were recalibrated.
     """
-    _, keras = tf_modules()
+    tf, keras = tf_modules()
     layers = batchnorm_layers(model)
     if not layers or len(x) == 0:
         return 0
     if len(x) > MAX_RECALIBRATION_SAMPLES:
         rng = np.random.default_rng(seed)
         x = x[np.sort(rng.choice(len(x), MAX_RECALIBRATION_SAMPLES, replace=False))]
-    tf, _ = tf_modules()
     for layer in layers:
         probe = _probe(keras, model, layer)
         axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
