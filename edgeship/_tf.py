@@ -70,6 +70,26 @@ def quiet_engine() -> Iterator[None]:
                 sys.stderr.flush()
 
 
+@contextmanager
+def scoped_log_levels(names: tuple[str, ...], level: int) -> Iterator[None]:
+    """Raise the given loggers (``""`` is the root logger) to ``level`` for one call, then restore them.
+
+    ONNX Runtime's quantizer logs through the root logger and tf2onnx through
+    its own; the caller's logging configuration is theirs, not ours to change.
+    """
+    import logging
+
+    loggers = [logging.getLogger(n) if n else logging.getLogger() for n in names]
+    saved = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(level, lg.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        for lg, lvl in zip(loggers, saved):
+            lg.setLevel(lvl)
+
+
 def tf_modules() -> tuple[Any, Any]:
     """Return ``(tensorflow, tf_keras)`` with legacy Keras forced on and TF logs quiet."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

@@ -54,8 +54,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     with load(args.path, format=args.format, precision=args.precision, threads=args.threads) as model:
         try:
             x = np.load(args.input, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            reason = "no such file" if isinstance(exc, FileNotFoundError) else "not a numpy .npy array file"
+        except (OSError, ValueError, EOFError) as exc:  # np.load raises EOFError on an empty or cut-off file
+            reason = (
+                "no such file" if isinstance(exc, FileNotFoundError)
+                else "empty or cut off" if isinstance(exc, EOFError)
+                else "not a numpy .npy array file"
+            )
             raise InputError(
                 f"Expected INPUT to be a .npy array file (np.save). Received: {args.input}, {reason}."
             ) from None

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgeship._tf import check_keras2_model, require, tf_modules
+from edgeship._tf import check_keras2_model, require, scoped_log_levels, tf_modules
 
 INPUT_NAME = "input"
 
@@ -23,14 +23,19 @@ def to_onnx(model: Any, opset: int = 17) -> bytes:
     check_keras2_model(model)
     tf, _ = tf_modules()
     tf2onnx = require("tf2onnx", "ONNX export")
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     # Integer inputs (token ids for text models) keep their dtype; the rest is float32.
     in_dtype = tf.as_dtype(model.inputs[0].dtype)
     spec = (tf.TensorSpec((None, *model.input_shape[1:]), in_dtype if in_dtype.is_integer else tf.float32, name=INPUT_NAME),)
-    # tf2onnx numbers the nodes it makes from a process-wide counter; reset it so the
-    # same model always gives the same bytes (and sha256), however many exports ran before.
+    # tf2onnx numbers the nodes it makes from a process-wide counter; start it at 1 for this
+    # export so the same model always gives the same bytes (and sha256), however many exports
+    # ran before, and give the caller's counter back afterwards.
+    counter = tf2onnx.utils.INTERNAL_NAME
     tf2onnx.utils.INTERNAL_NAME = 1
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    try:
+        with scoped_log_levels(("tf2onnx",), logging.ERROR):
+            proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    finally:
+        tf2onnx.utils.INTERNAL_NAME = counter
     return bytes(proto.SerializeToString())
 
 
@@ -147,8 +152,7 @@ def quantize_onnx(
         "percentile": CalibrationMethod.Percentile,
     }
     extra = {"CalibPercentile": cfg.percentile} if cfg.calibration == "percentile" else {}
-    logging.getLogger("root").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix="edgeship-onnxq-") as tmp:
+    with scoped_log_levels(("",), logging.ERROR), tempfile.TemporaryDirectory(prefix="edgeship-onnxq-") as tmp:
         pre, dst = Path(tmp, "pre.onnx"), Path(tmp, "q.onnx")
         pre.write_bytes(preprocess_onnx(float_model))
         name = onnx.load(str(pre)).graph.input[0].name
@@ -174,8 +178,7 @@ def quantize_onnx_dynamic(float_model: bytes, *, weight_type: QuantTypeName = "i
     activations quantized per batch at run time (ConvInteger / MatMulInteger); float32 I/O."""
     from onnxruntime.quantization import quantize_dynamic
 
-    logging.getLogger("root").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix="edgeship-onnxdq-") as tmp:
+    with scoped_log_levels(("",), logging.ERROR), tempfile.TemporaryDirectory(prefix="edgeship-onnxdq-") as tmp:
         pre, dst = Path(tmp, "pre.onnx"), Path(tmp, "q.onnx")
         pre.write_bytes(preprocess_onnx(float_model))
         quantize_dynamic(str(pre), str(dst), weight_type=_quant_type(weight_type))

@@ -67,3 +67,16 @@ def test_predict_wrong_shape_cli(default_bundle: Path, tmp_path: Path) -> None:
     np.save(inp, np.zeros((8, 8), np.float32))
     line = _error_line(_cli("predict", str(default_bundle), str(inp)))
     assert "InputError" in line and "expects input float32 (N, 8, 8, 1)" in line and "Received: float32 (8, 8)" in line
+
+
+def test_predict_empty_or_cut_off_npy_is_one_typed_line(default_bundle: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    cut = tmp_path / "cut.npy"
+    np.save(cut, np.zeros((4, 8, 8, 1), np.float32))
+    cut.write_bytes(cut.read_bytes()[:100])  # the header survives, the data does not
+    for path, reason in ((empty, "empty or cut off"), (cut, "")):
+        proc = _cli("predict", str(default_bundle), str(path))
+        assert "Traceback" not in proc.stderr, proc.stderr
+        line = _error_line(proc)
+        assert "InputError" in line and "Expected INPUT to be a .npy array file" in line and reason in line

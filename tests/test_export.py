@@ -246,3 +246,21 @@ def test_same_recipe_and_seed_give_the_same_manifest(tmp_path: Path) -> None:
     a, b = manifests
     assert [x["sha256"] for x in a["artifacts"]] == [x["sha256"] for x in b["artifacts"]]
     assert a == b
+
+
+def test_onnx_export_leaves_the_callers_logging_and_tf2onnx_state_alone() -> None:
+    """ORT's quantizer logs through the root logger and tf2onnx through its own: both are quietened per call only."""
+    import logging
+
+    import tf2onnx
+
+    from edgeship import export, train
+
+    root, t2o = logging.getLogger(), logging.getLogger("tf2onnx")
+    before = (root.level, t2o.level, tf2onnx.utils.INTERNAL_NAME)
+    model = train.create_model("small_cnn", (8, 8, 1), 3, width=4)
+    x = np.random.default_rng(0).random((8, 8, 8, 1)).astype(np.float32)
+    data = export.to_onnx(model)
+    export.quantize_onnx(data, x)
+    export.quantize_onnx_dynamic(data)
+    assert (root.level, t2o.level, tf2onnx.utils.INTERNAL_NAME) == before
