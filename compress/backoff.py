@@ -132,7 +132,7 @@ def prune_budget_error(attempts: list[PruneAttempt], budget: float | None, refer
     """The typed error when no pruning attempt is accepted; the message holds the table."""
     table = prune_attempts_table(attempts).replace("\n", " | ")
     return AccuracyBudgetError(
-        f"Expected pruning within budget.max_accuracy_drop={budget} (validation top-1 of the trained float32 model "
+        f"Expected pruning within budget.max_accuracy_drop={'none' if budget is None else f'{budget:.4g}'} (validation top-1 of the trained float32 model "
         f"{reference_accuracy:.4f}). Received: {len(attempts)} attempts, none accepted: {table}."
         + (f" {downstream}" if downstream else "")
         + " Fix: lower prune.target_sparsity, raise prune.fine_tune_epochs or budget.max_accuracy_drop, "

@@ -115,7 +115,7 @@ def meet_budget(
     mine = [a for a in history if a.artifact == artifact]
     table = attempts_table(mine).replace("\n", " | ")
     raise AccuracyBudgetError(
-        f"Expected {artifact} within budget.max_accuracy_drop={budget} (top-1 drop vs the float32 model's "
+        f"Expected {artifact} within budget.max_accuracy_drop={'none' if budget is None else f'{budget:.4g}'} (top-1 drop vs the float32 model's "
         f"{reference:.4f}). Received: {tried} attempts, none within budget: {table}. "
         "Fix: raise budget.max_accuracy_drop, raise quantize.qat_epochs / quantize.max_float_layers, "
         f"or drop {artifact.split('.')[1]} from quantize.{artifact.rsplit('.', 1)[-1]}."
