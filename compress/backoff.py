@@ -140,25 +140,12 @@ def prune_budget_error(attempts: list[PruneAttempt], budget: float | None, refer
     )
 
 
-def prune_to_budget(
-    model: Any,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    *,
-    schedule: PruneSchedule,
-    fine_tune_epochs: int,
-    reference_accuracy: float,
-    budget: float | None,
-    batch_size: int = 32,
-    learning_rate: float = 5e-4,
-    seed: int = 0,
-    exclude: list[str] | tuple[str, ...] = (),
-    augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
-    say: Callable[[str], None] = lambda _: None,
-) -> tuple[Any, PruneSchedule, int, list[PruneAttempt]]:
-    """Prune ``model`` within ``budget`` of ``reference_accuracy`` (validation top-1 before pruning).
+def prune_to_budget(*args: Any, **kwargs: Any) -> tuple[Any, PruneSchedule, int, list[PruneAttempt]]:
+    """Prune within the budget: the first attempt of :func:`iter_prune_attempts` that meets it.
+
+    Takes exactly :func:`iter_prune_attempts`' arguments (``model``, the four
+    splits, ``schedule``, ``fine_tune_epochs``, ``reference_accuracy`` (validation
+    top-1 before pruning), ``budget``, ...).
 
     Returns:
         ``(pruned model, schedule used, fine-tune epochs used, every attempt)``.
@@ -167,12 +154,8 @@ def prune_to_budget(
         AccuracyBudgetError: no attempt met the budget; the message holds the table.
     """
     attempts: list[PruneAttempt] = []
-    for attempt, pruned, sched, epochs in iter_prune_attempts(
-        model, x_train, y_train, x_val, y_val, schedule=schedule, fine_tune_epochs=fine_tune_epochs,
-        reference_accuracy=reference_accuracy, budget=budget, batch_size=batch_size, learning_rate=learning_rate,
-        seed=seed, exclude=exclude, augment=augment, say=say,
-    ):
+    for attempt, pruned, sched, epochs in iter_prune_attempts(*args, **kwargs):
         attempts.append(attempt)
         if attempt.met_budget:
             return pruned, sched, epochs, attempts
-    raise prune_budget_error(attempts, budget, reference_accuracy)
+    raise prune_budget_error(attempts, kwargs.get("budget"), kwargs["reference_accuracy"])

@@ -167,7 +167,7 @@ def prune(
     compile_classifier(wrapped, learning_rate)
     # The first epoch that ends at the final sparsity: only those epochs may be kept.
     reach = sched.end_step if sched.kind == "polynomial" else sched.begin_step
-    at_target = min(fine_tune_epochs - 1, int(reach or 0) // steps_per_epoch)
+    at_target = min(fine_tune_epochs - 1, int(reach) // steps_per_epoch)
     best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=fine_tune_epochs + 1, restore_best_weights=True,
                                          start_from_epoch=max(0, at_target))
     fine_tune(wrapped, x_train, y_train, x_val, y_val, epochs=fine_tune_epochs, batch_size=batch_size,

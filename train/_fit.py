@@ -150,6 +150,7 @@ def train_model(
     steps = max(1, math.ceil(len(x_train) / batch_size))
     keras.mixed_precision.set_global_policy(policy)
     verbosity = keras_verbosity() if verbose is None else verbose
+
     def run(model: Any, n_epochs: int, callbacks: list[Any]) -> dict[str, list[float]]:
         return fine_tune(model, x_train, y_train, x_val, y_val, epochs=n_epochs, batch_size=batch_size,
                          callbacks=callbacks, verbose=verbosity, augment=augment, seed=seed)
