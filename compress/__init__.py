@@ -14,6 +14,9 @@ from .budget import CompressData as CompressData
 from .budget import VariantMaker as VariantMaker
 from .budget import attempts_table as attempts_table
 from .budget import effective_budget as effective_budget
+from .distill import Distillation as Distillation
+from .distill import distillation_loss as distillation_loss
+from .distill import distiller as distiller
 from .prune import PruneSchedule as PruneSchedule
 from .prune import excluded_layers as excluded_layers
 from .prune import prune as prune
@@ -26,7 +29,7 @@ from .sqnr import sqnr_db as sqnr_db
 from .sqnr import tflite_sqnr as tflite_sqnr
 
 __all__ = [
-    "Attempt", "CompressData", "PruneAttempt", "PruneSchedule", "VariantMaker", "attempts_table",
+    "Attempt", "CompressData", "Distillation", "distillation_loss", "distiller", "PruneAttempt", "PruneSchedule", "VariantMaker", "attempts_table",
     "default_fine_tune_epochs", "effective_budget", "excluded_layers", "iter_prune_attempts", "onnx_sqnr", "prune",
     "prune_attempts_table", "prune_budget_error", "prune_to_budget", "qat_float_weights", "quantize_aware",
     "sparsity_report", "sqnr_db", "tflite_sqnr", "tflite_weight_sparsity",

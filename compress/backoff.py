@@ -31,6 +31,7 @@ import numpy as np
 from edgeship.runtime._errors import AccuracyBudgetError
 
 from .budget import text_table
+from .distill import Distillation
 from .prune import PruneSchedule, prune
 
 #: The longer fine-tuning runs at least this many optimizer steps.
@@ -102,11 +103,14 @@ def iter_prune_attempts(
     seed: int = 0,
     exclude: list[str] | tuple[str, ...] = (),
     augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    distill: Distillation | None = None,
+    decision: tuple[np.ndarray, np.ndarray] | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> Iterator[tuple[PruneAttempt, Any, PruneSchedule, int]]:
     """Every attempt of the back-off plan in order: ``(attempt, pruned model, schedule, epochs)``.
 
-    The caller stops at the first it accepts; ``edgeship build`` accepts one
+    Each attempt is judged on ``decision`` (default: the validation split), the
+    set ``reference_accuracy`` was measured on. The caller stops at the first it accepts; ``edgeship build`` accepts one
     only when the quantized artifacts made from it meet the budget too.
     """
     from edgeship.train import accuracy
@@ -116,9 +120,9 @@ def iter_prune_attempts(
         pruned = prune(
             model, x_train, y_train, x_val, y_val, target_sparsity=sched.target_sparsity,
             fine_tune_epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-            schedule=sched, exclude=exclude, verbose=0, augment=augment,
+            schedule=sched, exclude=exclude, verbose=0, augment=augment, distill=distill,
         )
-        acc = accuracy(pruned, x_val, y_val)
+        acc = accuracy(pruned, *(decision or (x_val, y_val)))
         drop = reference_accuracy - acc
         ok = budget is None or drop <= budget + 1e-9
         say(f"    prune {step}: sparsity {sched.target_sparsity:.0%}, {epochs} epoch(s) ({epochs * steps} steps): "

@@ -139,6 +139,9 @@ class CompressData:
     #: Validation top-1 of the trained float32 model before pruning; the budget's reference.
     reference_accuracy: float | None = None
     prune_attempts: list[Any] = field(default_factory=list)
+    #: The budget's decision set when it is not the validation split itself (``edgeship.train.decision_set``).
+    x_decision: np.ndarray | None = None
+    y_decision: np.ndarray | None = None
 
 
 def _accuracy(data: bytes, fmt: str, x: np.ndarray, y: np.ndarray) -> float:
@@ -180,7 +183,9 @@ class VariantMaker:
         self.calibration = calibration
         self.data = data or CompressData()
         self.say = say
-        if self.data.x_val is not None and self.data.y_val is not None:
+        if self.data.x_decision is not None and self.data.y_decision is not None:
+            self.x_dec, self.y_dec = self.data.x_decision, self.data.y_decision
+        elif self.data.x_val is not None and self.data.y_val is not None:
             self.x_dec, self.y_dec = self.data.x_val, self.data.y_val
         else:
             self.x_dec, self.y_dec = x_eval, y_eval

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edgeship._tf import check_keras2_model, tf_modules, tfmot
+from edgeship.compress.distill import Distillation, distiller
 from edgeship.runtime._errors import RecipeError
 from edgeship.train import compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
 
@@ -123,6 +124,7 @@ def prune(
     schedule: PruneSchedule | None = None,
     exclude: list[str] | tuple[str, ...] = (),
     augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    distill: Distillation | None = None,
 ) -> Any:
     """Prune the prunable layers (conv / dense kernels) by magnitude while fine-tuning.
 
@@ -135,6 +137,9 @@ def prune(
             ``target_sparsity`` from step 0, mask updated every epoch.
         exclude: layer names or class names left dense.
         augment: the training's batch augmentation (``edgeship.train.make_augmenter``), if any.
+        distill: fine-tune on the distillation loss with ``model`` itself as the teacher
+            (:mod:`edgeship.compress.distill`), so the pruned model learns the trained model's
+            outputs, not only the labels; ``None`` trains on the labels alone.
 
     ``model`` itself is left unchanged.
 
@@ -164,13 +169,19 @@ def prune(
         return mot.sparsity.keras.prune_low_magnitude(layer, **params)
 
     wrapped = keras.models.clone_model(source, clone_function=wrap)
-    compile_classifier(wrapped, learning_rate)
+    trainee = wrapped
+    if distill is not None:
+        teacher = keras.models.clone_model(model)  # the wrapped model shares source's unpruned layers
+        teacher.set_weights(model.get_weights())
+        trainee = distiller(teacher, wrapped, temperature=distill.temperature,
+                            student_loss_weight=distill.student_loss_weight)
+    compile_classifier(trainee, learning_rate)
     # The first epoch that ends at the final sparsity: only those epochs may be kept.
     reach = sched.end_step if sched.kind == "polynomial" else sched.begin_step
     at_target = min(fine_tune_epochs - 1, int(reach) // steps_per_epoch)
     best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=fine_tune_epochs + 1, restore_best_weights=True,
                                          start_from_epoch=max(0, at_target))
-    fine_tune(wrapped, x_train, y_train, x_val, y_val, epochs=fine_tune_epochs, batch_size=batch_size,
+    fine_tune(trainee, x_train, y_train, x_val, y_val, epochs=fine_tune_epochs, batch_size=batch_size,
               callbacks=[mot.sparsity.keras.UpdatePruningStep(), best], verbose=verbose, augment=augment, seed=seed)
     stripped = mot.sparsity.keras.strip_pruning(wrapped)
     compile_classifier(stripped, learning_rate)

@@ -180,11 +180,16 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
             f"after {len(history.get('loss', []))} epoch(s)")
     gate_chance("the trained float32 Keras model", keras_acc, len(ds.y_test), base, recipe)
 
-    budget = compress.effective_budget(recipe.budget.limit, len(ds.y_val))
+    x_dec, y_dec, copies = train.decision_set(ds.x_val, ds.y_val, augment, recipe.budget.limit, seed=recipe.seed)
+    dec_acc = train.accuracy(model, x_dec, y_dec) if copies else float_val_acc
+    if copies:
+        say(f"  budget decided on the {len(ds.y_val)} validation samples and {copies} augmented views of each "
+            f"({len(y_dec)} inputs): trained float32 accuracy {dec_acc:.4f}")
+    budget = compress.effective_budget(recipe.budget.limit, len(y_dec))
     concerns: list[str] = []
     if budget is not None and recipe.budget.limit is not None and budget > recipe.budget.limit:
         concerns.append(
-            f"the validation split ({len(ds.y_val)} samples) cannot resolve budget.max_accuracy_drop = "
+            f"the validation split ({len(y_dec)} samples) cannot resolve budget.max_accuracy_drop = "
             f"{recipe.budget.limit}; it is judged as at most one sample ({budget:.4f}). "
             "More data gives a tighter check."
         )
@@ -207,7 +212,8 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
             compress_data=compress.CompressData(
                 ds.x_train, ds.y_train, ds.x_val, ds.y_val, batch_size=plan.batch_size,
                 learning_rate=plan.learning_rate, seed=recipe.seed, pruned=bool(sparsity), sparsity=sparsity,
-                schedule=schedule_info, reference_accuracy=float_val_acc, prune_attempts=list(prune_attempts),
+                schedule=schedule_info, reference_accuracy=dec_acc, prune_attempts=list(prune_attempts),
+                x_decision=x_dec if copies else None, y_decision=y_dec if copies else None,
             ),
             info={
                 "dataset": {
@@ -245,16 +251,17 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
             model, ds.x_train, ds.y_train, ds.x_val, ds.y_val,
             schedule=schedule,
             fine_tune_epochs=pc.fine_tune_epochs or compress.default_fine_tune_epochs(plan.steps_per_epoch),
-            reference_accuracy=float_val_acc, budget=budget,
+            reference_accuracy=dec_acc, budget=budget, decision=(x_dec, y_dec),
             batch_size=plan.batch_size, learning_rate=plan.learning_rate / 4, seed=recipe.seed,
             exclude=pc.exclude, augment=augment, say=say,
+            distill=compress.Distillation(recipe.distill.temperature, recipe.distill.alpha) if recipe.distill.enabled else None,
         )
         while not shipped:
             with stage(f"prune, attempt {len(attempts) + 1}", timings):
                 tried = next(tries, None)
             if tried is None:
                 downstream = f"After every pruning the budget accepted, int8 missed it; the last: {missed}" if missed else ""
-                raise compress.prune_budget_error(attempts, budget, float_val_acc, downstream)
+                raise compress.prune_budget_error(attempts, budget, dec_acc, downstream)
             attempt, pruned, used, epochs = tried
             attempts.append(attempt)
             if not attempt.met_budget:
@@ -262,6 +269,7 @@ def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work
             schedule_info = {
                 **used.resolved(plan.steps_per_epoch, epochs).to_json(),
                 "fine_tune_epochs": epochs, "exclude": list(pc.exclude),
+                "distillation": recipe.distill.model_dump() if recipe.distill.enabled else None,
             }
             try:
                 ship(pruned, attempts, schedule_info)
@@ -407,8 +415,7 @@ def write_bundle(
                 "reference": "validation top-1 of the trained float32 model before pruning",
                 "reference_val_accuracy": maker.reference,
                 "reference_test_accuracy": reference_acc,
-                "judged_on": "validation split" if compress_data is not None and compress_data.x_val is not None
-                else "eval sample",
+                "judged_on": _judged_on(compress_data),
             },
             "warnings": warnings,
             "parity": {
@@ -430,6 +437,15 @@ def write_bundle(
         if failures:
             say(f"  PARITY FAILED but allowed by export.allow_parity_failure: {'; '.join(failures)}")
     return out
+
+
+def _judged_on(data: Any) -> str:
+    if data is None or data.x_val is None:
+        return "eval sample"
+    if data.y_decision is None:
+        return "validation split"
+    views = len(data.y_decision) // max(1, len(data.y_val)) - 1
+    return f"validation split ({len(data.y_val)} samples) and {views} augmented views of each (edgeship.train.decision_set)"
 
 
 def _warnings(artifacts: list[dict[str, Any]], base: dict[str, Any] | None, budget: float | None,

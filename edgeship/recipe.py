@@ -229,6 +229,22 @@ class BudgetConfig(_Section):
         return self.max_accuracy_drop if self.enabled else None
 
 
+class DistillConfig(_Section):
+    """Knowledge distillation in the pruning fine-tune (``edgeship.compress.distill``).
+
+    The teacher is the trained float32 model before pruning (``teacher =
+    "self"``); the pruned student learns ``alpha * CE(labels) + (1 - alpha) *
+    T^2 * KL(teacher_T || student_T)`` at temperature ``temperature``. It keeps
+    the pruned model's answers close to the trained model's, which is what the
+    accuracy budget measures. ``enabled = false`` fine-tunes on the labels alone.
+    """
+
+    enabled: bool = False
+    teacher: Literal["self"] = "self"
+    temperature: float = Field(3.0, gt=0.0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
+
+
 class ExportConfig(_Section):
     """Which formats the bundle holds, and the parity limits every artifact must meet.
 
@@ -261,6 +277,7 @@ class Recipe(_Section):
     prune: PruneConfig = Field(default_factory=PruneConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 
     @model_validator(mode="after")

@@ -184,6 +184,22 @@ def test_effective_budget_resolves_one_sample() -> None:
     assert effective_budget(None, 20) is None
 
 
+def test_decision_set_adds_augmented_views_only_when_the_split_cannot_resolve_the_budget() -> None:
+    from edgeship.train import decision_set, make_augmenter
+
+    x, y = photo_patches(30, seed=3)
+    x = x.astype(np.float32)
+    augment = make_augmenter(rotation=10, zoom=0.1, horizontal_flip=True)
+    xd, yd, copies = decision_set(x, y, augment, 0.01, seed=0)
+    assert copies == 16 and len(xd) == len(yd) == 17 * len(x)  # ceil(10 / (0.01 * 60)) - 1 = 16
+    assert np.array_equal(xd[: len(x)], x) and np.array_equal(yd, np.tile(y, 17))
+    assert not np.allclose(xd[len(x) : 2 * len(x)], x)  # the views are transformed
+    again, _, _ = decision_set(x, y, augment, 0.01, seed=0)
+    assert np.array_equal(again, xd)  # seeded
+    assert decision_set(x, y, augment, 0.2, seed=0)[2] == 0  # 60 samples resolve a 20-point budget
+    assert decision_set(x, y, None, 0.01)[2] == 0 and decision_set(x, y, augment, None)[2] == 0
+
+
 def build_cli(folder: Path, tmp_path: Path, name: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     """``edgeship build`` in a fresh process on a recipe naming only the folder; returns (process, --out)."""
     recipe = tmp_path / f"{name}.toml"
@@ -222,6 +238,7 @@ def test_small_photo_build_meets_the_budget_and_beats_the_baselines(tmp_path: Pa
     assert metrics["keras_float32_accuracy"] > base["majority"] + 0.2
     budget = manifest["budget"]
     assert budget["max_accuracy_drop"] == 0.01 and budget["effective_max_drop"] >= 0.01
+    assert "augmented views" in budget["judged_on"] and budget["decision_samples"] > manifest["dataset"]["val"]
     attempts = manifest["compression"]["prune_attempts"]
     assert attempts and attempts[-1]["met_budget"] and attempts[-1]["drop"] <= budget["effective_max_drop"] + 1e-9
     for art in manifest["artifacts"]:

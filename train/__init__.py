@@ -19,6 +19,7 @@ from ._fit import fit as fit
 from ._fit import learning_rate_schedule as learning_rate_schedule
 from ._fit import set_seed as set_seed
 from ._fit import train_model as train_model
+from ._images import decision_set as decision_set
 from ._images import make_augmenter as make_augmenter
 from ._strategy import mixed_precision_policy as mixed_precision_policy
 from ._strategy import select_strategy as select_strategy
@@ -41,6 +42,7 @@ __all__ = [
     "classification_report",
     "compile_classifier",
     "create_model",
+    "decision_set",
     "evaluate",
     "fine_tune",
     "fit",

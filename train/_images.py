@@ -198,3 +198,41 @@ def make_augmenter(
         return x, y
 
     return augment
+
+
+#: The budget's decision set aims at this many samples per unit of budget: 1,000 for a 1-point budget.
+DECISION_SAMPLES_PER_BUDGET = 10
+#: At most this many augmented copies of each validation sample.
+MAX_DECISION_COPIES = 16
+
+
+def decision_set(
+    x_val: np.ndarray, y_val: np.ndarray, augment: Any | None, budget: float | None, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The validation split, plus augmented copies of it when it is too small to resolve ``budget``.
+
+    An accuracy budget of 1 point cannot be judged on 60 validation images: one
+    image is 1.7 points, and a small split is often answered perfectly by the
+    trained model and by a damaged one alike. With the training's augmentation,
+    each validation image also enters as ``copies`` randomly transformed views
+    (``copies = min(16, ceil(10 / (budget * n)) - 1)``, seeded), so the budget
+    sees how the compressed model answers in the neighbourhood of each held-out
+    image, where pruning and int8 flip low-margin answers. The views are never
+    trained on. Without augmentation, a budget, or when the split is already
+    large enough, the split is returned unchanged (``copies = 0``).
+
+    Returns:
+        ``(x, y, copies)``: the originals first, then each round of copies.
+    """
+    n = len(y_val)
+    if augment is None or budget is None or budget <= 0 or n == 0:
+        return x_val, y_val, 0
+    copies = min(MAX_DECISION_COPIES, math.ceil(DECISION_SAMPLES_PER_BUDGET / (budget * n)) - 1)
+    if copies <= 0:
+        return x_val, y_val, 0
+    from edgeship._tf import tf_modules
+
+    tf, _ = tf_modules()
+    tf.random.set_seed(seed)
+    views = [np.asarray(augment(tf.constant(x_val), tf.constant(y_val))[0]).astype(x_val.dtype) for _ in range(copies)]
+    return np.concatenate([x_val, *views]), np.tile(y_val, copies + 1), copies
