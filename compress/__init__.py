@@ -1,4 +1,7 @@
-"""edgeship.compress — pruning, quantization-aware training and accuracy-aware quantization.
+"""edgeship.compress — pruning, distillation, quantization-aware training, and the accuracy budget's bookkeeping.
+
+Model transforms only: the converters and quantizers live in ``edgeship.export``,
+and ``edgeship.variants`` (the orchestrator) drives the budget loop over them.
 
 Needs ``edgeship[build]``.
 """
@@ -10,8 +13,6 @@ from .backoff import prune_attempts_table as prune_attempts_table
 from .backoff import prune_budget_error as prune_budget_error
 from .backoff import prune_to_budget as prune_to_budget
 from .budget import Attempt as Attempt
-from .budget import CompressData as CompressData
-from .budget import VariantMaker as VariantMaker
 from .budget import attempts_table as attempts_table
 from .budget import effective_budget as effective_budget
 from .distill import Distillation as Distillation
@@ -29,7 +30,7 @@ from .sqnr import sqnr_db as sqnr_db
 from .sqnr import tflite_sqnr as tflite_sqnr
 
 __all__ = [
-    "Attempt", "CompressData", "Distillation", "distillation_loss", "distiller", "PruneAttempt", "PruneSchedule", "VariantMaker", "attempts_table",
+    "Attempt", "Distillation", "distillation_loss", "distiller", "PruneAttempt", "PruneSchedule", "attempts_table",
     "default_fine_tune_epochs", "effective_budget", "excluded_layers", "iter_prune_attempts", "onnx_sqnr", "prune",
     "prune_attempts_table", "prune_budget_error", "prune_to_budget", "qat_float_weights", "quantize_aware",
     "sparsity_report", "sqnr_db", "tflite_sqnr", "tflite_weight_sparsity",

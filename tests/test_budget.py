@@ -55,20 +55,18 @@ def outlier() -> dict[str, Any]:
 
 def _write(outlier: dict[str, Any], out: Path, quantize: dict[str, Any], formats: list[str]) -> Path:
     from edgeship import train
-    from edgeship.build import write_bundle
-    from edgeship.compress import CompressData
+    from edgeship.build import ShipData, write_bundle
     from edgeship.recipe import Recipe
+    from edgeship.variants import CompressData
 
     ds = outlier["ds"]
     recipe = Recipe.from_dict(
         {"name": "outlier", "quantize": quantize, "export": {"formats": formats, "measure_rss": False}}
     )
-    return write_bundle(
-        outlier["model"], recipe, out,
-        calibration=ds.x_train[:256], x_eval=ds.x_test, y_eval=ds.y_test, labels=ds.labels,
-        preprocessing=ds.preprocessing, reference_acc=train.accuracy(outlier["model"], ds.x_test, ds.y_test),
-        timings={}, info={}, compress_data=CompressData(ds.x_train, ds.y_train, ds.x_val, ds.y_val, seed=0),
-    )
+    data = ShipData(ds.x_train[:256], ds.x_test, ds.y_test, ds.labels, ds.preprocessing,
+                    train.accuracy(outlier["model"], ds.x_test, ds.y_test))
+    return write_bundle(outlier["model"], recipe, out, data, info={},
+                        compress_data=CompressData(ds.x_train, ds.y_train, ds.x_val, ds.y_val, seed=0))
 
 
 def test_plain_ptq_breaks_the_outlier_model(outlier: dict[str, Any], tmp_path: Path) -> None:

@@ -31,6 +31,14 @@ class ModelInfo:
     task: Task = "classification"
     input_kind: InputKind = "image"
 
+    @property
+    def options(self) -> frozenset[str]:
+        """The keyword options the builder takes (``dropout``, ``alpha``, ``vocab_size``, ...)."""
+        import inspect
+
+        params = list(inspect.signature(self.builder).parameters.values())[2:]  # after input_shape, num_classes
+        return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
 
 _MODELS: dict[str, ModelInfo] = {}
 

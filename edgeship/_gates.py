@@ -1,0 +1,88 @@
+"""The build's gates: the architecture fits the task, the model beats chance, and the warnings worth a line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgeship.recipe import Recipe
+
+
+def check_task(info: Any, dataset: str) -> None:
+    """Fail before any work when the architecture cannot learn from the dataset."""
+    from edgeship.runtime._errors import RecipeError
+
+    if info.task != "classification":
+        raise RecipeError(
+            f"edgeship build trains classifiers. Received: model.arch = {info.name!r}, a {info.task} model "
+            "(anomaly detection: train it on normal samples with MSE and score by reconstruction error). "
+            f"Build it with edgeship.train.create_model({info.name!r}, (640,), 0) and export it with "
+            "edgeship.export, or pick a classifier."
+        )
+    is_text = dataset.partition(":")[0] == "text"
+    if is_text != (info.input_kind == "tokens"):
+        want = "text_cnn" if is_text else "an image architecture such as small_cnn"
+        raise RecipeError(
+            f"model.arch {info.name!r} takes {info.input_kind} input, which data.dataset {dataset!r} does not give. "
+            f"Received: a {'text' if is_text else 'numeric'} dataset. Use {want}."
+        )
+
+
+def gate_chance(what: str, accuracy: float, samples: int, base: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
+    """The chance-level gate (``edgeship.train.chance_check``) on one accuracy; raises unless allowed.
+
+    Raises:
+        ChanceLevelError: ``accuracy`` is not significantly above the majority
+            baseline and ``budget.allow_chance_level`` is false.
+    """
+    from edgeship.runtime._errors import ChanceLevelError
+    from edgeship.train._baselines import chance_check
+
+    check = chance_check(accuracy, samples, base["majority"], recipe.budget.chance_alpha)
+    if not check.passed and not recipe.budget.allow_chance_level:
+        if check.required_accuracy >= 1.0 and accuracy >= 1.0:
+            need = check.samples_needed()
+            raise ChanceLevelError(
+                f"Expected a test split large enough to show that {what} beats always answering the most frequent "
+                f"class ({base['majority']:.4f}). Received: {samples} test samples, where even a perfect score is "
+                f"not significant (one-sided binomial test, p = {check.p_value:.3f}, needs p < {check.alpha}). "
+                f"Add data (at least {need} test samples), or set budget.allow_chance_level = true to ship anyway."
+            )
+        raise ChanceLevelError(
+            f"Expected {what} to beat always answering the most frequent class ({base['majority']:.4f}) "
+            f"significantly: at least {check.required_accuracy:.4f} on {samples} test samples "
+            f"(one-sided binomial test, p < {check.alpha}). Received: accuracy {accuracy:.4f} (p = {check.p_value:.3f}); "
+            f"a logistic regression on the same inputs scores {base['linear']:.4f}. Check that the labels match "
+            "the data, add data, or set budget.allow_chance_level = true to ship anyway."
+        )
+    return check.to_json()
+
+
+def bundle_warnings(artifacts: list[dict[str, Any]], base: dict[str, Any] | None, budget: float | None,
+              test_samples: int, decision: str) -> list[str]:
+    """One line per real concern: artifacts below the linear baseline; artifacts whose test-split drop
+    exceeds the budget although the decision split (validation) met it."""
+    from edgeship.compress import effective_budget
+
+    out: list[str] = []
+    if base and np.isfinite(base.get("linear", float("nan"))):
+        below = [a for a in artifacts if a["metrics"]["accuracy"] < base["linear"]]
+        if below:
+            names = ", ".join(f"{a['file']} {a['metrics']['accuracy']:.4f}" for a in below)
+            out.append(
+                f"below the linear baseline ({base['linear']:.4f}, {base['linear_model']}): {names}. "
+                "The network does no better than a linear model on these inputs; try more data, data.augmentation, "
+                "model.weights (transfer learning) or another model.arch."
+            )
+    limit = effective_budget(budget, test_samples)
+    if limit is not None:
+        over = [a for a in artifacts if a["metrics"]["accuracy_drop"] > limit + 1e-9]
+        if over:
+            names = ", ".join(f"{a['file']} {a['metrics']['accuracy_drop']:+.4f}" for a in over)
+            out.append(
+                f"on the test split ({test_samples} samples) these artifacts lose more than the budget "
+                f"({limit:.4f}) against the trained float32 model, although the {decision} met it: {names}. "
+                "The decision split is too small or too easy to see the loss; more data gives a truer check."
+            )
+    return out
