@@ -215,11 +215,13 @@ def _decision(recipe: Recipe, ds: Any, augment: Any, trained: _Trained) -> _Deci
     if copies:
         say(f"  budget decided on the {len(ds.y_val)} validation samples and {copies} augmented views of each "
             f"({len(y)} inputs): trained float32 accuracy {reference:.4f}")
-    budget = compress.effective_budget(recipe.budget.limit, len(y))
+    # The views measure each image's answers more finely, but they are not independent samples:
+    # the budget's floor stays one validation image.
+    budget = compress.effective_budget(recipe.budget.limit, len(ds.y_val))
     concerns: list[str] = []
     if budget is not None and recipe.budget.limit is not None and budget > recipe.budget.limit:
         concerns.append(
-            f"the validation split ({len(y)} samples) cannot resolve budget.max_accuracy_drop = "
+            f"the validation split ({len(ds.y_val)} samples) cannot resolve budget.max_accuracy_drop = "
             f"{recipe.budget.limit}; it is judged as at most one sample ({budget:.4f}). "
             "More data gives a tighter check."
         )

@@ -123,7 +123,9 @@ class VariantMaker:
     @property
     def budget(self) -> float | None:
         """``budget.max_accuracy_drop`` as the decision split can resolve it (:func:`effective_budget`)."""
-        return effective_budget(self.recipe.budget.limit, len(self.y_dec))
+        views = self.data.y_decision is not None and self.data.y_val is not None
+        # Augmented views of one image are not independent samples: the floor stays one validation image.
+        return effective_budget(self.recipe.budget.limit, len(self.data.y_val) if views else len(self.y_dec))
 
     @property
     def reference(self) -> float:

@@ -218,7 +218,8 @@ def decision_set(
     (``copies = min(16, ceil(10 / (budget * n)) - 1)``, seeded), so the budget
     sees how the compressed model answers in the neighbourhood of each held-out
     image, where pruning and int8 flip low-margin answers. The views are never
-    trained on. Without augmentation, a budget, or when the split is already
+    trained on. They are not independent samples, so the budget's floor
+    (``compress.effective_budget``) stays one validation image. Without augmentation, a budget, or when the split is already
     large enough, the split is returned unchanged (``copies = 0``).
 
     Returns:
