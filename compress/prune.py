@@ -169,24 +169,32 @@ def prune(
         return mot.sparsity.keras.prune_low_magnitude(layer, **params)
 
     wrapped = keras.models.clone_model(source, clone_function=wrap)
-    trainee = wrapped
-    if distill is not None:
-        teacher = keras.models.clone_model(model)  # the wrapped model shares source's unpruned layers
-        teacher.set_weights(model.get_weights())
-        trainee = distiller(teacher, wrapped, temperature=distill.temperature,
-                            student_loss_weight=distill.student_loss_weight)
+    trainee = wrapped if distill is None else _distiller(model, wrapped, distill)
     compile_classifier(trainee, learning_rate)
-    # The first epoch that ends at the final sparsity: only those epochs may be kept.
-    reach = sched.end_step if sched.kind == "polynomial" else sched.begin_step
-    at_target = min(fine_tune_epochs - 1, int(reach) // steps_per_epoch)
-    best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=fine_tune_epochs + 1, restore_best_weights=True,
-                                         start_from_epoch=max(0, at_target))
+    best = _best_at_target(sched, steps_per_epoch, fine_tune_epochs)
     fine_tune(trainee, x_train, y_train, x_val, y_val, epochs=fine_tune_epochs, batch_size=batch_size,
               callbacks=[mot.sparsity.keras.UpdatePruningStep(), best], verbose=verbose, augment=augment, seed=seed)
     stripped = mot.sparsity.keras.strip_pruning(wrapped)
     compile_classifier(stripped, learning_rate)
     recalibrate_batchnorm(stripped, x_train, seed=seed)  # fine-tuning moved the weights under the BN averages
     return stripped
+
+
+def _distiller(teacher: Any, student: Any, distill: Distillation) -> Any:
+    """``student`` trained against a copy of ``teacher`` (the wrapped student shares the source's unpruned layers)."""
+    _, keras = tf_modules()
+    copy = keras.models.clone_model(teacher)
+    copy.set_weights(teacher.get_weights())
+    return distiller(copy, student, temperature=distill.temperature, student_loss_weight=distill.student_loss_weight)
+
+
+def _best_at_target(sched: PruneSchedule, steps_per_epoch: int, epochs: int) -> Any:
+    """Keep the epoch with the lowest validation loss among those that end at the final sparsity."""
+    _, keras = tf_modules()
+    reach = sched.end_step if sched.kind == "polynomial" else sched.begin_step
+    at_target = min(epochs - 1, int(reach) // steps_per_epoch)
+    return keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs + 1, restore_best_weights=True,
+                                         start_from_epoch=max(0, at_target))
 
 
 def sparsity_report(model: Any) -> dict[str, float]:

@@ -46,14 +46,10 @@ def tflite_sqnr(model: Any, calibration: np.ndarray, *, samples: int = 32, per_c
 
     ``calibration`` calibrates the ranges; its first ``samples`` rows are run.
     """
-    from edgeship.export.tflite import representative
+    from edgeship.export.tflite import quantizing_converter, representative
 
     tf, _ = tf_modules()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative(calibration)
-    if not per_channel:
-        converter._experimental_disable_per_channel = True
+    converter = quantizing_converter(model, calibration, per_channel=per_channel)
 
     def metric(f: np.ndarray, q: np.ndarray, scale: float, zero_point: int) -> float:
         return sqnr_db(f, (np.asarray(q, dtype=np.int32) - int(zero_point)) * float(scale))
@@ -128,9 +124,10 @@ class _ReaderIter:
         self._name, self._x = name, x
 
     def __iter__(self) -> Any:
-        for i in range(len(self._x)):
-            dtype = self._x.dtype if self._x.dtype.kind in "iu" else np.float32  # token ids stay integers
-            yield {self._name: np.ascontiguousarray(self._x[i : i + 1], dtype=dtype)}
+        from edgeship.export._feed import batch1
+
+        for sample in batch1(self._x):
+            yield {self._name: sample}
 
 
 def most_sensitive(sqnr: dict[str, float], k: int) -> list[str]:

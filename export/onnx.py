@@ -15,6 +15,8 @@ import numpy as np
 
 from edgeship._tf import check_keras2_model, require, scoped_log_levels, tf_modules
 
+from ._feed import batch1
+
 INPUT_NAME = "input"
 
 
@@ -43,8 +45,7 @@ class _Reader:
     """ORT ``CalibrationDataReader``: one batch-1 sample per call."""
 
     def __init__(self, name: str, calibration: np.ndarray) -> None:
-        dtype = calibration.dtype if calibration.dtype.kind in "iu" else np.float32  # token ids stay integers
-        self._items = iter([{name: np.ascontiguousarray(calibration[i : i + 1], dtype=dtype)} for i in range(len(calibration))])
+        self._items = iter([{name: sample} for sample in batch1(calibration)])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._items, None)

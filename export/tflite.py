@@ -10,14 +10,15 @@ import numpy as np
 from edgeship._tf import check_keras2_model, quiet_engine, tf_modules
 from edgeship.runtime._errors import BuildError
 
+from ._feed import batch1
+
 
 def representative(calibration: np.ndarray) -> Any:
     """A TFLite representative-dataset callable yielding batch-1 float32 samples."""
 
     def gen() -> Iterator[list[np.ndarray]]:
-        for i in range(len(calibration)):
-            # Integer inputs (token ids) keep their dtype; everything else is fed as float32.
-            yield [np.ascontiguousarray(calibration[i : i + 1], dtype=calibration.dtype if calibration.dtype.kind in "iu" else np.float32)]
+        for sample in batch1(calibration):
+            yield [sample]
 
     return gen
 
@@ -66,35 +67,45 @@ def to_tflite(
         )
     if io_type not in ("int8", "uint8"):
         raise BuildError(f"Unsupported TFLite int8 I/O type. Expected int8 or uint8. Received: {io_type!r}.")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if precision == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif precision == "dynamic_int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif precision in ("int8", "int16x8"):
-        if calibration is None or len(calibration) == 0:
-            raise BuildError(
-                f"{precision} TFLite conversion needs calibration samples. Received: none. Pass calibration=x_train[:256]."
-            )
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative(calibration)
+    if precision in ("int8", "int16x8") and (calibration is None or len(calibration) == 0):
+        raise BuildError(
+            f"{precision} TFLite conversion needs calibration samples. Received: none. Pass calibration=x_train[:256]."
+        )
+    if precision in ("float32", "float16", "dynamic_int8"):
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if precision != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if precision == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+    else:
+        assert calibration is not None
+        converter = quantizing_converter(model, calibration, per_channel=per_channel)
+        if float_layers and precision == "int8":
+            return _selective_int8(tf, converter, calibration, list(float_layers))
         if precision == "int16x8":
             converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-            converter.inference_input_type = tf.int16
-            converter.inference_output_type = tf.int16
+            converter.inference_input_type = converter.inference_output_type = tf.int16
         else:
-            if not per_channel:
-                # No public switch exists; this is the converter's own flag for per-tensor weights.
-                converter._experimental_disable_per_channel = True
-            if float_layers:
-                return _selective_int8(tf, converter, calibration, list(float_layers))
-            io = tf.int8 if io_type == "int8" else tf.uint8
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = io
-            converter.inference_output_type = io
+            converter.inference_input_type = converter.inference_output_type = tf.int8 if io_type == "int8" else tf.uint8
     with quiet_engine():  # the converter prints its settings and deprecation warnings on every call
         return bytes(converter.convert())
+
+
+def quantizing_converter(model: Any, calibration: np.ndarray, *, per_channel: bool = True) -> Any:
+    """A ``TFLiteConverter`` set up for static quantization calibrated on ``calibration``.
+
+    The one converter set-up behind int8 / int16x8 conversion and the per-layer
+    SQNR diagnostics (the quantization debugger), so both see the same ranges.
+    """
+    tf, _ = tf_modules()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative(calibration)
+    if not per_channel:
+        # No public switch exists; this is the converter's own flag for per-tensor weights.
+        converter._experimental_disable_per_channel = True
+    return converter
 
 
 def _selective_int8(tf: Any, converter: Any, calibration: np.ndarray, float_layers: list[str]) -> bytes:
