@@ -64,3 +64,37 @@ def test_predict_through_runtime_never_imports_tensorflow(default_bundle: Path) 
         """
     )
     assert out.strip() == "[]"
+
+
+# Each stage's folder and the edgeship.* packages it must never import (lazy imports inside functions count).
+_FORBIDDEN = {
+    "runtime": ("edgeship.train", "edgeship.compress", "edgeship.export", "edgeship.build", "edgeship.variants"),
+    "train": ("edgeship.compress", "edgeship.export", "edgeship.build", "edgeship.variants"),
+    "compress": ("edgeship.export", "edgeship.build", "edgeship.variants"),
+    "export": ("edgeship.train", "edgeship.compress", "edgeship.build", "edgeship.variants"),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)  # `from edgeship import export`
+    return names
+
+
+def test_stages_import_one_way() -> None:
+    """The README's architecture rule: a stage never imports a stage below it, not even inside a function."""
+    root = Path(__file__).resolve().parents[1]
+    broken = []
+    for folder, forbidden in _FORBIDDEN.items():
+        for path in sorted((root / folder).glob("*.py")):
+            bad = sorted(n for n in _imports(path) if n.startswith(forbidden))
+            if bad:
+                broken.append(f"{folder}/{path.name}: {', '.join(bad)}")
+    assert not broken, broken
