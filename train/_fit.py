@@ -135,11 +135,9 @@ def train_model(
         recalibrate: Re-estimate BatchNorm statistics on ``x_train`` after training
             (:func:`~edgeship.train.recalibrate_batchnorm`).
 
-    BatchNorm momentum is set from the steps per epoch
-    (:func:`~edgeship.train.set_batchnorm_momentum`), so the statistics that
-    validation sees follow the weights even on a small dataset. Early stopping
-    watches ``val_loss`` from ``min_epochs`` on and restores the best weights.
-    The returned model is float32, built outside any strategy scope, and compiled.
+    BatchNorm momentum follows the steps per epoch (:func:`~edgeship.train.set_batchnorm_momentum`).
+    Early stopping watches ``val_loss`` from ``min_epochs`` on and restores the best
+    weights. The returned model is float32, built outside any strategy scope, and compiled.
     """
     tf, keras = tf_modules()
     set_seed(seed)
@@ -168,43 +166,58 @@ def train_model(
             set_batchnorm_momentum(model, steps)
             add_l2(model, l2)
         if base and head_epochs > 0:
-            set_trainable(model, base, False)
-            with dist.scope():
-                compile_classifier(model, learning_rate)
-            set_seed(seed)
-            run(model, head_epochs, [])
-            set_trainable(model, base, True)
+            _train_head(model, base, dist, learning_rate, seed, lambda: run(model, head_epochs, []))
             final_lr = learning_rate / 10
         with dist.scope():
             compile_classifier(model, schedule(final_lr))
-        callbacks: list[Any] = [
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=patience, restore_best_weights=True, start_from_epoch=int(min_epochs)
-            )
-        ]
-        if checkpoint_path is not None:
-            Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
-            callbacks.append(
-                keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor="val_loss", save_best_only=True)
-            )
-        if log_dir is not None:
-            from edgeship._tf import require
-
-            require("tensorboard", "TensorBoard logs (train.tensorboard = true)")
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False))
+        callbacks = _training_callbacks(patience, min_epochs, checkpoint_path, log_dir)
         set_seed(seed)  # same RNG state at the first batch whatever building the model consumed
         hist = run(model, epochs, callbacks)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if not default_strategy or policy != "float32":
-        # A fresh float32 clone outside the scope: tfmot and the converters get plain variables.
-        clone = build_fn()
-        clone.set_weights(model.get_weights())
-        compile_classifier(clone, final_lr)
-        model = clone
+        model = _plain_clone(build_fn, model, final_lr)
     if recalibrate:
         recalibrate_batchnorm(model, x_train, seed=seed)
     return model, hist
+
+
+def _train_head(model: Any, base: list[str], dist: Any, learning_rate: float, seed: int, run: Callable[[], Any]) -> None:
+    """Transfer learning's first phase: the pretrained ``base`` layers frozen while the head trains."""
+    set_trainable(model, base, False)
+    with dist.scope():
+        compile_classifier(model, learning_rate)
+    set_seed(seed)
+    run()
+    set_trainable(model, base, True)
+
+
+def _plain_clone(build_fn: Callable[[], Any], model: Any, learning_rate: float) -> Any:
+    """A fresh float32 clone outside any strategy scope: tfmot and the converters get plain variables."""
+    clone = build_fn()
+    clone.set_weights(model.get_weights())
+    compile_classifier(clone, learning_rate)
+    return clone
+
+
+def _training_callbacks(patience: int, min_epochs: int, checkpoint_path: str | Path | None,
+                        log_dir: str | Path | None) -> list[Any]:
+    """Early stopping on ``val_loss`` (best weights restored), and the optional checkpoint and TensorBoard logs."""
+    _, keras = tf_modules()
+    callbacks: list[Any] = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True, start_from_epoch=int(min_epochs)
+        )
+    ]
+    if checkpoint_path is not None:
+        Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor="val_loss", save_best_only=True))
+    if log_dir is not None:
+        from edgeship._tf import require
+
+        require("tensorboard", "TensorBoard logs (train.tensorboard = true)")
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False))
+    return callbacks
 
 
 def fit(
