@@ -6,10 +6,33 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from edgeship import __version__
 from edgeship.runtime._errors import EdgeshipError
+
+
+class UsageError(EdgeshipError, ValueError):
+    """The command line itself is wrong: an unknown option, a missing argument, a value of the wrong type."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one typed line like every other error, not usage text + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        self._usage_error(self.prog, message)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:  # named after the subcommand, whose --help lists the options
+            command = getattr(parsed, "command", None)
+            self._usage_error(f"{self.prog} {command}" if command else self.prog,
+                              f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+    @staticmethod
+    def _usage_error(prog: str, message: str) -> NoReturn:
+        raise UsageError(f"Expected a valid `{prog}` command line. Received: {message}. Fix: see `{prog} --help`.")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -21,8 +44,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     bundle = build(recipe, out)
     print(f"bundle: {bundle.absolute()}")
-    print(f"report: {(bundle / 'report.md').absolute()}")
-    print(f"report: {(bundle / 'report.html').absolute()}")
+    if args.progress != "quiet":
+        print(f"report: {(bundle / 'report.md').absolute()}")
+        print(f"report: {(bundle / 'report.html').absolute()}")
     return 0
 
 
@@ -143,17 +167,32 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgeship", description="Keras model to verified device artifacts.")
-    parser.add_argument("--version", action="version", version=f"edgeship {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _output_flags() -> argparse.ArgumentParser:
+    """-q / -v / --log-json for the commands that report build progress on stderr (edgeship._progress)."""
+    parent = _Parser(add_help=False)
+    group = parent.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", dest="progress", action="store_const", const="quiet",
+                       help="print only errors and the final result line")
+    group.add_argument("-v", "--verbose", dest="progress", action="store_const", const="verbose",
+                       help="print every detail: Keras epoch lines, TensorFlow and converter logs")
+    group.add_argument("--log-json", dest="progress", action="store_const", const="json",
+                       help="one JSON object per stage on stderr, for scripts that parse progress")
+    parent.set_defaults(progress="normal")
+    return parent
 
-    p = sub.add_parser("build", help="train, compress and export a recipe into a bundle")
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="edgeship", description="Keras model to verified device artifacts.")
+    parser.add_argument("--version", action="version", version=f"edgeship {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    output = _output_flags()
+
+    p = sub.add_parser("build", parents=[output], help="train, compress and export a recipe into a bundle")
     p.add_argument("recipe", nargs="?", help="recipe TOML file (default: the built-in digits recipe)")
     p.add_argument("--out", help="bundle folder to write (default: build/<recipe name>)")
     p.set_defaults(func=_cmd_build)
 
-    p = sub.add_parser("export", help="export a saved tf_keras model (no retraining) into a bundle")
+    p = sub.add_parser("export", parents=[output], help="export a saved tf_keras model (no retraining) into a bundle")
     p.add_argument("--model", required=True, help="saved tf_keras model: .keras, .h5 or a SavedModel folder")
     p.add_argument("--data", required=True,
                    help="recipe TOML (its dataset gives calibration + eval splits) or .npz with x, y "
@@ -205,16 +244,34 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(exc: BaseException, mode: str) -> None:
+    """The one line an error gets on stderr: text, or a JSON event under --log-json."""
+    kind, text = type(exc).__name__, " ".join(line.strip() for line in str(exc).splitlines())
+    if mode == "json":
+        print(json.dumps({"event": "error", "error": kind, "message": text}), file=sys.stderr)
+    else:
+        print(f"edgeship: error: {kind}: {text}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    from edgeship import _progress
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    mode = "json" if "--log-json" in argv else "normal"  # until the line parses: a usage error in JSON too
+    before = _progress.mode()
     try:
+        args = make_parser().parse_args(argv)
+        mode = getattr(args, "progress", "normal")
+        _progress.configure(mode)
         return int(args.func(args))
     except EdgeshipError as exc:
-        print(f"edgeship: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _error(exc, mode)
         return 2
     except KeyboardInterrupt:
         print("edgeship: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _progress.configure(before)
 
 
 if __name__ == "__main__":
