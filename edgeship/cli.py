@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -51,7 +53,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from edgeship._arrays import check_export_npz
     from edgeship.build import export_saved_model
+
+    if Path(args.data).suffix.lower() == ".npz":
+        check_export_npz(args.data)  # before TensorFlow loads: one typed line per malformed archive
 
     bundle = export_saved_model(args.model, args.data, args.out, recipe_path=args.recipe)
     print(f"bundle: {bundle.absolute()}")
@@ -73,33 +79,36 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edgeship.runtime import InputError, load
+    from edgeship._arrays import read_npy
+    from edgeship.runtime import load
 
     with load(args.path, format=args.format, precision=args.precision, threads=args.threads) as model:
-        try:
-            x = np.load(args.input, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:  # np.load raises EOFError on an empty or cut-off file
-            reason = (
-                "no such file" if isinstance(exc, FileNotFoundError)
-                else "empty or cut off" if isinstance(exc, EOFError)
-                else "not a numpy .npy array file"
-            )
-            raise InputError(
-                f"Expected INPUT to be a .npy array file (np.save). Received: {args.input}, {reason}."
-            ) from None
-        if not isinstance(x, np.ndarray):
-            raise InputError(f"Expected INPUT to be a .npy array file. Received: {args.input}, an .npz archive.")
+        x = read_npy(args.input)
+        output = _output_path(args.output) if args.output else None  # before predicting, not after
         y = model.predict(x)
-        if args.output:
-            np.save(args.output, y if not isinstance(y, list) else y[0])
-            print(f"saved {args.output}")
+        if output is not None:
+            np.save(output, y if not isinstance(y, list) else y[0])
+            print(f"saved {output}")
         if args.labels and model.labels:
             for name in model.predict_labels(x):
                 print(name)
-        if not args.output and not args.labels:
+        if output is None and not args.labels:
             with np.printoptions(precision=5, suppress=True, threshold=10_000):
                 print(y)
     return 0
+
+
+def _output_path(value: str) -> Path:
+    """Where ``predict --output`` writes: np.save adds ``.npy`` when missing; its folder must exist."""
+    from edgeship.runtime import InputError
+
+    path = Path(value if value.endswith(".npy") or Path(value).is_dir() else value + ".npy")
+    problem = ("is a folder" if path.is_dir() else
+               f"is in {path.parent}, which does not exist" if not path.parent.is_dir() else None)
+    if problem:
+        raise InputError(f"Expected --output to be a .npy file path in an existing folder. Received: {value}, which "
+                         f"{problem}. Fix: create the folder or pick another path.")
+    return path
 
 
 def _fmt_row(r: dict[str, Any]) -> str:
@@ -119,9 +128,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from edgeship.runtime._bench import bench_bundle
     from edgeship.runtime._bundle import is_bundle
 
-    sweep = [int(t) for t in args.sweep.split(",") if t.strip()] if args.sweep else None
     kw = {"threads": args.threads, "warmup": args.warmup, "runs": args.runs, "min_seconds": args.min_seconds,
-          "thread_sweep": sweep}
+          "thread_sweep": args.sweep}
     if is_bundle(Path(args.path)):
         rows, profile = bench_bundle(args.path, accuracy_budget=args.accuracy_budget, record=not args.no_record, **kw)
     else:
@@ -165,6 +173,40 @@ def _cmd_check(args: argparse.Namespace) -> int:
                           accuracy_tol=args.accuracy_tol, latency_tol=args.latency_tol, size_tol=args.size_tol)
     print(json.dumps(result.to_json(), indent=2) if args.json else result.table())
     return 0 if result.passed else 1
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, received {text!r}")
+        return value
+
+    return parse
+
+
+def _non_negative(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, received {text!r}")
+    return value
+
+
+def _thread_list(text: str) -> list[int]:
+    """An argparse type: thread counts such as ``1,2,4``."""
+    parts = [t.strip() for t in text.split(",") if t.strip()]
+    if not parts or not all(t.isdigit() and int(t) >= 1 for t in parts):
+        raise argparse.ArgumentTypeError(f"expected thread counts >= 1 separated by commas, e.g. 1,2,4, received {text!r}")
+    return [int(t) for t in parts]
 
 
 def _output_flags() -> argparse.ArgumentParser:
@@ -215,18 +257,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", action="store_true", help="print the top-1 label of each sample")
     p.add_argument("--format", choices=["tflite", "onnx"])
     p.add_argument("--precision")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=_count(1), help="engine threads (default: the engine's own)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("bench", help="measure latency of a model file or every artifact of a bundle")
     p.add_argument("path", help="bundle folder, .tflite or .onnx file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--runs", type=int, default=100, help="at least this many timed runs (default 100)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
-    p.add_argument("--min-seconds", type=float, default=1.0, help="time at least this long (default 1.0)")
-    p.add_argument("--threads", type=int, help="engine threads (default: the engine's own)")
-    p.add_argument("--sweep", help="also measure these thread counts, e.g. 1,2,4")
-    p.add_argument("--accuracy-budget", type=float,
+    p.add_argument("--runs", type=_count(1), default=100, help="at least this many timed runs (default 100)")
+    p.add_argument("--warmup", type=_count(0), default=10, help="untimed runs first (default 10)")
+    p.add_argument("--min-seconds", type=_non_negative, default=1.0, help="time at least this long (default 1.0)")
+    p.add_argument("--threads", type=_count(1), help="engine threads (default: the engine's own)")
+    p.add_argument("--sweep", type=_thread_list, help="also measure these thread counts, e.g. 1,2,4")
+    p.add_argument("--accuracy-budget", type=_non_negative,
                    help="largest top-1 drop vs the best float32 artifact (default: the recipe's, else 0.01)")
     p.add_argument("--no-record", action="store_true", help="do not write device_profile.json into the bundle")
     p.set_defaults(func=_cmd_bench)
@@ -237,7 +279,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy-tol", type=float, help="allowed accuracy drop, absolute (default 0.01 = 1 point)")
     p.add_argument("--latency-tol", type=float, help="allowed rise of the latency ratio to the reference, relative (default 0.25)")
     p.add_argument("--size-tol", type=float, help="allowed growth of file size and RAM estimate, relative (default 0.05)")
-    p.add_argument("--rounds", type=int, help="interleaved timing rounds (default: the baseline's, 15)")
+    p.add_argument("--rounds", type=_count(1), help="interleaved timing rounds (default: the baseline's, 15)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--update", action="store_true", help="measure the bundle and write the baseline instead of checking")
     p.set_defaults(func=_cmd_check)

@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgeship import _progress
 from edgeship._tf import tf_modules
 from edgeship.runtime._errors import RecipeError
 
@@ -36,6 +35,8 @@ def set_seed(seed: int) -> None:
 def keras_verbosity() -> int:
     """Keras' own epoch lines only where edgeship's stage display does not fold epochs in (or with ``-v``):
     progress bars in a terminal, one line per epoch in CI logs."""
+    from edgeship import _progress
+
     if not _progress.keras_lines():
         return 0
     return 1 if sys.stderr.isatty() else 2
@@ -43,6 +44,8 @@ def keras_verbosity() -> int:
 
 def _stage_epochs() -> Any:
     """A Keras callback that reports each finished epoch to the running stage's display line."""
+    from edgeship import _progress
+
     _, keras = tf_modules()
 
     class StageEpochs(keras.callbacks.Callback):
@@ -275,6 +278,8 @@ def fine_tune(
     with ``seed``; validation batches are never augmented. Compile first
     (:func:`compile_classifier`); it does not seed: callers do.
     """
+    from edgeship import _progress
+
     verbosity = keras_verbosity() if verbose is None else verbose
     callbacks = list(callbacks or [])
     if verbosity == 0 and _progress.in_stage():
