@@ -33,7 +33,7 @@ class StageDisplay:
         console = Console(file=stream, highlight=False)
         self._progress = Progress(
             _MarkColumn(),
-            TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+            TextColumn("{task.description}", table_column=Column(width=30, no_wrap=True, overflow="ellipsis")),
             BarColumn(bar_width=16),
             TimeElapsedColumn(),
             TextColumn("{task.fields[status]}", markup=False,
