@@ -33,6 +33,8 @@ def read_npy(path: str | Path, what: str = "INPUT") -> np.ndarray:
     path = Path(path)
     expected = f"Expected {what} to be a .npy array file (np.save). Received: {path}"
     reason = _missing(path)
+    if reason is None and path.stat().st_size and not _starts_with(path, (b"\x93NUMPY", b"PK\x03\x04")):
+        reason = "not a numpy .npy array file"  # np.load would call it a pickle
     if reason is None:
         try:
             x = np.load(path, allow_pickle=False)
@@ -49,6 +51,12 @@ def read_npy(path: str | Path, what: str = "INPUT") -> np.ndarray:
             x.close()
             _raise(f"{expected}, an .npz archive. Fix: pass one of its arrays: np.save('x.npy', np.load(path)['x']).")
     _raise(f"{expected}, {reason}. {_NPY_FIX}")
+
+
+def _starts_with(path: Path, magics: tuple[bytes, ...]) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return head.startswith(magics)
 
 
 def _raise(message: str) -> NoReturn:
