@@ -58,7 +58,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if Path(args.data).suffix.lower() == ".npz":
         check_export_npz(args.data)  # before TensorFlow loads: one typed line per malformed archive
-
     bundle = export_saved_model(args.model, args.data, args.out, recipe_path=args.recipe)
     print(f"bundle: {bundle.absolute()}")
     return 0
