@@ -41,8 +41,14 @@ def quiet_engine() -> Iterator[None]:
     warnings on every call; none of it is a concern of the user's. Output is
     captured at the file-descriptor level (native code writes there) and
     replayed on stderr when the call raises, so nothing that explains a failure
-    is lost. Python's warning filters are restored on exit.
+    is lost. Python's warning filters are restored on exit. With ``-v``
+    (``edgeship._progress.verbose()``) everything passes through.
     """
+    from edgeship import _progress
+
+    if _progress.verbose():
+        yield
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     with tempfile.TemporaryFile() as captured:
@@ -76,9 +82,15 @@ def scoped_log_levels(names: tuple[str, ...], level: int) -> Iterator[None]:
 
     ONNX Runtime's quantizer logs through the root logger and tf2onnx through
     its own; the caller's logging configuration is theirs, not ours to change.
+    With ``-v`` (``edgeship._progress.verbose()``) the levels stay as they are.
     """
     import logging
 
+    from edgeship import _progress
+
+    if _progress.verbose():
+        yield
+        return
     loggers = [logging.getLogger(n) if n else logging.getLogger() for n in names]
     saved = [lg.level for lg in loggers]
     for lg in loggers:

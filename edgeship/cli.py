@@ -4,12 +4,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from edgeship import __version__
 from edgeship.runtime._errors import EdgeshipError
+
+
+class UsageError(EdgeshipError, ValueError):
+    """The command line itself is wrong: an unknown option, a missing argument, a value of the wrong type."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one typed line like every other error, not usage text + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        self._usage_error(self.prog, message)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:  # named after the subcommand, whose --help lists the options
+            command = getattr(parsed, "command", None)
+            self._usage_error(f"{self.prog} {command}" if command else self.prog,
+                              f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+    @staticmethod
+    def _usage_error(prog: str, message: str) -> NoReturn:
+        raise UsageError(f"Expected a valid `{prog}` command line. Received: {message}. Fix: see `{prog} --help`.")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -21,14 +46,18 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     bundle = build(recipe, out)
     print(f"bundle: {bundle.absolute()}")
-    print(f"report: {(bundle / 'report.md').absolute()}")
-    print(f"report: {(bundle / 'report.html').absolute()}")
+    if args.progress != "quiet":
+        print(f"report: {(bundle / 'report.md').absolute()}")
+        print(f"report: {(bundle / 'report.html').absolute()}")
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from edgeship._arrays import check_export_npz
     from edgeship.build import export_saved_model
 
+    if Path(args.data).suffix.lower() == ".npz":
+        check_export_npz(args.data)  # before TensorFlow loads: one typed line per malformed archive
     bundle = export_saved_model(args.model, args.data, args.out, recipe_path=args.recipe)
     print(f"bundle: {bundle.absolute()}")
     return 0
@@ -49,33 +78,36 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edgeship.runtime import InputError, load
+    from edgeship._arrays import read_npy
+    from edgeship.runtime import load
 
     with load(args.path, format=args.format, precision=args.precision, threads=args.threads) as model:
-        try:
-            x = np.load(args.input, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:  # np.load raises EOFError on an empty or cut-off file
-            reason = (
-                "no such file" if isinstance(exc, FileNotFoundError)
-                else "empty or cut off" if isinstance(exc, EOFError)
-                else "not a numpy .npy array file"
-            )
-            raise InputError(
-                f"Expected INPUT to be a .npy array file (np.save). Received: {args.input}, {reason}."
-            ) from None
-        if not isinstance(x, np.ndarray):
-            raise InputError(f"Expected INPUT to be a .npy array file. Received: {args.input}, an .npz archive.")
+        x = read_npy(args.input)
+        output = _output_path(args.output) if args.output else None  # before predicting, not after
         y = model.predict(x)
-        if args.output:
-            np.save(args.output, y if not isinstance(y, list) else y[0])
-            print(f"saved {args.output}")
+        if output is not None:
+            np.save(output, y if not isinstance(y, list) else y[0])
+            print(f"saved {output}")
         if args.labels and model.labels:
             for name in model.predict_labels(x):
                 print(name)
-        if not args.output and not args.labels:
+        if output is None and not args.labels:
             with np.printoptions(precision=5, suppress=True, threshold=10_000):
                 print(y)
     return 0
+
+
+def _output_path(value: str) -> Path:
+    """Where ``predict --output`` writes: np.save adds ``.npy`` when missing; its folder must exist."""
+    from edgeship.runtime import InputError
+
+    path = Path(value if value.endswith(".npy") or Path(value).is_dir() else value + ".npy")
+    problem = ("is a folder" if path.is_dir() else
+               f"is in {path.parent}, which does not exist" if not path.parent.is_dir() else None)
+    if problem:
+        raise InputError(f"Expected --output to be a .npy file path in an existing folder. Received: {value}, which "
+                         f"{problem}. Fix: create the folder or pick another path.")
+    return path
 
 
 def _fmt_row(r: dict[str, Any]) -> str:
@@ -95,9 +127,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from edgeship.runtime._bench import bench_bundle
     from edgeship.runtime._bundle import is_bundle
 
-    sweep = [int(t) for t in args.sweep.split(",") if t.strip()] if args.sweep else None
     kw = {"threads": args.threads, "warmup": args.warmup, "runs": args.runs, "min_seconds": args.min_seconds,
-          "thread_sweep": sweep}
+          "thread_sweep": args.sweep}
     if is_bundle(Path(args.path)):
         rows, profile = bench_bundle(args.path, accuracy_budget=args.accuracy_budget, record=not args.no_record, **kw)
     else:
@@ -143,17 +174,66 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgeship", description="Keras model to verified device artifacts.")
-    parser.add_argument("--version", action="version", version=f"edgeship {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
 
-    p = sub.add_parser("build", help="train, compress and export a recipe into a bundle")
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, received {text!r}")
+        return value
+
+    return parse
+
+
+def _non_negative(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, received {text!r}")
+    return value
+
+
+def _thread_list(text: str) -> list[int]:
+    """An argparse type: thread counts such as ``1,2,4``."""
+    parts = [t.strip() for t in text.split(",") if t.strip()]
+    if not parts or not all(t.isdigit() and int(t) >= 1 for t in parts):
+        raise argparse.ArgumentTypeError(f"expected thread counts >= 1 separated by commas, e.g. 1,2,4, received {text!r}")
+    return [int(t) for t in parts]
+
+
+def _output_flags() -> argparse.ArgumentParser:
+    """-q / -v / --log-json for the commands that report build progress on stderr (edgeship._progress)."""
+    parent = _Parser(add_help=False)
+    group = parent.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", dest="progress", action="store_const", const="quiet",
+                       help="print only errors and the final result line")
+    group.add_argument("-v", "--verbose", dest="progress", action="store_const", const="verbose",
+                       help="print every detail: Keras epoch lines, TensorFlow and converter logs")
+    group.add_argument("--log-json", dest="progress", action="store_const", const="json",
+                       help="one JSON object per stage on stderr, for scripts that parse progress")
+    parent.set_defaults(progress="normal")
+    return parent
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="edgeship", description="Keras model to verified device artifacts.")
+    parser.add_argument("--version", action="version", version=f"edgeship {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    output = _output_flags()
+
+    p = sub.add_parser("build", parents=[output], help="train, compress and export a recipe into a bundle")
     p.add_argument("recipe", nargs="?", help="recipe TOML file (default: the built-in digits recipe)")
     p.add_argument("--out", help="bundle folder to write (default: build/<recipe name>)")
     p.set_defaults(func=_cmd_build)
 
-    p = sub.add_parser("export", help="export a saved tf_keras model (no retraining) into a bundle")
+    p = sub.add_parser("export", parents=[output], help="export a saved tf_keras model (no retraining) into a bundle")
     p.add_argument("--model", required=True, help="saved tf_keras model: .keras, .h5 or a SavedModel folder")
     p.add_argument("--data", required=True,
                    help="recipe TOML (its dataset gives calibration + eval splits) or .npz with x, y "
@@ -176,18 +256,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", action="store_true", help="print the top-1 label of each sample")
     p.add_argument("--format", choices=["tflite", "onnx"])
     p.add_argument("--precision")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=_count(1), help="engine threads (default: the engine's own)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("bench", help="measure latency of a model file or every artifact of a bundle")
     p.add_argument("path", help="bundle folder, .tflite or .onnx file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--runs", type=int, default=100, help="at least this many timed runs (default 100)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
-    p.add_argument("--min-seconds", type=float, default=1.0, help="time at least this long (default 1.0)")
-    p.add_argument("--threads", type=int, help="engine threads (default: the engine's own)")
-    p.add_argument("--sweep", help="also measure these thread counts, e.g. 1,2,4")
-    p.add_argument("--accuracy-budget", type=float,
+    p.add_argument("--runs", type=_count(1), default=100, help="at least this many timed runs (default 100)")
+    p.add_argument("--warmup", type=_count(0), default=10, help="untimed runs first (default 10)")
+    p.add_argument("--min-seconds", type=_non_negative, default=1.0, help="time at least this long (default 1.0)")
+    p.add_argument("--threads", type=_count(1), help="engine threads (default: the engine's own)")
+    p.add_argument("--sweep", type=_thread_list, help="also measure these thread counts, e.g. 1,2,4")
+    p.add_argument("--accuracy-budget", type=_non_negative,
                    help="largest top-1 drop vs the best float32 artifact (default: the recipe's, else 0.01)")
     p.add_argument("--no-record", action="store_true", help="do not write device_profile.json into the bundle")
     p.set_defaults(func=_cmd_bench)
@@ -198,23 +278,41 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy-tol", type=float, help="allowed accuracy drop, absolute (default 0.01 = 1 point)")
     p.add_argument("--latency-tol", type=float, help="allowed rise of the latency ratio to the reference, relative (default 0.25)")
     p.add_argument("--size-tol", type=float, help="allowed growth of file size and RAM estimate, relative (default 0.05)")
-    p.add_argument("--rounds", type=int, help="interleaved timing rounds (default: the baseline's, 15)")
+    p.add_argument("--rounds", type=_count(1), help="interleaved timing rounds (default: the baseline's, 15)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--update", action="store_true", help="measure the bundle and write the baseline instead of checking")
     p.set_defaults(func=_cmd_check)
     return parser
 
 
+def _error(exc: BaseException, mode: str) -> None:
+    """The one line an error gets on stderr: text, or a JSON event under --log-json."""
+    kind, text = type(exc).__name__, " ".join(line.strip() for line in str(exc).splitlines())
+    if mode == "json":
+        print(json.dumps({"event": "error", "error": kind, "message": text}), file=sys.stderr)
+    else:
+        print(f"edgeship: error: {kind}: {text}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    from edgeship import _progress
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    mode = "json" if "--log-json" in argv else "normal"  # until the line parses: a usage error in JSON too
+    before = _progress.mode()
     try:
+        args = make_parser().parse_args(argv)
+        mode = getattr(args, "progress", "normal")
+        _progress.configure(mode)
         return int(args.func(args))
     except EdgeshipError as exc:
-        print(f"edgeship: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _error(exc, mode)
         return 2
     except KeyboardInterrupt:
         print("edgeship: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _progress.configure(before)
 
 
 if __name__ == "__main__":

@@ -308,7 +308,8 @@ class Recipe(_Section):
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise RecipeError(f"Recipe {p} is not valid TOML: {exc}. Fix the syntax.") from None
+            raise RecipeError(f"Expected a recipe in TOML. Received: {p}, which is not valid TOML: {exc}. "
+                              "Fix the syntax.") from None
         return cls.from_dict(data, source=str(p))
 
     @classmethod

@@ -460,12 +460,13 @@ def verify_onnx(buf: bytes) -> dict[str, Any]:
 def check_model_bytes(content: bytes, fmt: str, name: str) -> None:
     """Reject bytes that cannot be a well-formed model of ``fmt``, with a typed error."""
     if len(content) < 8:
-        raise ModelFileError(f"{name} is {len(content)} bytes; a {fmt} model is larger. The file is truncated; re-export it.")
+        raise ModelFileError(f"Expected a {fmt} model file. Received: {name}, {len(content)} bytes, which is "
+                             "truncated. Re-export it.")
     if fmt == "tflite":
         if content[4:8] != TFLITE_IDENTIFIER:
             raise ModelFileError(
-                f"{name} is not a TFLite flatbuffer: expected identifier {TFLITE_IDENTIFIER!r} at byte 4, "
-                f"found {bytes(content[4:8])!r}. Re-export the model."
+                f"Expected a TFLite flatbuffer (identifier {TFLITE_IDENTIFIER!r} at byte 4). Received: {name}, "
+                f"which is not a TFLite flatbuffer ({bytes(content[4:8])!r} there). Re-export the model."
             )
         try:
             verify_tflite(content)

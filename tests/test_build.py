@@ -65,3 +65,24 @@ def test_unknown_dataset_and_arch_list_valid_names() -> None:
         train.load_dataset("mnist")
     with pytest.raises(RecipeError, match="Valid names: .*small_cnn"):
         train.create_model("resnet999", (8, 8, 1), 10)
+
+
+def test_build_leaves_the_callers_logging_as_it_was(tmp_path: Path) -> None:
+    """The root logger (level, handlers) and tf2onnx's logger are the caller's: a build must not change them."""
+    import logging
+
+    root, tf2onnx_logger = logging.getLogger(), logging.getLogger("tf2onnx")
+    mine = logging.NullHandler()
+    saved = (root.level, list(root.handlers), tf2onnx_logger.level)
+    root.setLevel(logging.INFO)  # a caller's own configuration, not the default
+    root.addHandler(mine)
+    tf2onnx_logger.setLevel(logging.DEBUG)
+    try:
+        before = (root.level, list(root.handlers), tf2onnx_logger.level, tf2onnx_logger.handlers[:])
+        build(fast_recipe(), tmp_path / "bundle")  # both formats, int8 too: tf2onnx and the ORT quantizer run
+        after = (root.level, list(root.handlers), tf2onnx_logger.level, tf2onnx_logger.handlers[:])
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        tf2onnx_logger.setLevel(saved[2])
+    assert after == before

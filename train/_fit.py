@@ -33,8 +33,26 @@ def set_seed(seed: int) -> None:
 
 
 def keras_verbosity() -> int:
-    # Progress bars in a terminal; one line per epoch in CI logs.
+    """Keras' own epoch lines only where edgeship's stage display does not fold epochs in (or with ``-v``):
+    progress bars in a terminal, one line per epoch in CI logs."""
+    from edgeship import _progress
+
+    if not _progress.keras_lines():
+        return 0
     return 1 if sys.stderr.isatty() else 2
+
+
+def _stage_epochs() -> Any:
+    """A Keras callback that reports each finished epoch to the running stage's display line."""
+    from edgeship import _progress
+
+    _, keras = tf_modules()
+
+    class StageEpochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            _progress.epoch(epoch + 1, self.params.get("epochs"), logs or {})
+
+    return StageEpochs()
 
 
 def learning_rate_schedule(
@@ -273,11 +291,16 @@ def fine_tune(
     with ``seed``; validation batches are never augmented. Compile first
     (:func:`compile_classifier`); it does not seed: callers do.
     """
+    from edgeship import _progress
+
     verbosity = keras_verbosity() if verbose is None else verbose
+    callbacks = list(callbacks or [])
+    if verbosity == 0 and _progress.in_stage():
+        callbacks.append(_stage_epochs())  # epochs fold into the stage's line; reads logs, changes nothing
     if augment is None:
         history = model.fit(
             x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size, shuffle=True,
-            callbacks=list(callbacks or []), verbose=verbosity,
+            callbacks=callbacks, verbose=verbosity,
         )
         return _history(history)
     tf, _ = tf_modules()
@@ -288,7 +311,7 @@ def fine_tune(
         .map(augment, num_parallel_calls=1)  # one call: augmentation stays seeded
         .prefetch(2)
     )
-    history = model.fit(batches, validation_data=(x_val, y_val), epochs=epochs, callbacks=list(callbacks or []),
+    history = model.fit(batches, validation_data=(x_val, y_val), epochs=epochs, callbacks=callbacks,
                         verbose=verbosity)
     return _history(history)
 
