@@ -367,7 +367,7 @@ def export_saved_model(
     with stage("load keras model", timings):
         model = _load_keras_model(model_path)
         reference_acc = _keras_accuracy(model, source["x_eval"], source["y_eval"], data)
-    labels = source["labels"] or [str(i) for i in range(int(np.prod(model.output_shape[1:])))]
+    labels = _export_labels(source, int(np.prod(model.output_shape[1:])), data)
     say(f"exporting {model_path} (keras accuracy {reference_acc:.4f} on {len(source['x_eval'])} eval samples) -> {out}")
     digest = hashlib.sha256()
     for f in sorted([model_path] if model_path.is_file() else [p for p in model_path.rglob("*") if p.is_file()]):
@@ -424,6 +424,21 @@ def _export_data_from_npz(path: Path, recipe_path: str | Path | None) -> tuple[R
         "preprocessing": json.loads(str(arrays["preprocessing"])) if "preprocessing" in arrays else {},
     }
     return recipe, source, {"name": path.name, "test": len(x_eval), "calibration_pool": len(pool)}
+
+
+def _export_labels(source: dict[str, Any], n_outputs: int, data: Path) -> list[str]:
+    """The class names for a model with ``n_outputs`` scores; labels in ``y`` must name one of them."""
+    from edgeship.runtime._errors import InputError
+
+    labels = source["labels"] or [str(i) for i in range(n_outputs)]
+    if len(labels) != n_outputs:
+        raise InputError(f"Expected {n_outputs} class names in --data 'labels' (one per model output). "
+                         f"Received: {len(labels)} from {data}. Save one name per class.")
+    y = source["y_eval"]
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_outputs):
+        raise InputError(f"Expected labels 'y' in 0..{n_outputs - 1} (the model has {n_outputs} outputs). "
+                         f"Received: values from {int(y.min())} to {int(y.max())} in {data}. Pass class indices.")
+    return labels
 
 
 def _keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray, data: Path) -> float:
