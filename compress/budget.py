@@ -18,7 +18,7 @@ is at most ``budget.max_accuracy_drop``, the one budget of the whole chain:
 Every other variant (float32, float16, dynamic_int8, int16x8) is one
 ``export`` attempt held to the same budget. Every attempt is recorded
 (:class:`Attempt`). When none meets the budget,
-:class:`~edgeship.runtime.AccuracyBudgetError` carries the table. Without a
+:class:`~edgeship.errors.AccuracyBudgetError` carries the table. Without a
 budget only step 1 runs. Accuracy is measured through the runtime on the
 validation split (never the test split the bundle reports); without a
 ``reference_accuracy`` the reference is the Keras model the artifacts come from.
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.runtime._errors import AccuracyBudgetError
+from edgeship.errors import AccuracyBudgetError
 
 Step = tuple[str, str, Callable[[], bytes]]
 

@@ -57,7 +57,7 @@ def build(recipe: Recipe, out: str | Path) -> Path:
 
 def _check_task(info: Any, dataset: str) -> None:
     """Fail before any work when the architecture cannot learn from the dataset."""
-    from edgeship.runtime._errors import RecipeError
+    from edgeship.errors import RecipeError
 
     if info.task != "classification":
         raise RecipeError(
@@ -82,7 +82,7 @@ def gate_chance(what: str, accuracy: float, samples: int, base: dict[str, Any], 
         ChanceLevelError: ``accuracy`` is not significantly above the majority
             baseline and ``budget.allow_chance_level`` is false.
     """
-    from edgeship.runtime._errors import ChanceLevelError
+    from edgeship.errors import ChanceLevelError
     from edgeship.train._baselines import chance_check
 
     check = chance_check(accuracy, samples, base["majority"], recipe.budget.chance_alpha)
@@ -107,7 +107,7 @@ def gate_chance(what: str, accuracy: float, samples: int, base: dict[str, Any], 
 
 def _build(recipe: Recipe, out: Path, timings: dict[str, float], info: Any, work: Path) -> Path:
     from edgeship import compress, train
-    from edgeship.runtime._errors import AccuracyBudgetError
+    from edgeship.errors import AccuracyBudgetError
 
     d, t = recipe.data, recipe.train
     with stage("data", timings):

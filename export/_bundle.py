@@ -9,8 +9,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from edgeship.errors import BuildError
 from edgeship.runtime._bundle import MANIFEST, SCHEMA, is_bundle, sha256_file
-from edgeship.runtime._errors import BuildError
 
 TMP_PREFIX = ".edgeship-tmp-"
 

@@ -2,7 +2,7 @@
 
 Checks in the order Optimum's ``validate_model_outputs`` does: output names,
 then shapes, then values; every failure is collected before one typed
-:class:`~edgeship.runtime.ParityError` lists them all.
+:class:`~edgeship.errors.ParityError` lists them all.
 
 * float variants (``float32``, ``float16``, ...): the largest absolute
   difference per output must be within that variant's tolerance.
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.runtime._errors import ParityError
+from edgeship.errors import ParityError
 
 
 @dataclass

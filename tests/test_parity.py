@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edgeship.errors import ParityError
 from edgeship.export._metadata import embed_metadata, metadata_dict
 from edgeship.export._parity import (
     Tolerance,
@@ -29,7 +30,6 @@ from edgeship.export._parity import (
     sqnr_db,
 )
 from edgeship.recipe import OnnxPrecision, TflitePrecision
-from edgeship.runtime._errors import ParityError
 
 # arch -> (input shape, builder options); small inputs keep the conversions fast.
 ARCHS: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
