@@ -128,20 +128,19 @@ def _entries(
 
 def measure_accuracy(bundle: Any, *, format: str | None = None, precision: str | None = None) -> dict[str, float]:
     """Top-1 accuracy on the bundle's ``eval.npz`` per artifact file (or of one loaded ``Model``)."""
-    import numpy as np
-
+    from edgeship.metrics import top1_accuracy
     from edgeship.runtime import load_eval
     from edgeship.runtime._load import load_file
 
     if hasattr(bundle, "predict"):  # a loaded Model: evaluate it on its bundle's eval.npz
         x, y = load_eval(Path(bundle.path).parent)
-        return {Path(bundle.path).name: float(np.mean(np.argmax(bundle.predict(x), axis=-1) == y))}
+        return {Path(bundle.path).name: top1_accuracy(bundle.predict(x), y)}
     folder, entries = _entries(bundle, format, precision)
     x, y = load_eval(folder)
     result = {}
     for e in entries:
         with load_file(folder / e["file"], e["format"], precision=e.get("precision")) as model:
-            result[e["file"]] = float(np.mean(np.argmax(model.predict(x), axis=-1) == y))
+            result[e["file"]] = top1_accuracy(model.predict(x), y)
     return result
 
 

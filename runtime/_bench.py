@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.metrics import top1_accuracy
+
 from ._bundle import is_bundle, read_manifest, verify_bundle
 from ._errors import InputError
 from ._load import load, load_eval, load_file
@@ -162,7 +164,7 @@ def _measure(
             xe, ye = eval_data
             probs = model.predict(xe)
             probs = probs[0] if isinstance(probs, list) else probs
-            out["accuracy"] = float(np.mean(np.argmax(probs.reshape(len(probs), -1), axis=1) == ye))
+            out["accuracy"] = top1_accuracy(probs, ye)
     return out
 
 

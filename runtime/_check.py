@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.metrics import top1_accuracy
+
 from ._bundle import read_manifest, verify_bundle
 from ._errors import BundleError, EdgeshipError, InputError
 from ._load import load_eval, load_file
@@ -149,7 +151,7 @@ def _accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float | None,
     out = out[0] if isinstance(out, list) else out
     if out.ndim != 2 or out.shape[0] != len(y) or y.ndim != 1:
         return None, f"outputs {out.shape} are not class scores for labels {y.shape}"
-    return float(np.mean(np.argmax(out, axis=-1) == y)), None
+    return top1_accuracy(out, y), None
 
 
 def machine_info() -> dict[str, Any]:
