@@ -294,7 +294,10 @@ class Manifest(Record):
     @classmethod
     def from_json(cls, data: Any, where: str | None = None) -> Manifest:
         version = check_schema_version(data, where or MANIFEST)
-        return super().from_json({"schema_version": version, **data}, where)  # absent: version 1
+        manifest = super().from_json({"schema_version": version, **data}, where)  # absent: version 1
+        if not manifest.artifacts:
+            raise BundleError(f"Expected {where or MANIFEST} to list at least one artifact. Received: none. Rebuild the bundle.")
+        return manifest
 
     def artifact(self, format: str | None = None, precision: str | None = None) -> list[ArtifactRecord]:
         """The artifacts matching ``format`` and ``precision`` (``None``: any), in manifest order."""

@@ -199,23 +199,22 @@ def measure_bundle(
     x_eval, y_eval = load_eval(folder)
     artifacts: dict[str, Any] = {}
     refs: dict[str, Any] = {}
-    for entry in manifest["artifacts"]:
-        fmt = entry["format"]
+    for entry in manifest.artifacts:
+        fmt = entry.format
         if fmt not in refs:
             refs[fmt] = {"sha256": reference_sha256(fmt)}
-        with load_file(folder / entry["file"], fmt, threads=threads, precision=entry.get("precision")) as model:
+        with load_file(folder / entry.file, fmt, threads=threads, precision=entry.precision) as model:
             acc, acc_error = _accuracy(model, x_eval, y_eval)
             lat = measure_latency_ratio(
                 model, _timing_input(model, x_eval), rounds=rounds, block_seconds=block_seconds, threads=threads
             )
             refs[fmt]["engine"] = model.engine
-        estimates = entry.get("estimates") or {}
-        artifacts[entry["file"]] = {
+        artifacts[entry.file] = {
             "format": fmt,
-            "precision": entry.get("precision"),
-            "sha256": entry.get("sha256"),
-            "bytes": (folder / entry["file"]).stat().st_size,
-            "ram_bytes": estimates.get("ram_arena_bytes"),
+            "precision": entry.precision,
+            "sha256": entry.sha256,
+            "bytes": (folder / entry.file).stat().st_size,
+            "ram_bytes": entry.estimates.ram_arena_bytes,
             "accuracy": acc,
             **({"accuracy_error": acc_error} if acc_error else {}),
             "latency_ratio": lat["ratio"],
@@ -226,7 +225,7 @@ def measure_bundle(
     return {
         "schema": BASELINE_SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "bundle": manifest.get("name"),
+        "bundle": manifest.name,
         "eval_samples": int(len(y_eval)),
         "machine": machine_info(),
         "timing": {"threads": threads, "rounds": rounds, "block_seconds": block_seconds},
