@@ -320,7 +320,7 @@ def check_schema_version(data: Any, where: str = MANIFEST) -> int:
         raise _bad(where, "a JSON object", data)
     version = data.get("schema_version", 1 if data.get("schema") == SCHEMA else None)
     if version not in SUPPORTED_SCHEMA_VERSIONS or isinstance(version, bool):
-        got = version if "schema_version" in data else f"schema {data.get('schema')!r}"
+        got = f"schema_version {version!r}" if "schema_version" in data else f"schema {data.get('schema')!r}"
         raise SchemaVersionError(
             f"Expected a manifest schema_version this edgeship reads: {', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))} "
             f"(schema {SCHEMA!r}). Received: {got} in {where}. Rebuild the bundle with this edgeship, "
@@ -370,7 +370,6 @@ def manifest_json_schema() -> dict[str, Any]:
     root = _record_schema(Manifest, defs)
     return {
         "$schema": JSON_SCHEMA_DIALECT,
-        "$id": f"https://edgeship.dev/schema/{SCHEMA}.json",
         "title": "edgeship bundle manifest",
         **root,
         "$defs": {k: v for k, v in sorted(defs.items()) if k != "Manifest"},
