@@ -14,6 +14,7 @@ import numpy as np
 
 import edgeship
 from edgeship._progress import say, stage
+from edgeship.bundle import Manifest
 from edgeship.export._report import write_reports
 from edgeship.recipe import Recipe
 
@@ -420,13 +421,13 @@ def write_bundle(
             "eval": {**export.file_entry(eval_path), "samples": len(x_eval)},
             "timings_s": timings,
         }
-        bundle.write_manifest(manifest)
+        bundle.write_manifest(Manifest.new(manifest))  # typed and validated: BundleError names a bad field
         from edgeship.runtime._check import BASELINE_FILE, measure_bundle, write_baseline
 
         with stage("baseline: accuracy, size, latency ratio to the reference", timings):
             baseline = measure_bundle(bundle.path(""))
             write_baseline(bundle.path(BASELINE_FILE), baseline)
-        write_reports(bundle.path(""), manifest, baseline)
+        write_reports(bundle.path(""), Manifest.new(manifest), baseline)  # timings now include the baseline stage
         if failures:
             say(f"  PARITY FAILED but allowed by export.allow_parity_failure: {'; '.join(failures)}")
     return out

@@ -135,12 +135,26 @@ class TensorRecord(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ChanceCheck(Record):
+    """The chance-level gate: is an accuracy significantly above always answering the majority class?"""
+
+    rule: str
+    accuracy: float
+    majority: float
+    samples: int
+    alpha: float
+    required_accuracy: float
+    p_value: float
+    passed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class ArtifactMetrics(Record):
     accuracy: float = field(metadata=_doc("top-1 accuracy on eval.npz, through the runtime"))
     accuracy_drop: float = field(metadata=_doc("reference test accuracy minus accuracy"))
     macro_f1: float
     gzip_bytes: int
-    chance_check: dict[str, Any] | None = None
+    chance_check: ChanceCheck | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,6 +235,58 @@ class ArtifactRecord(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClassScores(Record):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluation(Record):
+    """Test-split evaluation of the model the artifacts come from."""
+
+    accuracy: float
+    artifact: str | None = None
+    macro: dict[str, float]
+    per_class: dict[str, ClassScores]
+    confusion_matrix: tuple[tuple[int, ...], ...] = field(metadata=_doc("rows: true class, columns: predicted"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Baselines(Record):
+    """What the network has to beat on the test split."""
+
+    majority: float
+    majority_class: int
+    linear_model: str | None = None
+    linear: float | None = field(default=None, metadata=_doc("test accuracy of a logistic regression on the inputs"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelMetrics(Record):
+    """Accuracy of the Keras model(s) the artifacts come from (a build records all; an export the reference)."""
+
+    keras_float32_accuracy: float | None = None
+    keras_float32_val_accuracy: float | None = None
+    keras_reference_accuracy: float | None = None
+    sparsity: dict[str, float] | None = None
+    evaluation: Evaluation | None = None
+    baselines: Baselines | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetInfo(Record):
+    """Where the data came from and the split sizes."""
+
+    name: str
+    train: int | None = None
+    val: int | None = None
+    test: int
+    calibration_pool: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvalFile(Record):
     """The held-out sample ``eval.npz``."""
 
@@ -279,10 +345,10 @@ class Manifest(Record):
     labels: tuple[str, ...]
     preprocessing: dict[str, Any]
     source: dict[str, Any] | None = None
-    dataset: dict[str, Any]
+    dataset: DatasetInfo
     training: dict[str, Any] | None = None
     warnings: tuple[str, ...]
-    metrics: dict[str, Any]
+    metrics: ModelMetrics
     text: dict[str, Any] | None = None
     artifacts: tuple[ArtifactRecord, ...] = field(metadata=_doc("one entry per model file", minItems=1))
     compression: Compression
@@ -298,6 +364,11 @@ class Manifest(Record):
         if not manifest.artifacts:
             raise BundleError(f"Expected {where or MANIFEST} to list at least one artifact. Received: none. Rebuild the bundle.")
         return manifest
+
+    @classmethod
+    def new(cls, fields: Mapping[str, Any]) -> Manifest:
+        """A manifest in the current layout from its fields (``schema`` and ``schema_version`` added), validated."""
+        return cls.from_json({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **fields})
 
     def artifact(self, format: str | None = None, precision: str | None = None) -> list[ArtifactRecord]:
         """The artifacts matching ``format`` and ``precision`` (``None``: any), in manifest order."""

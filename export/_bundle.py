@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from edgeship.bundle import MANIFEST, SCHEMA, SCHEMA_VERSION, Manifest
+from edgeship.bundle import MANIFEST, Manifest
 from edgeship.errors import BuildError
 from edgeship.runtime._bundle import is_bundle, sha256_file
 
@@ -64,7 +64,7 @@ class BundleWriter:
         field), and gains ``schema`` and ``schema_version``.
         """
         if not isinstance(manifest, Manifest):
-            manifest = Manifest.from_json({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **manifest})
+            manifest = Manifest.new(manifest)
         p = self.path(MANIFEST)
         p.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=False) + "\n")
         return p
