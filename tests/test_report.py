@@ -167,7 +167,7 @@ def test_html_escapes_manifest_text(manifest: dict) -> None:
     m = copy.deepcopy(manifest)
     m["name"] = "<script>alert(1)</script>"
     m["labels"] = ["<b>zero</b>"] + [str(i) for i in range(1, 10)]
-    m.setdefault("metrics", {})["evaluation"] = {"confusion_matrix": np.eye(10, dtype=int).tolist()}
+    assert len(m["metrics"]["evaluation"]["confusion_matrix"]) == 10  # labels head its rows and columns
     page = render_html(m)
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>zero</b>" not in page and "&lt;b&gt;zero&lt;/b&gt;" in page
