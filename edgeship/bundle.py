@@ -53,6 +53,10 @@ _SQNR_DOC = (
     "null when undefined (all-zero reference, or NaN/Inf outputs)"
 )
 R = TypeVar("R", bound="Record")
+_FIX = (
+    "The file was not written by this edgeship, or was edited: rebuild the bundle "
+    "(a baseline.json: rewrite it with `edgeship check BUNDLE --update`)."
+)
 
 
 def _doc(text: str, **schema: Any) -> dict[str, Any]:
@@ -94,7 +98,7 @@ class Record:
             elif not _optional_key(f):
                 raise BundleError(
                     f"Expected {where} to hold {f.name!r}. Received: keys {sorted(data)}. "
-                    "The file was not written by edgeship or was edited; rebuild the bundle."
+                    + _FIX
                 )
         known = {f.name for f in _json_fields(cls)}
         extra = {k: copy.deepcopy(v) for k, v in data.items() if k not in known}
@@ -115,7 +119,12 @@ class Variant(Record):
 
     @property
     def is_float(self) -> bool:
-        return self.precision.startswith(("float", "fp", "bf"))
+        return is_float_precision(self.precision)
+
+
+def is_float_precision(precision: str) -> bool:
+    """Float variants (``float32``, ``float16``, ``bf16``...) are checked by max abs difference, others as quantized."""
+    return precision.startswith(("float", "fp", "bf"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -403,19 +412,22 @@ def check_schema_version(data: Any, where: str = MANIFEST) -> int:
 # -- baseline.json ------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class BaselineArtifact(Record):
-    """One artifact's recorded accuracy, size and latency ratio to the fixed reference model."""
+    """One artifact's recorded accuracy, size and latency ratio to the fixed reference model.
+
+    Only ``format`` is required: the gate compares the metrics a (hand-trimmed) baseline holds.
+    """
 
     format: Literal["tflite", "onnx"]
-    precision: str | None
-    sha256: str | None
-    bytes: int
-    ram_bytes: int | None
-    accuracy: float | None
+    precision: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    ram_bytes: int | None = None
+    accuracy: float | None = None
     accuracy_error: str | None = None
-    latency_ratio: float
-    latency_ratio_rounds: tuple[float, ...]
-    latency_ms: dict[str, float]
-    reference_ms: dict[str, float]
+    latency_ratio: float | None = None
+    latency_ratio_rounds: tuple[float, ...] | None = None
+    latency_ms: dict[str, float] | None = None
+    reference_ms: dict[str, float] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -520,7 +532,7 @@ def _bad(where: str, want: str, value: Any) -> BundleError:
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return BundleError(
         f"Expected {where} to be {want}. Received: {shown}. "
-        "The file was not written by edgeship or was edited; rebuild the bundle."
+        + _FIX
     )
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.bundle import is_float_precision
 from edgeship.errors import ParityError
 from edgeship.metrics import sqnr_db, sqnr_json
 
@@ -49,10 +50,6 @@ class Tolerance:
 
     def atol_for(self, precision: str) -> float:
         return float(self.atol.get(precision, self.default_atol))
-
-
-def is_float_precision(precision: str) -> bool:
-    return precision.startswith(("float", "fp", "bf"))
 
 
 TOP1_RULE = (

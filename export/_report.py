@@ -41,7 +41,7 @@ def variant_rows(
     rows = []
     for a in m.artifacts:
         b = bl.artifacts.get(a.file) if bl is not None else None
-        lat = b.latency_ms if b is not None else {}
+        lat = (b.latency_ms if b is not None else None) or {}
         rows.append(
             {
                 "file": a.file,

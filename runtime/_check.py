@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.bundle import BASELINE_SCHEMA as BASELINE_SCHEMA
+from edgeship.bundle import Baseline
 from edgeship.metrics import top1_accuracy
 
 from ._bundle import read_manifest, verify_bundle
@@ -39,7 +41,6 @@ from ._model import Model
 from ._reference import load_reference, reference_input, reference_sha256
 
 BASELINE_FILE = "baseline.json"
-BASELINE_SCHEMA = "edgeship.baseline/1"
 DEFAULT_TOLERANCES: dict[str, float] = {"accuracy": 0.01, "latency": 0.25, "size": 0.05}
 DEFAULT_ROUNDS = 15
 DEFAULT_BLOCK_SECONDS = 0.02
@@ -268,6 +269,7 @@ def read_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"Expected baseline schema {BASELINE_SCHEMA!r} in {path}. Received: {got!r}. "
             "Rewrite it with `edgeship check BUNDLE --update`."
         )
+    Baseline.from_json(data, str(path))  # every field present and typed, or a BundleError naming the bad one
     return data
 
 

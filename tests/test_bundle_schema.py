@@ -167,3 +167,14 @@ def test_schema_command_needs_no_pydantic_or_tensorflow() -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["$schema"].endswith("2020-12/schema")
     assert proc.stderr.strip() == "[]"
+
+
+def test_corrupted_baseline_names_the_field(bundle_copy: Path) -> None:
+    from edgeship.runtime._check import read_baseline
+
+    path = bundle_copy / "baseline.json"
+    data = json.loads(path.read_text())
+    data["artifacts"]["model.int8.onnx"]["latency_ratio"] = "fast"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BundleError, match=r"model\.int8\.onnx\.latency_ratio to be a number.*check BUNDLE --update"):
+        read_baseline(path)
