@@ -43,9 +43,8 @@ SCHEMA = "edgeship.bundle/1"
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 BASELINE_SCHEMA = "edgeship.baseline/1"
-SQNR_CAP_DB = 120.0  # the same value as edgeship.metrics.SQNR_CAP_DB (numpy-free here)
+SQNR_CAP_DB = 120.0  # the SQNR stored for an exact match, and the largest ever stored (edgeship.metrics.sqnr_db)
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-FORMATS = ("tflite", "onnx")
 
 NonFinite = Literal["inf", "-inf", "nan"]
 _SQNR_DOC = (

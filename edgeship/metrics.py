@@ -20,8 +20,7 @@ import math
 
 import numpy as np
 
-SQNR_CAP_DB = 120.0
-"""The SQNR stored for an exact match (and the largest value ever stored)."""
+from edgeship.bundle import SQNR_CAP_DB as SQNR_CAP_DB  # the stored cap is part of the manifest schema
 
 
 def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:

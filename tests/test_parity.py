@@ -351,3 +351,11 @@ def test_corrupted_quantization_scale_raises_parity_error(fmt: str, trained: dic
         raise_for([bad])
     message = str(info.value)
     assert "'probs'" in message and f"max abs diff {diff:.4g}" in message
+
+
+def test_top1_accuracy_one_helper() -> None:
+    """The runtime (check, bench), the pytest plugin and the reports count top-1 the same way."""
+    from edgeship.metrics import top1_accuracy
+
+    assert top1_accuracy(np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]), np.array([1, 1, 1])) == pytest.approx(2 / 3)
+    assert top1_accuracy(np.zeros((2, 1, 3)) + [0.0, 1.0, 0.0], np.array([1, 0])) == 0.5  # scores flattened per sample
