@@ -7,9 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgeship.bundle import MANIFEST as MANIFEST
-from edgeship.bundle import SCHEMA as SCHEMA
-from edgeship.bundle import ArtifactRecord, EvalFile, Manifest
+from edgeship.bundle import MANIFEST, ArtifactRecord, EvalFile, Manifest
 
 from ._errors import BundleError, IntegrityError
 
