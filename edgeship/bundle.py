@@ -231,11 +231,11 @@ class ArtifactRecord(Record):
     bytes: int
     format: Literal["tflite", "onnx"]
     precision: str
-    inputs: tuple[TensorRecord, ...]
-    outputs: tuple[TensorRecord, ...]
-    metrics: ArtifactMetrics
-    parity: ParityResult
-    estimates: Estimates
+    inputs: tuple[TensorRecord, ...] | None = None
+    outputs: tuple[TensorRecord, ...] | None = None
+    metrics: ArtifactMetrics | None = None
+    parity: ParityResult | None = None
+    estimates: Estimates | None = None
 
     @property
     def variant(self) -> Variant:
@@ -338,7 +338,13 @@ class Compression(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class Manifest(Record):
-    """``manifest.json``: everything a device needs to choose, verify and run an artifact."""
+    """``manifest.json``: everything a device needs to choose, verify and run an artifact.
+
+    A device needs ``name`` and ``artifacts`` (file, sha256, bytes, format,
+    precision); the build's sections (recipe, metrics, parity, ...) are
+    optional, so any writer of model files can make a bundle the runtime loads
+    (``BundleWriter.write_manifest``). ``edgeship build`` writes them all.
+    """
 
     _where: ClassVar[str] = MANIFEST
     schema: Literal["edgeship.bundle/1"] = SCHEMA
@@ -346,24 +352,24 @@ class Manifest(Record):
         "layout version; a reader refuses versions it does not know. Absent in bundles of edgeship "
         "before 0.1's records: read as 1", enum=list(SUPPORTED_SCHEMA_VERSIONS)))
     name: str
-    edgeship_version: str
-    created: str = field(metadata=_doc("UTC time of the build, ISO 8601"))
-    recipe: dict[str, Any] = field(metadata=_doc("the recipe as run (see edgeship.recipe.Recipe)"))
-    recipe_sha256: str
-    labels: tuple[str, ...]
-    preprocessing: dict[str, Any]
+    edgeship_version: str | None = None
+    created: str | None = field(default=None, metadata=_doc("UTC time of the build, ISO 8601"))
+    recipe: dict[str, Any] | None = field(default=None, metadata=_doc("the recipe as run (edgeship.recipe.Recipe)"))
+    recipe_sha256: str | None = None
+    labels: tuple[str, ...] | None = None
+    preprocessing: dict[str, Any] | None = None
     source: dict[str, Any] | None = None
-    dataset: DatasetInfo
+    dataset: DatasetInfo | None = None
     training: dict[str, Any] | None = None
-    warnings: tuple[str, ...]
-    metrics: ModelMetrics
+    warnings: tuple[str, ...] | None = None
+    metrics: ModelMetrics | None = None
     text: dict[str, Any] | None = None
     artifacts: tuple[ArtifactRecord, ...] = field(metadata=_doc("one entry per model file", minItems=1))
-    compression: Compression
-    budget: BudgetRecord
-    parity: ParitySummary
-    eval: EvalFile
-    timings_s: dict[str, float]
+    compression: Compression | None = None
+    budget: BudgetRecord | None = None
+    parity: ParitySummary | None = None
+    eval: EvalFile | None = None
+    timings_s: dict[str, float] | None = None
 
     @classmethod
     def from_json(cls, data: Any, where: str | None = None) -> Manifest:
@@ -378,6 +384,10 @@ class Manifest(Record):
         """A manifest in the current layout from its fields (``schema`` and ``schema_version`` added), validated."""
         return cls.from_json({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **fields})
 
+    def label_list(self) -> list[str] | None:
+        """The class names as a list (``None`` when the manifest records none)."""
+        return None if self.labels is None else list(self.labels)
+
     def artifact(self, format: str | None = None, precision: str | None = None) -> list[ArtifactRecord]:
         """The artifacts matching ``format`` and ``precision`` (``None``: any), in manifest order."""
         return [a for a in self.artifacts
@@ -386,7 +396,7 @@ class Manifest(Record):
     def recipe_accuracy_budget(self) -> float | None:
         """The recipe's ``budget.max_accuracy_drop`` (bundles of 0.1 pre-releases: ``quantize.accuracy_budget``)."""
         for section, key in (("budget", "max_accuracy_drop"), ("quantize", "accuracy_budget")):
-            part = self.recipe.get(section)
+            part = (self.recipe or {}).get(section)
             value = part.get(key) if isinstance(part, dict) else None
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
@@ -542,7 +552,10 @@ def _parse(tp: Any, value: Any, where: str) -> Any:
     if isinstance(tp, type) and issubclass(tp, Record):
         return tp.from_json(value, where)
     if origin in (typing.Union, types.UnionType):
-        for arm in args:
+        arms = [a for a in args if a is not type(None)] if value is not None else list(args)
+        if len(arms) == 1:  # X | None holding a value: X's own error names the field inside it
+            return _parse(arms[0], value, where)
+        for arm in arms:
             try:
                 return _parse(arm, value, where)
             except BundleError:

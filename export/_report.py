@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from edgeship.bundle import Baseline, Manifest, OutputParity
+from edgeship.bundle import Baseline, Compression, Manifest, ModelMetrics, OutputParity
 
 
 def as_records(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None
@@ -41,6 +41,7 @@ def variant_rows(
     rows = []
     for a in m.artifacts:
         b = bl.artifacts.get(a.file) if bl is not None else None
+        met, est = a.metrics, a.estimates
         lat = (b.latency_ms if b is not None else None) or {}
         rows.append(
             {
@@ -48,15 +49,15 @@ def variant_rows(
                 "format": a.format,
                 "precision": a.precision,
                 "bytes": _num(a.bytes),
-                "gzip_bytes": _num(a.metrics.gzip_bytes),
-                "accuracy": _num(a.metrics.accuracy),
-                "accuracy_drop": _num(a.metrics.accuracy_drop),
+                "gzip_bytes": _num(met.gzip_bytes if met else None),
+                "accuracy": _num(met.accuracy if met else b.accuracy if b else None),
+                "accuracy_drop": _num(met.accuracy_drop if met else None),
                 "p50_ms": _num(lat.get("p50")),
                 "p99_ms": _num(lat.get("p99")),
-                "latency_ratio": _num(b.latency_ratio if b is not None else None),
-                "ram_bytes": _num(a.estimates.ram_arena_bytes),
-                "rss_bytes": _num(a.estimates.rss_increase_bytes),
-                "parity": a.parity.passed,
+                "latency_ratio": _num(b.latency_ratio if b else None),
+                "ram_bytes": _num(est.ram_arena_bytes if est else b.ram_bytes if b else None),
+                "rss_bytes": _num(est.rss_increase_bytes if est else None),
+                "parity": a.parity.passed if a.parity else None,
             }
         )
     return rows
@@ -102,16 +103,21 @@ def _fmt(v: Any, kind: str) -> str:
     return str(v)
 
 
+def _compression(m: Manifest) -> Compression:
+    """The compression section, empty when the manifest has none (an export without pruning tables)."""
+    return m.compression or Compression(sparsity={}, schedule={}, prune_attempts=(), quantization_attempts=(), sqnr_db={})
+
+
 def _sparsity(m: Manifest) -> dict[str, float]:
-    sp = m.compression.sparsity or m.metrics.sparsity or {}
+    sp = _compression(m).sparsity or (m.metrics or ModelMetrics()).sparsity or {}
     return {str(k): float(v) for k, v in sp.items() if _num(v) is not None}
 
 
 def _parity_rows(m: Manifest) -> list[dict[str, Any]]:
     """One row per (artifact or pair, output) from per-artifact parity and the cross-format check."""
     rows = []
-    sources = [(a.file, a.parity) for a in m.artifacts]
-    cross = m.parity.cross_format
+    sources = [(a.file, a.parity) for a in m.artifacts if a.parity is not None]
+    cross = m.parity.cross_format if m.parity is not None else None
     if cross is not None:
         sources.append((cross.pair or "cross-format", cross))
     for name, p in sources:
@@ -136,24 +142,25 @@ def _parity_rows(m: Manifest) -> list[dict[str, Any]]:
 
 def _accuracy_checks(m: Manifest) -> dict[str, Any]:
     """The baselines, the budget, the pruning attempts and the warnings, as text rows both renderers show."""
-    base, budget = m.metrics.baselines, m.budget
-    out: dict[str, Any] = {"warnings": [str(w) for w in m.warnings]}
+    base, budget = (m.metrics or ModelMetrics()).baselines, m.budget
+    out: dict[str, Any] = {"warnings": [str(w) for w in m.warnings or ()]}
     if base is not None:
         rows = [["majority class (always the most frequent training class)", _cell(base.majority)],
                 [f"linear ({base.linear_model or 'logistic regression'})", _cell(base.linear)]]
         for art in m.artifacts:
-            chance = art.metrics.chance_check
+            chance = art.metrics.chance_check if art.metrics else None
             if chance is not None:
                 rows.append([f"{art.file}: above chance (needs {_cell(chance.required_accuracy)}, "
                              f"p = {_cell(chance.p_value)})", _cell(chance.accuracy)])
         out["baselines"] = rows
-    out["budget"] = (
-        f"Budget: every artifact within {_cell(budget.max_accuracy_drop)} top-1 "
-        f"(judged as {_cell(budget.effective_max_drop)} on {_cell(budget.decision_samples)} "
-        f"{budget.judged_on} samples) of the {budget.reference} "
-        f"({_cell(budget.reference_val_accuracy)})."
-    )
-    out["prune_attempts"] = list(m.compression.prune_attempts)
+    if budget is not None:
+        out["budget"] = (
+            f"Budget: every artifact within {_cell(budget.max_accuracy_drop)} top-1 "
+            f"(judged as {_cell(budget.effective_max_drop)} on {_cell(budget.decision_samples)} "
+            f"{budget.judged_on} samples) of the {budget.reference} "
+            f"({_cell(budget.reference_val_accuracy)})."
+        )
+    out["prune_attempts"] = list(_compression(m).prune_attempts)
     return out
 
 
@@ -199,11 +206,11 @@ def _md_table(headers: list[str], rows: list[list[str]], right: set[int] | None 
 def render_markdown(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None) -> str:
     """The bundle report as Markdown (``report.md``); the Pareto plot is in ``report.html`` only."""
     manifest, baseline = as_records(manifest, baseline)
-    met = manifest.metrics
+    met = manifest.metrics or ModelMetrics()
     lines = [f"# edgeship bundle: {manifest.name}", ""]
     lines.append(
         f"Built {manifest.created} by edgeship {manifest.edgeship_version}, "
-        f"recipe sha256 `{manifest.recipe_sha256[:12]}`."
+        f"recipe sha256 `{str(manifest.recipe_sha256)[:12]}`."
     )
     if _num(met.keras_float32_accuracy) is not None:
         lines += [
@@ -243,7 +250,7 @@ def render_markdown(manifest: Manifest | dict[str, Any], baseline: Baseline | di
                 f"Latency: {t.get('threads', 1)} engine thread(s), batch 1, {t.get('rounds')} rounds interleaved "
                 "with the reference workload (see baseline.json); the ratio is what `edgeship check` gates.",
             ]
-    ev = manifest.metrics.evaluation
+    ev = met.evaluation
     if ev is not None:
         lines += ["", "## Evaluation", ""]
         if _num(ev.accuracy) is not None:
@@ -290,12 +297,12 @@ def render_markdown(manifest: Manifest | dict[str, Any], baseline: Baseline | di
         lines += ["", "## Kernel sparsity", ""] + _md_table(
             ["layer", "zeros"], [[k, f"{v:.1%}"] for k, v in sp.items()], {1}
         )
-    schedule = manifest.compression.schedule
+    schedule = _compression(manifest).schedule
     if schedule:
         lines += ["", "## Pruning schedule", ""] + _md_table(
             ["setting", "value"], [[str(k), _cell(v)] for k, v in schedule.items()]
         )
-    att = list(manifest.compression.quantization_attempts)
+    att = list(_compression(manifest).quantization_attempts)
     if att:
         keys = list(dict.fromkeys(k for a in att for k in a))
         lines += ["", "## Quantization attempts", ""] + _md_table(
@@ -307,7 +314,7 @@ def render_markdown(manifest: Manifest | dict[str, Any], baseline: Baseline | di
                 if any(isinstance(a.get(k), (int, float)) and not isinstance(a.get(k), bool) for a in att)
             },
         )
-    sq = manifest.compression.sqnr_db
+    sq = _compression(manifest).sqnr_db
     if sq:
         lines += ["", "## SQNR per tensor (dB)", ""] + _md_table(
             ["tensor", "SQNR dB"], [[_short(k), _cell(v)] for k, v in _flat(sq)], {1}
@@ -316,7 +323,7 @@ def render_markdown(manifest: Manifest | dict[str, Any], baseline: Baseline | di
 
 
 def _labels(manifest: Manifest, n: int) -> list[str]:
-    labels = [str(x) for x in manifest.labels]
+    labels = [str(x) for x in manifest.labels or ()]
     return labels if len(labels) == n else [str(i) for i in range(n)]
 
 
@@ -429,14 +436,16 @@ def _pf(passed: Any) -> tuple[str, str]:
 def render_html(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None) -> str:
     """The bundle report as one self-contained HTML page (no external resources)."""
     manifest, baseline = as_records(manifest, baseline)
-    met = manifest.metrics
+    met = manifest.metrics or ModelMetrics()
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>edgeship report: {_h(manifest.name)}</title><style>{_CSS}</style></head><body>",
         f"<h1>edgeship bundle: {_h(manifest.name)}</h1>",
         f'<p class="meta">Built {_h(manifest.created)} by edgeship {_h(manifest.edgeship_version)}, '
-        f"recipe sha256 <code>{_h(manifest.recipe_sha256[:12])}</code>, dataset {_h(manifest.dataset.name)}.</p>",
+        f"recipe sha256 <code>{_h(str(manifest.recipe_sha256)[:12])}</code>"
+        + (f", dataset {_h(manifest.dataset.name)}" if manifest.dataset is not None else "")
+        + ".</p>",
     ]
     if _num(met.keras_float32_accuracy) is not None:
         parts.append(
@@ -489,7 +498,7 @@ def render_html(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[s
                 "<h2>Accuracy vs latency</h2>",
                 f'<img alt="Pareto plot of accuracy against p50 latency" src="data:image/png;base64,{base64.b64encode(png).decode()}">',
             ]
-    ev = manifest.metrics.evaluation
+    ev = met.evaluation
     if ev is not None:
         parts.append("<h2>Evaluation</h2>")
         bits = []
@@ -573,7 +582,7 @@ def render_html(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[s
                 ],
             ),
         ]
-    att = list(manifest.compression.quantization_attempts)
+    att = list(_compression(manifest).quantization_attempts)
     if att:
         keys = list(dict.fromkeys(k for a in att for k in a))
         body = []
@@ -587,13 +596,13 @@ def render_html(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[s
                 ]
             )
         parts += ["<h2>Quantization attempts</h2>", _html_table(keys, body)]
-    sq = manifest.compression.sqnr_db
+    sq = _compression(manifest).sqnr_db
     if sq:
         parts += [
             "<h2>SQNR per tensor (dB)</h2>",
             _html_table(["tensor", "SQNR dB"], [[(_h(_short(k)), ""), (_h(_cell(v)), "n")] for k, v in _flat(sq)]),
         ]
-    timings = manifest.timings_s
+    timings = manifest.timings_s or {}
     if timings:
         parts += [
             "<h2>Build timings</h2>",

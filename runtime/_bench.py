@@ -205,14 +205,14 @@ def benchmark(
         def open_model(t: int | None = threads, entry: ArtifactRecord = entry) -> Model:
             return load_file(
                 p / entry.file, entry.format, threads=t, precision=entry.precision,
-                labels=list(manifest.labels), text=manifest.text,
+                labels=manifest.label_list(), text=manifest.text,
             )
 
         r = {
             "file": entry.file,
             "bytes": entry.bytes,
             "threads": threads,
-            "manifest_accuracy": entry.metrics.accuracy,
+            "manifest_accuracy": entry.metrics.accuracy if entry.metrics else None,
             **_measure(open_model, x, eval_data=eval_data, **kw),
         }
         if thread_sweep:

@@ -77,7 +77,8 @@ def verify_bundle(folder: Path, manifest: Manifest) -> None:
     """Verify every artifact (and the eval sample) against the manifest."""
     for entry in manifest.artifacts:
         verify_file(folder, entry)
-    verify_file(folder, manifest.eval)
+    if manifest.eval is not None:
+        verify_file(folder, manifest.eval)
 
 
 def choose_artifact(

@@ -215,7 +215,7 @@ def measure_bundle(
             "precision": entry.precision,
             "sha256": entry.sha256,
             "bytes": (folder / entry.file).stat().st_size,
-            "ram_bytes": entry.estimates.ram_arena_bytes,
+            "ram_bytes": entry.estimates.ram_arena_bytes if entry.estimates else None,
             "accuracy": acc,
             **({"accuracy_error": acc_error} if acc_error else {}),
             "latency_ratio": lat["ratio"],

@@ -152,7 +152,7 @@ def _load_bundle(
         providers=providers,
         nan_policy=nan_policy,
         precision=entry.precision,
-        labels=list(manifest.labels),
+        labels=manifest.label_list(),
         preprocessing=manifest.preprocessing,
         text=manifest.text,
         probe=probe,

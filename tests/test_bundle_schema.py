@@ -96,6 +96,20 @@ def test_malformed_manifest_names_the_field(bundle_copy: Path) -> None:
         load(bundle_copy)
 
 
+def test_a_device_needs_only_name_and_artifact_files(bundle_copy: Path, capsys: Any) -> None:
+    """Build sections are optional: any writer of model files makes a bundle the runtime loads and validates."""
+    d = _manifest(bundle_copy)
+    keep = ("file", "sha256", "bytes", "format", "precision")
+    minimal = {"schema": d["schema"], "name": "minimal", "artifacts": [{k: a[k] for k in keep} for a in d["artifacts"]]}
+    _write(bundle_copy, minimal)
+    m = read_manifest(bundle_copy)
+    assert m.schema_version == 1 and m.labels is None and m.artifacts[0].metrics is None
+    assert m.to_json() == {**minimal, "schema_version": 1}
+    with load(bundle_copy) as model:
+        assert model.path.name == "model.float32.tflite" and model.labels is None
+    jsonschema.Draft202012Validator(_printed_schema(capsys)).validate({**minimal, "schema_version": 1})
+
+
 def test_unknown_keys_are_kept(default_bundle: Path) -> None:
     """A field added later within one schema version is ignored by readers and written back unchanged."""
     d = _manifest(default_bundle)
@@ -138,9 +152,11 @@ def test_schema_cli_validates_a_built_manifest(default_bundle: Path, capsys: Any
         lambda d: d.update(schema_version=2),
         lambda d: d["artifacts"][1]["parity"]["outputs"]["probs"].update(sqnr_db="inf"),
         lambda d: d["artifacts"][0].update(format="tflite-micro"),
-        lambda d: d.pop("eval"),
+        lambda d: d["eval"].update(sha256=None),
+        lambda d: d["parity"].pop("cross_format"),
     ],
-    ids=["sha256-number", "no-file", "no-artifacts", "version-2", "sqnr-inf-string", "bad-format", "no-eval"],
+    ids=["sha256-number", "no-file", "no-artifacts", "version-2", "sqnr-inf-string", "bad-format", "eval-sha256-null",
+         "parity-without-cross-format"],
 )
 def test_schema_rejects_a_corrupted_manifest(default_bundle: Path, capsys: Any, corrupt: Any) -> None:
     validator = jsonschema.Draft202012Validator(_printed_schema(capsys))

@@ -98,8 +98,8 @@ def test_only_sections_with_data_are_rendered(manifest: dict) -> None:
 def test_reports_read_the_manifest_through_its_records(manifest: dict) -> None:
     """A dict is validated as a Manifest first: a malformed one is a BundleError naming the field."""
     bad = copy.deepcopy(manifest)
-    del bad["artifacts"][0]["metrics"]
-    with pytest.raises(BundleError, match=r"artifacts\[0\] to hold 'metrics'"):
+    bad["artifacts"][0]["metrics"]["accuracy"] = "high"
+    with pytest.raises(BundleError, match=r"artifacts\[0\]\.metrics\.accuracy to be a number"):
         render_markdown(bad)
     assert render_markdown(Manifest.from_json(manifest)) == render_markdown(manifest)
 
