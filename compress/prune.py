@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeship._tf import check_keras2_model, tf_modules, tfmot
 from edgeship.compress.distill import Distillation, distiller
-from edgeship.runtime._errors import RecipeError
+from edgeship.errors import RecipeError
 from edgeship.train import compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
 
 ScheduleKind = Literal["constant", "polynomial"]

@@ -20,6 +20,7 @@ import numpy as np
 
 import edgeship
 from edgeship._progress import say, stage
+from edgeship.bundle import Manifest
 from edgeship.export._report import write_reports
 from edgeship.recipe import Recipe
 from edgeship.variants import CompressData, VariantMaker
@@ -242,8 +243,8 @@ def _finish(bundle: Any, manifest: dict[str, Any], timings: dict[str, float]) ->
     """Write the manifest, measure the device baseline, write the reports."""
     from edgeship.runtime._check import BASELINE_FILE, measure_bundle, write_baseline
 
-    bundle.write_manifest(manifest)
+    bundle.write_manifest(Manifest.new(manifest))  # typed and validated: BundleError names a bad field
     with stage("baseline: accuracy, size, latency ratio to the reference", timings):
         baseline = measure_bundle(bundle.path(""))
         write_baseline(bundle.path(BASELINE_FILE), baseline)
-    write_reports(bundle.path(""), manifest, baseline)
+    write_reports(bundle.path(""), Manifest.new(manifest), baseline)  # timings now include the baseline stage

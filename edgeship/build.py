@@ -78,8 +78,8 @@ def build(recipe: Recipe, out: str | Path) -> Path:
     on any failure no bundle (and no partial file) is left at ``out``.
     """
     from edgeship import train
+    from edgeship.errors import AccuracyBudgetError
     from edgeship.export._bundle import check_target
-    from edgeship.runtime._errors import AccuracyBudgetError
 
     out = Path(out)
     check_target(out.absolute())  # fail before training, not after
@@ -352,7 +352,7 @@ def export_saved_model(
     import hashlib
 
     from edgeship.export._bundle import check_target
-    from edgeship.runtime._errors import InputError
+    from edgeship.runtime import InputError
 
     out, data, model_path = Path(out), Path(data), Path(model_path)
     check_target(out.absolute())
@@ -400,7 +400,7 @@ def _export_data_from_npz(path: Path, recipe_path: str | Path | None) -> tuple[R
     import json
 
     from edgeship.recipe import load_recipe
-    from edgeship.runtime._errors import InputError
+    from edgeship.runtime import InputError
 
     recipe = load_recipe(recipe_path)
     try:
@@ -428,7 +428,7 @@ def _export_data_from_npz(path: Path, recipe_path: str | Path | None) -> tuple[R
 
 def _export_labels(source: dict[str, Any], n_outputs: int, data: Path) -> list[str]:
     """The class names for a model with ``n_outputs`` scores; labels in ``y`` must name one of them."""
-    from edgeship.runtime._errors import InputError
+    from edgeship.runtime import InputError
 
     labels = source["labels"] or [str(i) for i in range(n_outputs)]
     if len(labels) != n_outputs:
@@ -442,7 +442,7 @@ def _export_labels(source: dict[str, Any], n_outputs: int, data: Path) -> list[s
 
 
 def _keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray, data: Path) -> float:
-    from edgeship.runtime._errors import InputError
+    from edgeship.runtime import InputError
 
     want = tuple(model.input_shape[1:])
     if tuple(x.shape[1:]) != want:
@@ -457,7 +457,7 @@ def _keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray, data: Path) -> flo
 
 def _load_keras_model(path: Path) -> Any:
     from edgeship._tf import check_keras2_model, tf_modules
-    from edgeship.runtime._errors import InputError
+    from edgeship.runtime import InputError
 
     if not path.exists():
         raise InputError(f"Expected --model to be a saved tf_keras model. Received: {path}, which does not exist.")

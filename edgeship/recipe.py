@@ -14,7 +14,7 @@ from typing import Any, Literal
 import tomllib
 
 from edgeship._tf import require
-from edgeship.runtime._errors import RecipeError
+from edgeship.errors import RecipeError
 
 require("pydantic", "Reading a build recipe")
 

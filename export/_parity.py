@@ -2,7 +2,7 @@
 
 Checks in the order Optimum's ``validate_model_outputs`` does: output names,
 then shapes, then values; every failure is collected before one typed
-:class:`~edgeship.runtime.ParityError` lists them all.
+:class:`~edgeship.errors.ParityError` lists them all.
 
 * float variants (``float32``, ``float16``, ...): the largest absolute
   difference per output must be within that variant's tolerance.
@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.runtime._errors import ParityError
+from edgeship.bundle import is_float_precision
+from edgeship.errors import ParityError
+from edgeship.metrics import sqnr_db, sqnr_json
 
 
 @dataclass
@@ -48,22 +50,6 @@ class Tolerance:
 
     def atol_for(self, precision: str) -> float:
         return float(self.atol.get(precision, self.default_atol))
-
-
-def is_float_precision(precision: str) -> bool:
-    return precision.startswith(("float", "fp", "bf"))
-
-
-def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """``20*log10(||x|| / ||x - y||)``; ``inf`` when identical, ``-inf`` for a zero ``x`` or infinite noise."""
-    x = np.asarray(reference, dtype=np.float64).ravel()
-    noise = float(np.linalg.norm(x - np.asarray(candidate, dtype=np.float64).ravel()))
-    signal = float(np.linalg.norm(x))
-    if noise == 0.0:
-        return math.inf
-    if signal == 0.0 or noise == math.inf:
-        return -math.inf
-    return 20.0 * math.log10(signal / noise)
 
 
 TOP1_RULE = (
@@ -169,7 +155,7 @@ def compare(
         if quantized:
             sq = sqnr_db(x, y)
             top1, rule = top1_agreement(x, y) if classifier is None or name in classifier else (None, None)
-            entry.update(sqnr_db=_finite(sq), top1_agreement=top1, top1_rule=rule)
+            entry.update(sqnr_db=sqnr_json(sq), top1_agreement=top1, top1_rule=rule)
             if top1 is not None and rule is not None and top1 < min_top1:
                 failures.append(
                     f"{label}: output {name!r} top-1 agreement {top1:.4f} on {_decisive(rule)} < {min_top1} "
@@ -296,7 +282,7 @@ def check_cross(
             "max_abs_diff": _finite(max_diff),
             "top1_agreement": top1,
             "top1_rule": rule,
-            "sqnr_db": _finite(sqnr_db(x, y)),
+            "sqnr_db": sqnr_json(sqnr_db(x, y)),
         }
         if top1 is not None and rule is not None and top1 < min_top1:
             failures.append(

@@ -1,9 +1,10 @@
 """``report.md`` and a self-contained ``report.html`` for a bundle.
 
-Both are rendered from the manifest (and, when given, the ``baseline.json``
-measurements: per-call latency and the ratio to the reference workload). Only
-sections whose data exists are rendered, so older or partial manifests still give
-a valid report. ``report.html`` inlines everything (CSS, the Pareto plot as a
+Both are rendered from the manifest's records (:mod:`edgeship.bundle`; a dict is
+read through :class:`~edgeship.bundle.Manifest` first) and, when given, the
+``baseline.json`` measurements: per-call latency and the ratio to the reference
+workload. Only sections whose data exists are rendered (an export has no
+evaluation or pruning tables, a run without a baseline no latency). ``report.html`` inlines everything (CSS, the Pareto plot as a
 base64 PNG): it opens offline, from a mail attachment or a CI artifact.
 """
 
@@ -16,7 +17,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-Manifest = dict[str, Any]
+from edgeship.bundle import Baseline, Compression, Manifest, ModelMetrics, OutputParity
+
+
+def as_records(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None
+               ) -> tuple[Manifest, Baseline | None]:
+    """The manifest (and baseline) as records; dicts are validated (``BundleError`` naming a bad field)."""
+    m = manifest if isinstance(manifest, Manifest) else Manifest.from_json(manifest)
+    b = baseline if baseline is None or isinstance(baseline, Baseline) else Baseline.from_json(baseline)
+    return m, b
 
 
 # -- data gathering (shared by both renderers) -----------------------------------
@@ -24,30 +33,31 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def variant_rows(manifest: Manifest, baseline: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def variant_rows(
+    manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """One row per artifact: file, format, precision, bytes, gzip, accuracy, drop, p50/p99 ms, ratio, RAM."""
-    measured = (baseline or {}).get("artifacts") or {}
+    m, bl = as_records(manifest, baseline)
     rows = []
-    for a in manifest.get("artifacts", []):
-        met = a.get("metrics") or {}
-        est = a.get("estimates") or {}
-        b = measured.get(a.get("file"), {})
-        lat = b.get("latency_ms") or {}
+    for a in m.artifacts:
+        b = bl.artifacts.get(a.file) if bl is not None else None
+        met, est = a.metrics, a.estimates
+        lat = (b.latency_ms if b is not None else None) or {}
         rows.append(
             {
-                "file": a.get("file"),
-                "format": a.get("format"),
-                "precision": a.get("precision"),
-                "bytes": _num(a.get("bytes")),
-                "gzip_bytes": _num(met.get("gzip_bytes")),
-                "accuracy": _num(met.get("accuracy", b.get("accuracy"))),
-                "accuracy_drop": _num(met.get("accuracy_drop")),
+                "file": a.file,
+                "format": a.format,
+                "precision": a.precision,
+                "bytes": _num(a.bytes),
+                "gzip_bytes": _num(met.gzip_bytes if met else None),
+                "accuracy": _num(met.accuracy if met else b.accuracy if b else None),
+                "accuracy_drop": _num(met.accuracy_drop if met else None),
                 "p50_ms": _num(lat.get("p50")),
                 "p99_ms": _num(lat.get("p99")),
-                "latency_ratio": _num(b.get("latency_ratio")),
-                "ram_bytes": _num(est.get("ram_arena_bytes", b.get("ram_bytes"))),
-                "rss_bytes": _num(est.get("rss_increase_bytes")),
-                "parity": (a.get("parity") or {}).get("passed"),
+                "latency_ratio": _num(b.latency_ratio if b else None),
+                "ram_bytes": _num(est.ram_arena_bytes if est else b.ram_bytes if b else None),
+                "rss_bytes": _num(est.rss_increase_bytes if est else None),
+                "parity": a.parity.passed if a.parity else None,
             }
         )
     return rows
@@ -93,82 +103,65 @@ def _fmt(v: Any, kind: str) -> str:
     return str(v)
 
 
-def _evaluation(manifest: Manifest) -> dict[str, Any]:
-    ev = (manifest.get("metrics") or {}).get("evaluation")
-    return ev if isinstance(ev, dict) else {}
+def _compression(m: Manifest) -> Compression:
+    """The compression section, empty when the manifest has none (an export without pruning tables)."""
+    return m.compression or Compression(sparsity={}, schedule={}, prune_attempts=(), quantization_attempts=(), sqnr_db={})
 
 
-def _sparsity(manifest: Manifest) -> dict[str, float]:
-    comp = manifest.get("compression") or {}
-    sp = comp.get("sparsity") or (manifest.get("metrics") or {}).get("sparsity") or {}
+def _sparsity(m: Manifest) -> dict[str, float]:
+    sp = _compression(m).sparsity or (m.metrics or ModelMetrics()).sparsity or {}
     return {str(k): float(v) for k, v in sp.items() if _num(v) is not None}
 
 
-def _parity_rows(manifest: Manifest) -> list[dict[str, Any]]:
+def _parity_rows(m: Manifest) -> list[dict[str, Any]]:
     """One row per (artifact or pair, output) from per-artifact parity and the cross-format check."""
     rows = []
-    sources = [(a.get("file"), a.get("parity")) for a in manifest.get("artifacts", [])]
-    cross = (manifest.get("parity") or {}).get("cross_format")
-    if isinstance(cross, dict):
-        sources.append((cross.get("pair", "cross-format"), cross))
+    sources = [(a.file, a.parity) for a in m.artifacts if a.parity is not None]
+    cross = m.parity.cross_format if m.parity is not None else None
+    if cross is not None:
+        sources.append((cross.pair or "cross-format", cross))
     for name, p in sources:
-        if not isinstance(p, dict):
-            continue
-        limits = p.get("limits") or {}
-        limit = ", ".join(f"{k} {v}" for k, v in limits.items())
-        outputs = p.get("outputs") or {"–": {}}
+        limit = ", ".join(f"{k} {v}" for k, v in (p.limits or {}).items())
+        outputs: dict[str, OutputParity | None] = dict(p.outputs) or {"–": None}
         for out, o in outputs.items():
             rows.append(
                 {
                     "artifact": name,
                     "output": out,
-                    "check": p.get("check", "cross" if "pair" in p else ""),
-                    "max_abs_diff": _num(o.get("max_abs_diff")),
-                    "sqnr_db": _num(o.get("sqnr_db")),
-                    "top1_agreement": _num(o.get("top1_agreement")),
+                    "check": p.check or ("cross" if p.pair is not None else ""),
+                    "max_abs_diff": _num(o.max_abs_diff) if o else None,
+                    "sqnr_db": _num(o.sqnr_db) if o else None,
+                    "top1_agreement": _num(o.top1_agreement) if o else None,
                     "limits": limit,
-                    "passed": p.get("passed"),
-                    "failures": "; ".join(p.get("failures") or []),
+                    "passed": p.passed,
+                    "failures": "; ".join(p.failures),
                 }
             )
     return rows
 
 
-def _attempts(manifest: Manifest) -> list[dict[str, Any]]:
-    att = (manifest.get("compression") or {}).get("quantization_attempts") or []
-    return [a for a in att if isinstance(a, dict)]
-
-
-def _accuracy_checks(manifest: Manifest) -> dict[str, Any]:
+def _accuracy_checks(m: Manifest) -> dict[str, Any]:
     """The baselines, the budget, the pruning attempts and the warnings, as text rows both renderers show."""
-    m = manifest.get("metrics") or {}
-    base = m.get("baselines") if isinstance(m.get("baselines"), dict) else {}
-    budget = manifest.get("budget") if isinstance(manifest.get("budget"), dict) else {}
-    out: dict[str, Any] = {"warnings": [str(w) for w in manifest.get("warnings") or []]}
-    if base:
-        rows = [["majority class (always the most frequent training class)", _cell(base.get("majority"))],
-                [f"linear ({base.get('linear_model', 'logistic regression')})", _cell(base.get("linear"))]]
-        for art in manifest.get("artifacts") or []:
-            chance = (art.get("metrics") or {}).get("chance_check") or {}
-            if chance:
-                rows.append([f"{art.get('file')}: above chance (needs {_cell(chance.get('required_accuracy'))}, "
-                             f"p = {_cell(chance.get('p_value'))})", _cell(chance.get("accuracy"))])
+    base, budget = (m.metrics or ModelMetrics()).baselines, m.budget
+    out: dict[str, Any] = {"warnings": [str(w) for w in m.warnings or ()]}
+    if base is not None:
+        rows = [["majority class (always the most frequent training class)", _cell(base.majority)],
+                [f"linear ({base.linear_model or 'logistic regression'})", _cell(base.linear)]]
+        for art in m.artifacts:
+            chance = art.metrics.chance_check if art.metrics else None
+            if chance is not None:
+                rows.append([f"{art.file}: above chance (needs {_cell(chance.required_accuracy)}, "
+                             f"p = {_cell(chance.p_value)})", _cell(chance.accuracy)])
         out["baselines"] = rows
-    if budget:
+    if budget is not None:
         out["budget"] = (
-            f"Budget: every artifact within {_cell(budget.get('max_accuracy_drop'))} top-1 "
-            f"(judged as {_cell(budget.get('effective_max_drop'))} on {_cell(budget.get('decision_samples'))} "
-            f"{budget.get('judged_on', 'decision')} samples) of the {budget.get('reference', 'reference')} "
-            f"({_cell(budget.get('reference_val_accuracy'))})."
+            f"Budget: every artifact within {_cell(budget.max_accuracy_drop)} top-1 "
+            f"(judged as {_cell(budget.effective_max_drop)} on {_cell(budget.decision_samples)} "
+            f"{budget.judged_on} samples) of the {budget.reference} "
+            f"({_cell(budget.reference_val_accuracy)})."
         )
-    att = (manifest.get("compression") or {}).get("prune_attempts") or []
-    out["prune_attempts"] = [a for a in att if isinstance(a, dict)]
+    out["prune_attempts"] = list(_compression(m).prune_attempts)
     return out
-
-
-def _sqnr(manifest: Manifest) -> dict[str, Any]:
-    sq = (manifest.get("compression") or {}).get("sqnr_db") or {}
-    return sq if isinstance(sq, dict) else {}
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -210,21 +203,22 @@ def _md_table(headers: list[str], rows: list[list[str]], right: set[int] | None 
     return lines
 
 
-def render_markdown(manifest: Manifest, baseline: dict[str, Any] | None = None) -> str:
+def render_markdown(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None) -> str:
     """The bundle report as Markdown (``report.md``); the Pareto plot is in ``report.html`` only."""
-    m = manifest.get("metrics") or {}
-    lines = [f"# edgeship bundle: {manifest.get('name')}", ""]
+    manifest, baseline = as_records(manifest, baseline)
+    met = manifest.metrics or ModelMetrics()
+    lines = [f"# edgeship bundle: {manifest.name}", ""]
     lines.append(
-        f"Built {manifest.get('created')} by edgeship {manifest.get('edgeship_version')}, "
-        f"recipe sha256 `{str(manifest.get('recipe_sha256'))[:12]}`."
+        f"Built {manifest.created} by edgeship {manifest.edgeship_version}, "
+        f"recipe sha256 `{str(manifest.recipe_sha256)[:12]}`."
     )
-    if _num(m.get("keras_float32_accuracy")) is not None:
+    if _num(met.keras_float32_accuracy) is not None:
         lines += [
             "",
-            f"Keras float32 test accuracy: {m['keras_float32_accuracy']:.4f}"
+            f"Keras float32 test accuracy: {met.keras_float32_accuracy:.4f}"
             + (
-                f"; after compression (reference for the artifacts): {m['keras_reference_accuracy']:.4f}."
-                if _num(m.get("keras_reference_accuracy")) is not None
+                f"; after compression (reference for the artifacts): {met.keras_reference_accuracy:.4f}."
+                if _num(met.keras_reference_accuracy) is not None
                 else "."
             ),
         ]
@@ -249,29 +243,27 @@ def render_markdown(manifest: Manifest, baseline: dict[str, Any] | None = None) 
             [[_fmt(r.get(c[0]), c[2]) for c in cols] for r in rows],
             {i for i, c in enumerate(cols) if c[2] not in ("s", "b")},
         )
-        if baseline:
-            t = baseline.get("timing") or {}
+        if baseline is not None:
+            t = baseline.timing
             lines += [
                 "",
                 f"Latency: {t.get('threads', 1)} engine thread(s), batch 1, {t.get('rounds')} rounds interleaved "
                 "with the reference workload (see baseline.json); the ratio is what `edgeship check` gates.",
             ]
-    ev = _evaluation(manifest)
-    if ev:
+    ev = met.evaluation
+    if ev is not None:
         lines += ["", "## Evaluation", ""]
-        if _num(ev.get("accuracy")) is not None:
-            lines.append(
-                f"Accuracy {ev['accuracy']:.4f}" + (f" on {ev['artifact']}" if ev.get("artifact") else "") + "."
-            )
-        if isinstance(ev.get("macro"), dict):
-            lines.append("Macro: " + ", ".join(f"{k} {_cell(v)}" for k, v in ev["macro"].items()) + ".")
-        pc = ev.get("per_class") or {}
+        if _num(ev.accuracy) is not None:
+            lines.append(f"Accuracy {ev.accuracy:.4f}" + (f" on {ev.artifact}" if ev.artifact else "") + ".")
+        if ev.macro:
+            lines.append("Macro: " + ", ".join(f"{k} {_cell(v)}" for k, v in ev.macro.items()) + ".")
+        pc = ev.per_class
         if pc:
             keys = ["precision", "recall", "f1", "support"]
             lines += [""] + _md_table(
-                ["class", *keys], [[str(k), *(_cell(v.get(x)) for x in keys)] for k, v in pc.items()], {1, 2, 3, 4}
+                ["class", *keys], [[str(k), *(_cell(getattr(v, x)) for x in keys)] for k, v in pc.items()], {1, 2, 3, 4}
             )
-        cm = ev.get("confusion_matrix")
+        cm = ev.confusion_matrix
         if cm:
             labels = _labels(manifest, len(cm))
             lines += ["", "Confusion matrix (rows: true, columns: predicted):", ""]
@@ -305,12 +297,12 @@ def render_markdown(manifest: Manifest, baseline: dict[str, Any] | None = None) 
         lines += ["", "## Kernel sparsity", ""] + _md_table(
             ["layer", "zeros"], [[k, f"{v:.1%}"] for k, v in sp.items()], {1}
         )
-    schedule = (manifest.get("compression") or {}).get("schedule") or {}
+    schedule = _compression(manifest).schedule
     if schedule:
         lines += ["", "## Pruning schedule", ""] + _md_table(
             ["setting", "value"], [[str(k), _cell(v)] for k, v in schedule.items()]
         )
-    att = _attempts(manifest)
+    att = list(_compression(manifest).quantization_attempts)
     if att:
         keys = list(dict.fromkeys(k for a in att for k in a))
         lines += ["", "## Quantization attempts", ""] + _md_table(
@@ -322,7 +314,7 @@ def render_markdown(manifest: Manifest, baseline: dict[str, Any] | None = None) 
                 if any(isinstance(a.get(k), (int, float)) and not isinstance(a.get(k), bool) for a in att)
             },
         )
-    sq = _sqnr(manifest)
+    sq = _compression(manifest).sqnr_db
     if sq:
         lines += ["", "## SQNR per tensor (dB)", ""] + _md_table(
             ["tensor", "SQNR dB"], [[_short(k), _cell(v)] for k, v in _flat(sq)], {1}
@@ -331,7 +323,7 @@ def render_markdown(manifest: Manifest, baseline: dict[str, Any] | None = None) 
 
 
 def _labels(manifest: Manifest, n: int) -> list[str]:
-    labels = [str(x) for x in (manifest.get("labels") or [])]
+    labels = [str(x) for x in manifest.labels or ()]
     return labels if len(labels) == n else [str(i) for i in range(n)]
 
 
@@ -441,25 +433,26 @@ def _pf(passed: Any) -> tuple[str, str]:
     return ("pass", "pass") if passed else ("FAIL", "fail")
 
 
-def render_html(manifest: Manifest, baseline: dict[str, Any] | None = None) -> str:
+def render_html(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None) -> str:
     """The bundle report as one self-contained HTML page (no external resources)."""
-    m = manifest.get("metrics") or {}
+    manifest, baseline = as_records(manifest, baseline)
+    met = manifest.metrics or ModelMetrics()
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>edgeship report: {_h(manifest.get('name'))}</title><style>{_CSS}</style></head><body>",
-        f"<h1>edgeship bundle: {_h(manifest.get('name'))}</h1>",
-        f'<p class="meta">Built {_h(manifest.get("created"))} by edgeship {_h(manifest.get("edgeship_version"))}, '
-        f"recipe sha256 <code>{_h(str(manifest.get('recipe_sha256'))[:12])}</code>"
-        + (f", dataset {_h((manifest.get('dataset') or {}).get('name'))}" if manifest.get("dataset") else "")
+        f"<title>edgeship report: {_h(manifest.name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>edgeship bundle: {_h(manifest.name)}</h1>",
+        f'<p class="meta">Built {_h(manifest.created)} by edgeship {_h(manifest.edgeship_version)}, '
+        f"recipe sha256 <code>{_h(str(manifest.recipe_sha256)[:12])}</code>"
+        + (f", dataset {_h(manifest.dataset.name)}" if manifest.dataset is not None else "")
         + ".</p>",
     ]
-    if _num(m.get("keras_float32_accuracy")) is not None:
+    if _num(met.keras_float32_accuracy) is not None:
         parts.append(
-            f"<p>Keras float32 test accuracy <b>{m['keras_float32_accuracy']:.4f}</b>"
+            f"<p>Keras float32 test accuracy <b>{met.keras_float32_accuracy:.4f}</b>"
             + (
-                f"; after compression <b>{m['keras_reference_accuracy']:.4f}</b>"
-                if _num(m.get("keras_reference_accuracy")) is not None
+                f"; after compression <b>{met.keras_reference_accuracy:.4f}</b>"
+                if _num(met.keras_reference_accuracy) is not None
                 else ""
             )
             + ".</p>"
@@ -492,9 +485,8 @@ def render_html(manifest: Manifest, baseline: dict[str, Any] | None = None) -> s
                     cells.append((_h(_fmt(v, kind)), "" if kind == "s" else "n"))
             body.append(cells)
         parts += ["<h2>Variants</h2>", _html_table([c[1] for c in cols], body)]
-        if baseline:
-            t = baseline.get("timing") or {}
-            mach = baseline.get("machine") or {}
+        if baseline is not None:
+            t, mach = baseline.timing, baseline.machine
             parts.append(
                 f'<p class="meta">Latency: batch 1, {_h(t.get("threads", 1))} engine thread(s), {_h(t.get("rounds"))} rounds '
                 f"interleaved with the fixed reference workload, on {_h(mach.get('cpu') or mach.get('machine') or '?')}. "
@@ -506,19 +498,17 @@ def render_html(manifest: Manifest, baseline: dict[str, Any] | None = None) -> s
                 "<h2>Accuracy vs latency</h2>",
                 f'<img alt="Pareto plot of accuracy against p50 latency" src="data:image/png;base64,{base64.b64encode(png).decode()}">',
             ]
-    ev = _evaluation(manifest)
-    if ev:
+    ev = met.evaluation
+    if ev is not None:
         parts.append("<h2>Evaluation</h2>")
         bits = []
-        if _num(ev.get("accuracy")) is not None:
-            bits.append(
-                f"accuracy <b>{ev['accuracy']:.4f}</b>" + (f" ({_h(ev['artifact'])})" if ev.get("artifact") else "")
-            )
-        if isinstance(ev.get("macro"), dict):
-            bits.append("macro " + ", ".join(f"{_h(k)} {_h(_cell(v))}" for k, v in ev["macro"].items()))
+        if _num(ev.accuracy) is not None:
+            bits.append(f"accuracy <b>{ev.accuracy:.4f}</b>" + (f" ({_h(ev.artifact)})" if ev.artifact else ""))
+        if ev.macro:
+            bits.append("macro " + ", ".join(f"{_h(k)} {_h(_cell(v))}" for k, v in ev.macro.items()))
         if bits:
             parts.append("<p>" + "; ".join(bits) + ".</p>")
-        cm = ev.get("confusion_matrix")
+        cm = ev.confusion_matrix
         if cm:
             labels = _labels(manifest, len(cm))
             top = max((max(r) for r in cm if r), default=1) or 1
@@ -540,14 +530,14 @@ def render_html(manifest: Manifest, baseline: dict[str, Any] | None = None) -> s
                 "<p>Confusion matrix (rows: true class, columns: predicted class)</p>",
                 _html_table(["", *labels], body),
             ]
-        pc = ev.get("per_class") or {}
+        pc = ev.per_class
         if pc:
             keys = ["precision", "recall", "f1", "support"]
             parts += [
                 "<p>Per-class metrics</p>",
                 _html_table(
                     ["class", *keys],
-                    [[(_h(k), ""), *((_h(_cell(v.get(x))), "n") for x in keys)] for k, v in pc.items()],
+                    [[(_h(k), ""), *((_h(_cell(getattr(v, x))), "n") for x in keys)] for k, v in pc.items()],
                 ),
             ]
     par = _parity_rows(manifest)
@@ -592,7 +582,7 @@ def render_html(manifest: Manifest, baseline: dict[str, Any] | None = None) -> s
                 ],
             ),
         ]
-    att = _attempts(manifest)
+    att = list(_compression(manifest).quantization_attempts)
     if att:
         keys = list(dict.fromkeys(k for a in att for k in a))
         body = []
@@ -606,13 +596,13 @@ def render_html(manifest: Manifest, baseline: dict[str, Any] | None = None) -> s
                 ]
             )
         parts += ["<h2>Quantization attempts</h2>", _html_table(keys, body)]
-    sq = _sqnr(manifest)
+    sq = _compression(manifest).sqnr_db
     if sq:
         parts += [
             "<h2>SQNR per tensor (dB)</h2>",
             _html_table(["tensor", "SQNR dB"], [[(_h(_short(k)), ""), (_h(_cell(v)), "n")] for k, v in _flat(sq)]),
         ]
-    timings = manifest.get("timings_s") or {}
+    timings = manifest.timings_s or {}
     if timings:
         parts += [
             "<h2>Build timings</h2>",
@@ -622,9 +612,12 @@ def render_html(manifest: Manifest, baseline: dict[str, Any] | None = None) -> s
     return "\n".join(parts) + "\n"
 
 
-def write_reports(folder: str | Path, manifest: Manifest, baseline: dict[str, Any] | None = None) -> list[Path]:
+def write_reports(
+    folder: str | Path, manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None
+) -> list[Path]:
     """Write ``report.md`` and ``report.html`` into ``folder``; returns their paths."""
     folder = Path(folder)
+    manifest, baseline = as_records(manifest, baseline)  # validated once for both renderers
     md = folder / "report.md"
     md.write_text(render_markdown(manifest, baseline))
     page = folder / "report.html"

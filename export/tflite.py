@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from edgeship._tf import check_keras2_model, quiet_engine, tf_modules
-from edgeship.runtime._errors import BuildError
+from edgeship.errors import BuildError
 
 from ._feed import batch1
 

@@ -146,15 +146,15 @@ def _load_bundle(
         verify_bundle(folder, manifest)
     entry = choose_artifact(manifest, format, precision, read_profile(folder))
     return load_file(
-        folder / entry["file"],
-        entry["format"],
+        folder / entry.file,
+        entry.format,
         threads=threads,
         providers=providers,
         nan_policy=nan_policy,
-        precision=entry.get("precision"),
-        labels=manifest.get("labels"),
-        preprocessing=manifest.get("preprocessing"),
-        text=manifest.get("text"),
+        precision=entry.precision,
+        labels=manifest.label_list(),
+        preprocessing=manifest.preprocessing,
+        text=manifest.text,
         probe=probe,
     )
 

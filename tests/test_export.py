@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edgeship.cli import main
-from edgeship.runtime import load, load_eval
-from edgeship.runtime._errors import InputError, ParityError
+from edgeship.errors import ParityError
+from edgeship.runtime import InputError, load, load_eval
 from edgeship.runtime._metadata import read_metadata
 
 LABELS = ["zero", "one", "two"]

@@ -153,8 +153,8 @@ def test_onnx_nodes_to_exclude_and_sqnr(tiny: dict[str, Any], tmp_path: Path) ->
 
 
 def test_unknown_tflite_precision_is_a_build_error(tiny: dict[str, Any]) -> None:
+    from edgeship.errors import BuildError
     from edgeship.export import to_tflite
-    from edgeship.runtime._errors import BuildError
 
     with pytest.raises(BuildError, match="Expected one of float32, float16"):
         to_tflite(tiny["model"], "int4")

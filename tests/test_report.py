@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeship.bundle import Manifest
+from edgeship.errors import BundleError
 from edgeship.export._report import pareto_png, render_html, render_markdown, variant_rows, write_reports
 from edgeship.runtime import load, load_eval
 
@@ -78,20 +80,28 @@ def test_variant_rows_carry_manifest_and_baseline_numbers(manifest: dict, baseli
 
 
 def test_only_sections_with_data_are_rendered(manifest: dict) -> None:
-    minimal = {
-        "name": "bare",
-        "artifacts": [
-            {k: a[k] for k in ("file", "format", "precision", "bytes")}
-            | {"metrics": {"accuracy": a["metrics"]["accuracy"]}}
-            for a in manifest["artifacts"]
-        ],
-    }
-    page, md = render_html(minimal), render_markdown(minimal)
-    for title in ("Parity", "Evaluation", "Kernel sparsity", "Quantization attempts", "SQNR", "Accuracy vs latency"):
+    """An export-like manifest (no evaluation, no pruning or quantization tables), without a baseline."""
+    bare = copy.deepcopy(manifest)
+    bare["metrics"] = {"keras_reference_accuracy": 0.9}
+    bare["compression"] = {"sparsity": {}, "schedule": {}, "prune_attempts": [], "quantization_attempts": [], "sqnr_db": {}}
+    for a in bare["artifacts"]:
+        del a["estimates"]["rss_increase_bytes"]
+    page, md = render_html(bare), render_markdown(bare)
+    for title in ("Evaluation", "Kernel sparsity", "Quantization attempts", "SQNR", "Accuracy vs latency", "Baselines",
+                  "Pruning"):
         assert f"<h2>{title}" not in page and f"## {title}" not in md
     assert "<img" not in page  # no latency, no plot
-    assert "p50 (ms)" not in page and "RAM" not in page  # columns without data are left out
-    assert "<h2>Variants</h2>" in page and "model.int8.onnx" in page
+    assert "p50 (ms)" not in page and "RSS increase" not in page  # columns without data are left out
+    assert "<h2>Variants</h2>" in page and "model.int8.onnx" in page and "<h2>Parity</h2>" in page
+
+
+def test_reports_read_the_manifest_through_its_records(manifest: dict) -> None:
+    """A dict is validated as a Manifest first: a malformed one is a BundleError naming the field."""
+    bad = copy.deepcopy(manifest)
+    bad["artifacts"][0]["metrics"]["accuracy"] = "high"
+    with pytest.raises(BundleError, match=r"artifacts\[0\]\.metrics\.accuracy to be a number"):
+        render_markdown(bad)
+    assert render_markdown(Manifest.from_json(manifest)) == render_markdown(manifest)
 
 
 def test_every_section_renders_from_an_extended_manifest(
@@ -157,7 +167,7 @@ def test_html_escapes_manifest_text(manifest: dict) -> None:
     m = copy.deepcopy(manifest)
     m["name"] = "<script>alert(1)</script>"
     m["labels"] = ["<b>zero</b>"] + [str(i) for i in range(1, 10)]
-    m.setdefault("metrics", {})["evaluation"] = {"confusion_matrix": np.eye(10, dtype=int).tolist()}
+    assert len(m["metrics"]["evaluation"]["confusion_matrix"]) == 10  # labels head its rows and columns
     page = render_html(m)
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>zero</b>" not in page and "&lt;b&gt;zero&lt;/b&gt;" in page
