@@ -236,7 +236,7 @@ class VariantMaker:
 
     def _tflite_steps(self) -> Iterator[Step]:
         from edgeship import export
-        from edgeship.compress.sqnr import tflite_sqnr
+        from edgeship.export._sqnr import tflite_sqnr
 
         to_tflite = export.to_tflite
 
@@ -260,7 +260,7 @@ class VariantMaker:
 
     def _onnx_steps(self) -> Iterator[Step]:
         from edgeship import export
-        from edgeship.compress.sqnr import onnx_sqnr
+        from edgeship.export._sqnr import onnx_sqnr
         from edgeship.export.onnx import preprocess_onnx
 
         quantize_onnx, to_onnx = export.quantize_onnx, export.to_onnx
@@ -297,7 +297,7 @@ def _fallback_groups(sqnr_db: dict[str, float], max_layers: int) -> Iterator[tup
     A tie in SQNR makes ``most_sensitive`` return more than k names; a group already
     yielded for a smaller k is not tried again.
     """
-    from edgeship.compress.sqnr import most_sensitive
+    from edgeship.export._sqnr import most_sensitive
 
     done: tuple[str, ...] = ()
     for k in range(1, max_layers + 1):

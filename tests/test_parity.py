@@ -292,7 +292,7 @@ def test_sqnr_definition() -> None:
 
 def test_sqnr_one_implementation_and_one_storage() -> None:
     """Parity and the per-layer tables share one sqnr_db; undefined values are stored as null, never "inf"."""
-    from edgeship.compress import sqnr_db as compress_sqnr
+    from edgeship.export._sqnr import sqnr_db as compress_sqnr
     from edgeship.metrics import sqnr_db as shared
 
     assert compress_sqnr is shared and sqnr_db is shared

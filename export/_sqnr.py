@@ -23,6 +23,9 @@ import numpy as np
 from edgeship._tf import quiet_engine, tf_modules
 from edgeship.metrics import SQNR_CAP_DB, sqnr_db
 
+from ._feed import batch1
+from .tflite import quantizing_converter, representative
+
 MAX_DB = SQNR_CAP_DB  # an exact match reports this instead of +inf (JSON has no inf)
 
 
@@ -31,7 +34,6 @@ def tflite_sqnr(model: Any, calibration: np.ndarray, *, samples: int = 32, per_c
 
     ``calibration`` calibrates the ranges; its first ``samples`` rows are run.
     """
-    from edgeship.export.tflite import quantizing_converter, representative
 
     tf, _ = tf_modules()
     converter = quantizing_converter(model, calibration, per_channel=per_channel)
@@ -109,8 +111,6 @@ class _ReaderIter:
         self._name, self._x = name, x
 
     def __iter__(self) -> Any:
-        from edgeship.export._feed import batch1
-
         for sample in batch1(self._x):
             yield {self._name: sample}
 
