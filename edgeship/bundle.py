@@ -121,9 +121,17 @@ class Variant(Record):
         return is_float_precision(self.precision)
 
 
+#: Every precision each format's writer makes (``edgeship.export.to_tflite`` / ``to_onnx`` + quantizers);
+#: the recipe's ``quantize.tflite`` / ``quantize.onnx`` pick from these.
+TFLITE_PRECISIONS = ("float32", "float16", "dynamic_int8", "int8", "int16x8")
+ONNX_PRECISIONS = ("float32", "int8", "dynamic_int8")
+#: Precisions whose artifacts compute in float: checked by max abs difference, the others as quantized.
+FLOAT_PRECISIONS = frozenset({"float32", "float16"})
+
+
 def is_float_precision(precision: str) -> bool:
-    """Float variants (``float32``, ``float16``, ``bf16``...) are checked by max abs difference, others as quantized."""
-    return precision.startswith(("float", "fp", "bf"))
+    """Whether ``precision`` is one of :data:`FLOAT_PRECISIONS`."""
+    return precision in FLOAT_PRECISIONS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.bundle import Variant
 from edgeship.compress.budget import Attempt, Step, effective_budget, meet_budget
 
 
@@ -115,10 +116,11 @@ class VariantMaker:
         self._qat_model: Any = None
 
     # -- what to make ----------------------------------------------------
-    def variants(self, fmt: str) -> list[str]:
-        if not self.q.enabled:
-            return ["float32"]
-        return list(self.q.tflite if fmt == "tflite" else self.q.onnx)
+    def plan(self) -> list[Variant]:
+        """Every variant to make, in order: per ``export.formats``, the recipe's precisions (float32 alone
+        when ``quantize.enabled`` is false)."""
+        return [Variant(format=fmt, precision=p) for fmt in self.recipe.export.formats
+                for p in (["float32"] if not self.q.enabled else self.q.tflite if fmt == "tflite" else self.q.onnx)]
 
     @property
     def budget(self) -> float | None:

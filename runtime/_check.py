@@ -38,6 +38,7 @@ from ._bundle import read_manifest, verify_bundle
 from ._errors import BundleError, EdgeshipError, InputError
 from ._load import load_eval, load_file
 from ._model import Model
+from ._profile import cpu_model
 from ._reference import load_reference, reference_input, reference_sha256
 
 BASELINE_FILE = "baseline.json"
@@ -157,14 +158,7 @@ def _accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float | None,
 
 def machine_info() -> dict[str, Any]:
     """Where a baseline was measured; a check on another machine says so."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     engines = {}
     for mod in ("ai_edge_litert", "onnxruntime"):
         try:

@@ -28,3 +28,8 @@ class ModelFileError(BundleError):
 
 class BackendMissingError(EdgeshipError, ImportError):
     """No installed inference engine can run this model format."""
+
+
+def engine_failed(engine: str, file: str, exc: BaseException) -> ModelFileError:
+    """The one message for an inference engine that raised while running a model: a typed line, no engine trace."""
+    return ModelFileError(f"The {engine} engine failed to run {file}: {exc}")

@@ -22,9 +22,8 @@ from ._errors import BundleError, ModelFileError
 from ._metadata import attach_embedded
 from ._model import Model, NanPolicy
 from ._probe import probe_model_bytes
+from ._profile import PROFILE_FILE
 from ._verify import check_model_bytes
-
-PROFILE_FILE = "device_profile.json"
 
 
 def load(

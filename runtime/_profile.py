@@ -25,7 +25,8 @@ PROFILE_SCHEMA = "edgeship.device_profile/1"
 DEFAULT_ACCURACY_BUDGET = 0.01
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (x86 'model name', ARM 'Hardware' / 'cpu model'), else platform's."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -41,7 +42,7 @@ def device_fingerprint() -> dict[str, Any]:
     return {
         "system": platform.system(),
         "machine": platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
     }
 
