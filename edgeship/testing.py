@@ -202,15 +202,8 @@ def assert_latency_ratio(
     Returns:
         The measured ratio per artifact file.
     """
-    from edgeship.runtime._check import (
-        BASELINE_FILE,
-        DEFAULT_ROUNDS,
-        _timing_input,
-        measure_latency_ratio,
-        read_baseline,
-        resolve_tolerances,
-    )
-    from edgeship.runtime._load import load_eval, load_file
+    from edgeship.runtime._check import BASELINE_FILE, DEFAULT_ROUNDS, read_baseline, resolve_tolerances
+    from edgeship.runtime._load import load_eval
 
     folder, entries = _entries(bundle, format, precision)
     base = None if at_most is not None else read_baseline(Path(baseline) if baseline else folder / BASELINE_FILE)
@@ -218,29 +211,33 @@ def assert_latency_ratio(
     threads = timing.get("threads", 1)
     tol = resolve_tolerances(base or {}, {"latency": tolerance})["latency"]
     x, _ = load_eval(folder)
+    n_rounds = int(rounds or timing.get("rounds") or DEFAULT_ROUNDS)
     ratios, bad = {}, []
     for e in entries:
-        with load_file(folder / e.file, e.format, threads=threads, precision=e.precision) as model:
-            r = measure_latency_ratio(
-                model,
-                _timing_input(model, x),
-                rounds=int(rounds or timing.get("rounds") or DEFAULT_ROUNDS),
-                threads=threads,
-            )
-        ratios[e.file] = ratio = r["ratio"]
-        if at_most is not None:
-            limit = float(at_most)
-        else:
-            ref = (base["artifacts"].get(e.file) or {}).get("latency_ratio") if base else None
-            if ref is None:
-                bad.append(f"{e.file}: not in the baseline")
-                continue
-            limit = ref * (1 + tol)
-        if ratio > limit:
+        ratios[e.file] = ratio = _latency_ratio(folder, e, x, threads=threads, rounds=n_rounds)
+        limit = float(at_most) if at_most is not None else _baseline_limit(base, e.file, tol)
+        if limit is None:
+            bad.append(f"{e.file}: not in the baseline")
+        elif ratio > limit:
             bad.append(f"{e.file} {ratio:.3f}x > {limit:.3f}x")
     if bad:
         raise AssertionError("latency ratio to the reference too high: " + "; ".join(bad))
     return ratios
+
+
+def _latency_ratio(folder: Path, entry: Any, x: Any, *, threads: int, rounds: int) -> float:
+    """One artifact's latency as a ratio to the reference workload, timed interleaved with it."""
+    from edgeship.runtime._check import _timing_input, measure_latency_ratio
+    from edgeship.runtime._load import load_file
+
+    with load_file(folder / entry.file, entry.format, threads=threads, precision=entry.precision) as model:
+        return measure_latency_ratio(model, _timing_input(model, x), rounds=rounds, threads=threads)["ratio"]
+
+
+def _baseline_limit(base: dict[str, Any] | None, file: str, tol: float) -> float | None:
+    """The baseline's ratio for ``file`` raised by ``tol``; ``None`` when the baseline has no entry for it."""
+    ref = (base["artifacts"].get(file) or {}).get("latency_ratio") if base else None
+    return None if ref is None else ref * (1 + tol)
 
 
 def assert_check(

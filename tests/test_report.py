@@ -178,3 +178,29 @@ def test_pareto_plot_needs_latency(manifest: dict, baseline: dict) -> None:
     w, h = _png_size(pareto_png(rows))
     assert (w, h) == (792, 484)  # 7.2 x 4.4 in at 110 dpi
     assert pareto_png(variant_rows(manifest)) is None
+
+
+def test_failures_warnings_and_attempts_render_in_both_reports(manifest: dict) -> None:
+    """A failed parity check, warnings, and attempts whose keys differ (one without met_budget)."""
+    m = copy.deepcopy(manifest)
+    m["warnings"] = ["calibration | set <small>"]
+    m["artifacts"][1]["parity"]["passed"] = False
+    m["artifacts"][1]["parity"]["failures"] = ["SQNR 3.1 dB < 10 dB"]
+    m["compression"]["prune_attempts"] = [
+        {"step": "as_recipe", "target_sparsity": 0.5, "met_budget": False, "rejected_by": "budget"},
+        {"step": "lower", "target_sparsity": 0.25, "met_budget": True, "rejected_by": ""},
+    ]
+    m["compression"]["quantization_attempts"] = [
+        {"artifact": "model.int8.tflite", "step": "ptq", "accuracy": 0.9, "met_budget": False},
+        {"artifact": "model.int8.onnx", "step": "qat"},
+    ]
+    page, md = render_html(m), render_markdown(m)
+    assert "> **Warning:** calibration | set <small>" in md
+    assert '<p class="warn"><b>Warning:</b> calibration | set &lt;small&gt;</p>' in page
+    assert '<td class="fail">FAIL – SQNR 3.1 dB &lt; 10 dB</td>' in page
+    assert "| model.int8.tflite | probs | quantized |" in md and "| FAIL |" in md
+    assert "| lower | 0.25 | yes |  |" in md  # the last column is rejected_by, empty
+    assert "| model.int8.onnx | qat | – | – |" in md  # keys an attempt lacks read as "–"
+    assert md.count("## Quantization attempts") == 1 and page.count("<h2>Quantization attempts</h2>") == 1
+    assert "## Pruning schedule" in md and "Pruning schedule" not in page  # Markdown only
+    assert "<h2>Build timings</h2>" in page and "Build timings" not in md  # page only
