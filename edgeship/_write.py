@@ -22,6 +22,7 @@ import edgeship
 from edgeship._progress import say, stage
 from edgeship.bundle import Manifest, Variant
 from edgeship.export._report import write_reports
+from edgeship.metrics import top1_accuracy
 from edgeship.recipe import Recipe
 from edgeship.variants import CompressData, VariantMaker
 
@@ -54,14 +55,12 @@ class _Verified:
 def evaluate_artifact(path: Path, fmt: str, precision: str, x: np.ndarray,
                       y: np.ndarray) -> tuple[float, list[dict[str, Any]], list[dict[str, Any]], float]:
     """Accuracy of one artifact through the runtime, its I/O description, and its macro F1."""
-    from sklearn.metrics import accuracy_score
-
     from edgeship.runtime._load import load_file
     from edgeship.train._evaluate import macro_f1
 
     with load_file(path, fmt, precision=precision) as model:
         probs = model.predict(x)
-        acc = float(accuracy_score(y, np.argmax(probs, axis=-1)))
+        acc = top1_accuracy(probs, y)
         f1 = macro_f1(y, np.argmax(probs, axis=-1), probs.shape[-1])
         return acc, [t.to_json() for t in model.inputs], [t.to_json() for t in model.outputs], f1
 

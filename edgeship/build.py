@@ -32,6 +32,7 @@ from edgeship._gates import bundle_warnings as bundle_warnings
 from edgeship._gates import check_task, gate_chance
 from edgeship._progress import say, stage
 from edgeship._write import ShipData, write_bundle
+from edgeship.metrics import top1_accuracy
 from edgeship.recipe import Recipe
 from edgeship.variants import CompressData
 
@@ -452,7 +453,7 @@ def _keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray, data: Path) -> flo
         )
     probs = model.predict(x, batch_size=64, verbose=0)
     probs = probs[0] if isinstance(probs, list) else probs
-    return float(np.mean(np.argmax(probs.reshape(len(probs), -1), axis=1) == y))
+    return top1_accuracy(probs, y)
 
 
 def _load_keras_model(path: Path) -> Any:

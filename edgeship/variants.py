@@ -40,6 +40,7 @@ import numpy as np
 
 from edgeship.bundle import Variant
 from edgeship.compress.budget import Attempt, Step, effective_budget, meet_budget
+from edgeship.metrics import top1_accuracy
 
 
 @dataclass
@@ -73,7 +74,7 @@ def artifact_accuracy(data: bytes, fmt: str, x: np.ndarray, y: np.ndarray) -> fl
         path.write_bytes(data)
         with quiet_engine(), load_file(path, fmt) as model:  # LiteRT prints its XNNPACK line on first load
             probs = model.predict(x)
-    return float(np.mean(np.argmax(np.asarray(probs).reshape(len(x), -1), axis=-1) == y))
+    return top1_accuracy(np.asarray(probs), y)
 
 
 class VariantMaker:
@@ -137,7 +138,7 @@ class VariantMaker:
                 self._reference = float(self.data.reference_accuracy)
             else:
                 probs = self.model.predict(self.x_dec, verbose=0, batch_size=256)
-                self._reference = float(np.mean(np.argmax(probs, axis=-1) == self.y_dec))
+                self._reference = top1_accuracy(probs, self.y_dec)
         return self._reference
 
     def float_onnx(self) -> bytes:

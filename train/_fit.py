@@ -18,6 +18,7 @@ import numpy as np
 
 from edgeship._tf import tf_modules
 from edgeship.errors import RecipeError
+from edgeship.metrics import top1_accuracy
 
 from ._batchnorm import recalibrate_batchnorm, set_batchnorm_momentum
 from ._strategy import mixed_precision_policy, select_strategy, visible_devices
@@ -327,10 +328,9 @@ def accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     evaluates several fresh models, and each would retrace ``predict``'s
     tf.function (and TF would log a retracing warning for it).
     """
-    from sklearn.metrics import accuracy_score
 
     tf, _ = tf_modules()
     probs = np.concatenate(
         [np.asarray(model(tf.constant(x[i : i + 256]), training=False)) for i in range(0, len(x), 256)]
     ) if len(x) else np.zeros((0, 1))
-    return float(accuracy_score(y, np.argmax(probs.reshape(len(x), -1), axis=-1)))
+    return top1_accuracy(probs.reshape(len(x), -1), y)
