@@ -1,0 +1,155 @@
+"""uvicorn underneath: a header timeout, SIGTERM drains and exits 0, SIGHUP reloads the bundles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ._app import JsonLog, ServeOptions, Service
+from ._repository import Repository
+
+_408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: %d\r\n\r\n%s")
+
+
+def header_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol, except a request's headers must arrive within ``seconds``.
+
+    uvicorn times out idle keep-alive connections but not a request whose headers trickle in,
+    so one slow client could hold a connection forever (slowloris).
+    """
+
+    class HeaderTimeoutProtocol(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._header_timer is None:
+                self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._disarm()  # the keep-alive timeout covers the idle time until the next request
+
+        def _arm(self) -> None:
+            self._header_timer = self.loop.call_later(seconds, self._expire)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _expire(self) -> None:
+            self._header_timer = None
+            if not self.transport.is_closing():
+                body = (b'{"error": "Expected the request headers within %.3g s. Received: part of them. '
+                        b'Fix: send the whole request promptly."}' % seconds)
+                self.transport.write(_408 % (len(body), body))
+                self.transport.close()
+
+    return HeaderTimeoutProtocol
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with our signal handling: SIGTERM/SIGINT drain and exit 0, SIGHUP reloads."""
+
+    service: Service
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, self._stop, "SIGINT")
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload()))
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    def _stop(self, name: str) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.service.ready = False
+        self.service.log.write("stopping", signal=name, inflight=self.service.inflight)
+        self.should_exit = True
+
+    async def _reload(self) -> None:
+        self.service.log.write("reloading", signal="SIGHUP")
+        await self.service.reload()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        from edgeship.runtime import EdgeshipError
+
+        raise EdgeshipError(f"Expected a free address to listen on. Received: {host}:{port} ({exc.strerror}). "
+                            "Fix: pick another --port, or 0 for any free one.") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(options: ServeOptions) -> int:
+    """Load the bundles, listen, and serve until SIGTERM; returns the exit code (0 after a clean drain)."""
+    log = JsonLog(options.log_file)
+    try:
+        repo = Repository(options.bundles, format=options.format, precision=options.precision,
+                          threads=options.threads)
+        service = Service(repo, options, log)
+        sock = _listen(options.host, options.port)
+    except Exception as exc:
+        log.write("error", error=type(exc).__name__, message=" ".join(str(exc).split()))
+        log.close()
+        raise
+    config = uvicorn.Config(
+        service.asgi, http=header_timeout_protocol(options.header_timeout), lifespan="off", access_log=False,
+        log_config=None, log_level="warning", timeout_keep_alive=max(1, int(options.keep_alive_timeout)),
+        timeout_graceful_shutdown=max(1, int(options.shutdown_timeout)), server_header=False,
+    )
+    server = _Server(config)
+    server.service = service
+    host, port = sock.getsockname()[:2]
+    log.write("listening", host=host, port=port, url=f"http://{host}:{port}/v2", pid=_pid(),
+              models={n: {"file": s.model.path.name, "format": s.model.format, "precision": s.model.precision,
+                          "engine": s.model.engine} for n, s in repo.models.items()})
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        for served in repo.models.values():
+            served.model.close()
+        sock.close()
+    log.write("stopped", requests_inflight=service.inflight)
+    log.close()
+    return 0
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
