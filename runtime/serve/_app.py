@@ -283,9 +283,6 @@ class Gate:
             return error_response(503, f"Expected at most {svc.options.max_concurrency} requests in flight. "
                                        "Received: one more. Fix: retry after the Retry-After seconds.",
                                   {"retry-after": "1"})
-        if not svc.ready and path.endswith(_INFER_SUFFIX):
-            return error_response(503, "Expected a ready server. Received: a request while it shuts down. "
-                                       "Fix: retry on another replica.", {"retry-after": "1"})
         return None
 
     def _account(self, scope: dict[str, Any], path: str, rid: str, info: dict[str, Any], seconds: float) -> None:
