@@ -71,6 +71,7 @@ def test_predict_through_runtime_never_imports_tensorflow(default_bundle: Path) 
 # Each stage's folder and the edgeship.* packages it must never import (lazy imports inside functions count).
 _FORBIDDEN = {
     "runtime": ("edgeship.train", "edgeship.compress", "edgeship.export", "edgeship.build", "edgeship.variants"),
+    "runtime/serve": ("edgeship.train", "edgeship.compress", "edgeship.export", "edgeship.build", "edgeship.variants"),
     "train": ("edgeship.compress", "edgeship.export", "edgeship.build", "edgeship.variants"),
     "compress": ("edgeship.export", "edgeship.build", "edgeship.variants"),
     "export": ("edgeship.train", "edgeship.compress", "edgeship.build", "edgeship.variants"),
