@@ -244,6 +244,34 @@ def _output_flags() -> argparse.ArgumentParser:
     return parent
 
 
+def _add_serve_parser(sub: Any) -> None:
+    """``edgeship serve``'s options (the server itself is edgeship.runtime.serve, in the serve extra)."""
+    p = sub.add_parser("serve", help="serve bundles over the Open Inference Protocol (KServe v2 REST); "
+                                     'needs pip install "edgeship[serve]"')
+    p.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle folder or model file; NAME=PATH names it")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_count(0), default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--format", choices=["tflite", "onnx"])
+    p.add_argument("--precision")
+    p.add_argument("--threads", type=_count(1), help="engine threads per model (default: the engine's own)")
+    p.add_argument("--max-body-bytes", type=_count(1), default=8 * 1024 * 1024,
+                   help="largest request body (default 8 MiB); larger gets 413")
+    p.add_argument("--max-concurrency", type=_count(1), default=64,
+                   help="requests in flight before 503 + Retry-After (default 64)")
+    p.add_argument("--request-timeout", type=_non_negative, default=30.0, help="seconds to receive a body (default 30)")
+    p.add_argument("--header-timeout", type=_non_negative, default=5.0,
+                   help="seconds to receive a request's headers (default 5); slower clients are cut off")
+    p.add_argument("--shutdown-timeout", type=_non_negative, default=10.0,
+                   help="seconds SIGTERM waits for requests in flight (default 10)")
+    p.add_argument("--auth-token-file", help="require Authorization: Bearer <token in this file> (health stays open)")
+    p.add_argument("--log-file", help="append the JSON log lines here instead of stderr")
+    p.add_argument("--max-batch-size", type=_count(0), default=0,
+                   help="dynamic batching: up to this many samples per predict (default 0: off)")
+    p.add_argument("--batch-delay-us", type=_count(0), default=500,
+                   help="dynamic batching: wait this long for more requests (default 500)")
+    p.set_defaults(func=_cmd_serve)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="edgeship", description="Keras model to verified device artifacts.")
     parser.add_argument("--version", action="version", version=f"edgeship {__version__}")
@@ -305,30 +333,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--update", action="store_true", help="measure the bundle and write the baseline instead of checking")
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser("serve", help="serve bundles over the Open Inference Protocol (KServe v2 REST); "
-                                     'needs pip install "edgeship[serve]"')
-    p.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle folder or model file; NAME=PATH names it")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_count(0), default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--format", choices=["tflite", "onnx"])
-    p.add_argument("--precision")
-    p.add_argument("--threads", type=_count(1), help="engine threads per model (default: the engine's own)")
-    p.add_argument("--max-body-bytes", type=_count(1), default=8 * 1024 * 1024,
-                   help="largest request body (default 8 MiB); larger gets 413")
-    p.add_argument("--max-concurrency", type=_count(1), default=64,
-                   help="requests in flight before 503 + Retry-After (default 64)")
-    p.add_argument("--request-timeout", type=_non_negative, default=30.0, help="seconds to receive a body (default 30)")
-    p.add_argument("--header-timeout", type=_non_negative, default=5.0,
-                   help="seconds to receive a request's headers (default 5); slower clients are cut off")
-    p.add_argument("--shutdown-timeout", type=_non_negative, default=10.0,
-                   help="seconds SIGTERM waits for requests in flight (default 10)")
-    p.add_argument("--auth-token-file", help="require Authorization: Bearer <token in this file> (health stays open)")
-    p.add_argument("--log-file", help="append the JSON log lines here instead of stderr")
-    p.add_argument("--max-batch-size", type=_count(0), default=0,
-                   help="dynamic batching: up to this many samples per predict (default 0: off)")
-    p.add_argument("--batch-delay-us", type=_count(0), default=500,
-                   help="dynamic batching: wait this long for more requests (default 500)")
-    p.set_defaults(func=_cmd_serve)
+    _add_serve_parser(sub)
     return parser
 
 

@@ -364,3 +364,72 @@ def test_two_bundles_each_under_its_name(default_bundle: Path, tmp_path: Path) -
         status, _, body = srv.request("GET", "/v2/models/second/versions/1")
         assert status == 200 and json.loads(body)["parameters"]["format"] == "onnx"
         assert srv.request("GET", "/v2/models/second/versions/2")[0] == 404
+
+
+def _until_closed(sock: socket.socket, reply: bytes) -> bytes:
+    """Read until the server closes (these replies say connection: close)."""
+    while more := sock.recv(65536):
+        reply += more
+    return reply
+
+
+def test_limits_concurrency_body_timeout_and_streamed_size(default_bundle: Path, tmp_path: Path) -> None:
+    args = [f"digits={default_bundle}", "--max-concurrency", "1", "--request-timeout", "1.5",
+            "--max-body-bytes", "100000"]
+    with ServerProcess(args, tmp_path / "log") as srv:
+        with socket.create_connection((HOST, srv.port), timeout=10) as holder:
+            holder.sendall(b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+            time.sleep(0.3)  # the half-sent request holds the one slot
+            status, headers, body = srv.request("GET", "/v2/models/digits")
+            assert status == 503 and headers["retry-after"] == "1" and b"at most 1 requests in flight" in body
+            assert srv.request("GET", "/v2/health/ready")[0] == 200  # health is never refused
+            reply = _until_closed(holder, b"")  # the body never comes: 408 after --request-timeout
+            assert reply.startswith(b"HTTP/1.1 408") and b"within 1.5 s" in reply
+        assert srv.request("GET", "/v2/models/digits")[0] == 200
+
+        with socket.create_connection((HOST, srv.port), timeout=0.1) as sock:
+            sock.sendall(b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            reply = b""
+            for _ in range(10):  # 32 KiB chunks, no Content-Length: counted as they stream in
+                sock.sendall(b"8000\r\n" + b"x" * 0x8000 + b"\r\n")
+                try:
+                    reply = sock.recv(65536)
+                    break
+                except TimeoutError:
+                    continue
+            sock.settimeout(5)
+            reply = _until_closed(sock, reply)
+            assert reply.startswith(b"HTTP/1.1 413") and b"more than 100,000 bytes" in reply
+
+
+def test_dynamic_batching_matches_predict(default_bundle: Path, tmp_path: Path) -> None:
+    import http.client
+
+    x, _ = load_eval(default_bundle)
+    args = [f"digits={default_bundle}", "--format", "tflite", "--precision", "float32",
+            "--max-batch-size", "8", "--batch-delay-us", "3000"]
+    got: dict[int, np.ndarray] = {}
+    with ServerProcess(args, tmp_path / "log") as srv:
+        def send(i: int) -> None:
+            body = json.dumps({"inputs": [{"name": "serving_default_input:0", "shape": [1, 8, 8, 1],
+                                           "datatype": "FP32", "data": x[i].reshape(-1).tolist()}]})
+            conn = http.client.HTTPConnection(HOST, srv.port, timeout=20)
+            try:
+                conn.request("POST", "/v2/models/digits/infer", body)
+                out = json.loads(conn.getresponse().read())["outputs"][0]
+                got[i] = np.array(out["data"], np.float32).reshape(out["shape"])
+            finally:
+                conn.close()
+
+        pool = [threading.Thread(target=send, args=(i,)) for i in range(32)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join(30)
+        text = srv.request("GET", "/metrics")[2].decode()
+    with load(default_bundle, format="tflite", precision="float32") as model:
+        for i in range(32):
+            np.testing.assert_allclose(got[i], model.predict(x[i:i + 1]), rtol=0, atol=1e-6)
+    count = float(re.search(r'^nv_inference_count_total\{model="digits",version="1"\} (\S+)$', text, re.M)[1])
+    execs = float(re.search(r'^nv_inference_exec_count_total\{model="digits",version="1"\} (\S+)$', text, re.M)[1])
+    assert count == 32 and execs < count
