@@ -433,3 +433,27 @@ def test_dynamic_batching_matches_predict(default_bundle: Path, tmp_path: Path) 
     count = float(re.search(r'^nv_inference_count_total\{model="digits",version="1"\} (\S+)$', text, re.M)[1])
     execs = float(re.search(r'^nv_inference_exec_count_total\{model="digits",version="1"\} (\S+)$', text, re.M)[1])
     assert count == 32 and execs < count
+
+
+@pytest.mark.slow
+def test_text_bundle_takes_bytes_strings(tmp_path: Path) -> None:
+    from test_text import make_csv, text_recipe
+
+    from edgeship.build import build
+
+    out = build(text_recipe(make_csv(tmp_path / "topics.csv")), tmp_path / "text")
+    sentences = np.array([b"The team scored a late goal", b"Cheese and bread soup"], dtype=object)
+    with ServerProcess([f"topics={out}", *CHOICE], tmp_path / "log") as srv:
+        c = httpclient.InferenceServerClient(srv.url)
+        try:
+            meta = c.get_model_metadata("topics")
+            assert meta["inputs"][0]["datatype"] == "BYTES" and meta["inputs"][0]["shape"] == [-1]
+            with load(out, format="tflite", precision="int8") as model:
+                want = model.predict([s.decode() for s in sentences])
+                for binary in (True, False):
+                    inp = httpclient.InferInput(meta["inputs"][0]["name"], [2], "BYTES")
+                    inp.set_data_from_numpy(sentences, binary_data=binary)
+                    got = c.infer("topics", [inp]).as_numpy(meta["outputs"][0]["name"])
+                    assert got.tobytes() == want.tobytes()
+        finally:
+            c.close()
