@@ -9,7 +9,9 @@ from ._app import Service as Service
 from ._protocol import classify as classify
 from ._protocol import encode_response as encode_response
 from ._protocol import parse_request as parse_request
+from ._repository import NotFoundError as NotFoundError
 from ._repository import Repository as Repository
+from ._repository import ServeError as ServeError
 from ._server import run as run
 
-__all__ = ["Repository", "ServeOptions", "Service", "classify", "encode_response", "parse_request", "run"]
+__all__ = ["NotFoundError", "Repository", "ServeError", "ServeOptions", "Service", "classify", "encode_response", "parse_request", "run"]

@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgeship.runtime import EdgeshipError, InputError
+from edgeship.runtime import InputError
 
 from ._batch import Batcher
 from ._metrics import Metrics
-from ._repository import VERSION, NotFoundError, Repository, Served
+from ._repository import VERSION, NotFoundError, Repository, Served, ServeError
 
 JSON = "application/json"
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository"]
@@ -49,7 +49,7 @@ class ServeOptions:
     batch_delay_us: int = 500
 
 
-class HTTPError(EdgeshipError):
+class HTTPError(ServeError):
     """An error with its HTTP status; the message is the response's ``{"error": ...}``."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
@@ -154,10 +154,10 @@ def _read_token(path: str | None) -> bytes | None:
     try:
         token = open(path, "rb").read().strip()  # noqa: SIM115
     except OSError as exc:
-        raise EdgeshipError(f"Expected a readable --auth-token-file. Received: {path} ({exc.strerror}). "
+        raise ServeError(f"Expected a readable --auth-token-file. Received: {path} ({exc.strerror}). "
                             "Fix: write the token into that file.") from None
     if len(token) < 16:
-        raise EdgeshipError(f"Expected an auth token of at least 16 characters. Received: {len(token)} in {path}. "
+        raise ServeError(f"Expected an auth token of at least 16 characters. Received: {len(token)} in {path}. "
                             "Fix: python -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE.")
     return token
 
@@ -256,6 +256,9 @@ class Gate:
             if message["type"] == "http.response.start":
                 info["status"] = info["status"] or message["status"]
                 message["headers"] = [*message.get("headers", []), header]
+            elif not message.get("more_body", False):  # metrics and log line before the client can see the end
+                self._account(scope, path, rid, info, time.perf_counter() - start)
+                info["logged"] = True
             await send(message)
 
         refusal = self._refusal(scope, path)
@@ -269,7 +272,8 @@ class Gate:
             finally:
                 svc.inflight -= 1
                 svc.metrics.inflight.dec()
-        self._account(scope, path, rid, info, time.perf_counter() - start)
+        if "logged" not in info:  # no response completed (the client left, or the app failed)
+            self._account(scope, path, rid, info, time.perf_counter() - start)
 
     def _refusal(self, scope: dict[str, Any], path: str) -> Response | None:
         svc = self.service

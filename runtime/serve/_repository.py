@@ -16,7 +16,11 @@ from ._protocol import InferRequest, classify, datatype_of, tensor_metadata
 VERSION = "1"
 
 
-class NotFoundError(EdgeshipError, LookupError):
+class ServeError(EdgeshipError, ValueError):
+    """The server cannot start or answer as asked: a bad option, a busy port, a token file, a name clash."""
+
+
+class NotFoundError(ServeError, LookupError):
     """An unknown model name or version (HTTP 404)."""
 
 
@@ -105,7 +109,7 @@ class Repository:
         for arg in bundles:
             name, path = parse_bundle_arg(arg)
             if name in self.models:
-                raise EdgeshipError(f"Expected one bundle per name. Received: two named {name!r} "
+                raise ServeError(f"Expected one bundle per name. Received: two named {name!r} "
                                     f"({self.models[name].path}, {path}). Name one NAME=PATH.")
             self.models[name] = self._load(name, path)
 

@@ -13,7 +13,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ._app import JsonLog, ServeOptions, Service
-from ._repository import Repository
+from ._repository import Repository, ServeError
 
 _408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
         b"content-length: %d\r\n\r\n%s")
@@ -109,9 +109,7 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        from edgeship.runtime import EdgeshipError
-
-        raise EdgeshipError(f"Expected a free address to listen on. Received: {host}:{port} ({exc.strerror}). "
+        raise ServeError(f"Expected a free address to listen on. Received: {host}:{port} ({exc.strerror}). "
                             "Fix: pick another --port, or 0 for any free one.") from None
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -121,13 +119,17 @@ def _listen(host: str, port: int) -> socket.socket:
 def run(options: ServeOptions) -> int:
     """Load the bundles, listen, and serve until SIGTERM; returns the exit code (0 after a clean drain)."""
     log = JsonLog(options.log_file)
+    repo = None
     try:
         repo = Repository(options.bundles, format=options.format, precision=options.precision,
                           threads=options.threads)
         service = Service(repo, options, log)
         sock = _listen(options.host, options.port)
     except Exception as exc:
-        log.write("error", error=type(exc).__name__, message=" ".join(str(exc).split()))
+        if options.log_file:  # on stderr the command's own error line says it once
+            log.write("error", error=type(exc).__name__, message=" ".join(str(exc).split()))
+        for served in (repo.models.values() if repo else ()):
+            served.model.close()
         log.close()
         raise
     config = uvicorn.Config(
