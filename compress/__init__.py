@@ -25,13 +25,10 @@ from .prune import sparsity_report as sparsity_report
 from .prune import tflite_weight_sparsity as tflite_weight_sparsity
 from .qat import qat_float_weights as qat_float_weights
 from .qat import quantize_aware as quantize_aware
-from .sqnr import onnx_sqnr as onnx_sqnr
-from .sqnr import sqnr_db as sqnr_db
-from .sqnr import tflite_sqnr as tflite_sqnr
 
 __all__ = [
     "Attempt", "Distillation", "distillation_loss", "distiller", "PruneAttempt", "PruneSchedule", "attempts_table",
-    "default_fine_tune_epochs", "effective_budget", "excluded_layers", "iter_prune_attempts", "onnx_sqnr", "prune",
+    "default_fine_tune_epochs", "effective_budget", "excluded_layers", "iter_prune_attempts", "prune",
     "prune_attempts_table", "prune_budget_error", "prune_to_budget", "qat_float_weights", "quantize_aware",
-    "sparsity_report", "sqnr_db", "tflite_sqnr", "tflite_weight_sparsity",
+    "sparsity_report", "tflite_weight_sparsity",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeship._tf import check_keras2_model, tf_modules, tfmot
 from edgeship.compress.distill import Distillation, distiller
-from edgeship.runtime._errors import RecipeError
+from edgeship.errors import RecipeError
 from edgeship.train import compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
 
 ScheduleKind = Literal["constant", "polynomial"]
@@ -148,27 +148,11 @@ def prune(
         its BatchNorm statistics re-estimated on ``x_train``.
     """
     check_keras2_model(model)
-    _, keras = tf_modules()
     mot = tfmot()
     set_seed(seed)
     steps_per_epoch = max(1, math.ceil(len(x_train) / batch_size))
     sched = (schedule or PruneSchedule(target_sparsity=target_sparsity)).resolved(steps_per_epoch, fine_tune_epochs)
-    skip = set(excluded_layers(model, exclude))
-    params: dict[str, Any] = {"pruning_schedule": sched.to_tfmot()}
-    if sched.m_by_n:
-        params["sparsity_m_by_n"] = tuple(sched.m_by_n)
-
-    # tfmot wraps the layer objects it is given and zeroes their kernels in place: work on a copy,
-    # so the caller's model is unchanged (the back-off prunes the same trained model several times).
-    source = keras.models.clone_model(model)
-    source.set_weights(model.get_weights())
-
-    def wrap(layer: Any) -> Any:
-        if layer.name in skip or not _prunable(layer):
-            return layer
-        return mot.sparsity.keras.prune_low_magnitude(layer, **params)
-
-    wrapped = keras.models.clone_model(source, clone_function=wrap)
+    wrapped = _wrapped_copy(model, set(excluded_layers(model, exclude)), sched)
     trainee = wrapped if distill is None else _distiller(model, wrapped, distill)
     compile_classifier(trainee, learning_rate)
     best = _best_at_target(sched, steps_per_epoch, fine_tune_epochs)
@@ -178,6 +162,29 @@ def prune(
     compile_classifier(stripped, learning_rate)
     recalibrate_batchnorm(stripped, x_train, seed=seed)  # fine-tuning moved the weights under the BN averages
     return stripped
+
+
+def _wrapped_copy(model: Any, skip: set[str], sched: PruneSchedule) -> Any:
+    """A copy of ``model`` with every prunable layer not in ``skip`` wrapped by ``prune_low_magnitude``.
+
+    tfmot wraps the layer objects it is given and zeroes their kernels in place: it
+    works on a copy, so the caller's model is unchanged (the back-off prunes the
+    same trained model several times).
+    """
+    _, keras = tf_modules()
+    mot = tfmot()
+    params: dict[str, Any] = {"pruning_schedule": sched.to_tfmot()}
+    if sched.m_by_n:
+        params["sparsity_m_by_n"] = tuple(sched.m_by_n)
+    source = keras.models.clone_model(model)
+    source.set_weights(model.get_weights())
+
+    def wrap(layer: Any) -> Any:
+        if layer.name in skip or not _prunable(layer):
+            return layer
+        return mot.sparsity.keras.prune_low_magnitude(layer, **params)
+
+    return keras.models.clone_model(source, clone_function=wrap)
 
 
 def _distiller(teacher: Any, student: Any, distill: Distillation) -> Any:

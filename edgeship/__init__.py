@@ -5,4 +5,28 @@ Stages live in sub-packages: ``edgeship.train``, ``edgeship.compress``,
 This package itself stays import-light: no TensorFlow, no engines.
 """
 
+from .errors import AccuracyBudgetError as AccuracyBudgetError
+from .errors import BuildError as BuildError
+from .errors import BundleError as BundleError
+from .errors import ChanceLevelError as ChanceLevelError
+from .errors import DataError as DataError
+from .errors import EdgeshipError as EdgeshipError
+from .errors import MissingExtraError as MissingExtraError
+from .errors import ParityError as ParityError
+from .errors import RecipeError as RecipeError
+from .errors import SchemaVersionError as SchemaVersionError
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "AccuracyBudgetError",
+    "BuildError",
+    "BundleError",
+    "ChanceLevelError",
+    "DataError",
+    "EdgeshipError",
+    "MissingExtraError",
+    "ParityError",
+    "RecipeError",
+    "SchemaVersionError",
+]

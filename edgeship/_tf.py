@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from edgeship.runtime._errors import BuildError, MissingExtraError
+from edgeship.errors import BuildError, MissingExtraError
 
 BUILD_EXTRA = 'pip install "edgeship[build]"'
 

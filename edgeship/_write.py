@@ -20,6 +20,7 @@ import numpy as np
 
 import edgeship
 from edgeship._progress import say, stage
+from edgeship.bundle import Manifest, Variant
 from edgeship.export._report import write_reports
 from edgeship.recipe import Recipe
 from edgeship.variants import CompressData, VariantMaker
@@ -94,9 +95,8 @@ def write_bundle(model: Any, recipe: Recipe, out: str | Path, data: ShipData, *,
     verified = _Verified()
     with export.BundleWriter(out) as bundle:
         checker = _Checker(model, recipe, data, (info.get("metrics") or {}).get("baselines"))
-        for fmt in recipe.export.formats:
-            for precision in maker.variants(fmt):
-                _write_variant(bundle, maker, checker, fmt, precision, verified, timings)
+        for variant in maker.plan():
+            _write_variant(bundle, maker, checker, variant, verified, timings)
         cross, failures = checker.cross_format(verified)
         warnings = list(info.get("warnings", [])) + checker.warnings(verified.artifacts, len(maker.y_dec))
         eval_path = bundle.path("eval.npz")
@@ -126,14 +126,14 @@ def write_bundle(model: Any, recipe: Recipe, out: str | Path, data: ShipData, *,
     return out
 
 
-def _write_variant(bundle: Any, maker: VariantMaker, checker: _Checker, fmt: str, precision: str,
+def _write_variant(bundle: Any, maker: VariantMaker, checker: _Checker, variant: Variant,
                    verified: _Verified, timings: dict[str, float]) -> None:
     """Make, embed, write, evaluate, parity-check and measure one variant."""
     from edgeship import export
     from edgeship.export._metadata import embed_metadata
     from edgeship.runtime._ram import estimates
 
-    name = f"model.{precision}.{fmt}"
+    fmt, precision, name = variant.format, variant.precision, variant.file
     with stage(f"export {name}", timings):
         data = embed_metadata(maker.make(fmt, precision, name), fmt, checker.meta)  # before the sha256 is taken
         path = bundle.write_bytes(name, data)
@@ -242,8 +242,8 @@ def _finish(bundle: Any, manifest: dict[str, Any], timings: dict[str, float]) ->
     """Write the manifest, measure the device baseline, write the reports."""
     from edgeship.runtime._check import BASELINE_FILE, measure_bundle, write_baseline
 
-    bundle.write_manifest(manifest)
+    bundle.write_manifest(Manifest.new(manifest))  # typed and validated: BundleError names a bad field
     with stage("baseline: accuracy, size, latency ratio to the reference", timings):
         baseline = measure_bundle(bundle.path(""))
         write_baseline(bundle.path(BASELINE_FILE), baseline)
-    write_reports(bundle.path(""), manifest, baseline)
+    write_reports(bundle.path(""), Manifest.new(manifest), baseline)  # timings now include the baseline stage

@@ -78,8 +78,8 @@ def build(recipe: Recipe, out: str | Path) -> Path:
     on any failure no bundle (and no partial file) is left at ``out``.
     """
     from edgeship import train
+    from edgeship.errors import AccuracyBudgetError
     from edgeship.export._bundle import check_target
-    from edgeship.runtime._errors import AccuracyBudgetError
 
     out = Path(out)
     check_target(out.absolute())  # fail before training, not after
@@ -352,7 +352,7 @@ def export_saved_model(
     import hashlib
 
     from edgeship.export._bundle import check_target
-    from edgeship.runtime._errors import InputError
+    from edgeship.runtime import InputError
 
     out, data, model_path = Path(out), Path(data), Path(model_path)
     check_target(out.absolute())
@@ -367,7 +367,7 @@ def export_saved_model(
     with stage("load keras model", timings):
         model = _load_keras_model(model_path)
         reference_acc = _keras_accuracy(model, source["x_eval"], source["y_eval"], data)
-    labels = source["labels"] or [str(i) for i in range(int(np.prod(model.output_shape[1:])))]
+    labels = _export_labels(source, int(np.prod(model.output_shape[1:])), data)
     say(f"exporting {model_path} (keras accuracy {reference_acc:.4f} on {len(source['x_eval'])} eval samples) -> {out}")
     digest = hashlib.sha256()
     for f in sorted([model_path] if model_path.is_file() else [p for p in model_path.rglob("*") if p.is_file()]):
@@ -400,7 +400,7 @@ def _export_data_from_npz(path: Path, recipe_path: str | Path | None) -> tuple[R
     import json
 
     from edgeship.recipe import load_recipe
-    from edgeship.runtime._errors import InputError
+    from edgeship.runtime import InputError
 
     recipe = load_recipe(recipe_path)
     try:
@@ -426,8 +426,23 @@ def _export_data_from_npz(path: Path, recipe_path: str | Path | None) -> tuple[R
     return recipe, source, {"name": path.name, "test": len(x_eval), "calibration_pool": len(pool)}
 
 
+def _export_labels(source: dict[str, Any], n_outputs: int, data: Path) -> list[str]:
+    """The class names for a model with ``n_outputs`` scores; labels in ``y`` must name one of them."""
+    from edgeship.runtime import InputError
+
+    labels = source["labels"] or [str(i) for i in range(n_outputs)]
+    if len(labels) != n_outputs:
+        raise InputError(f"Expected {n_outputs} class names in --data 'labels' (one per model output). "
+                         f"Received: {len(labels)} from {data}. Save one name per class.")
+    y = source["y_eval"]
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_outputs):
+        raise InputError(f"Expected labels 'y' in 0..{n_outputs - 1} (the model has {n_outputs} outputs). "
+                         f"Received: values from {int(y.min())} to {int(y.max())} in {data}. Pass class indices.")
+    return labels
+
+
 def _keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray, data: Path) -> float:
-    from edgeship.runtime._errors import InputError
+    from edgeship.runtime import InputError
 
     want = tuple(model.input_shape[1:])
     if tuple(x.shape[1:]) != want:
@@ -442,7 +457,7 @@ def _keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray, data: Path) -> flo
 
 def _load_keras_model(path: Path) -> Any:
     from edgeship._tf import check_keras2_model, tf_modules
-    from edgeship.runtime._errors import InputError
+    from edgeship.runtime import InputError
 
     if not path.exists():
         raise InputError(f"Expected --model to be a saved tf_keras model. Received: {path}, which does not exist.")

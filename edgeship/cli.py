@@ -175,7 +175,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from edgeship.runtime import MissingExtraError
+    from edgeship.errors import MissingExtraError
 
     try:
         import prometheus_client  # noqa: F401
@@ -194,6 +194,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size, batch_delay_us=args.batch_delay_us,
     )
     return run(options)
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from edgeship.bundle import manifest_json_schema
+
+    print(json.dumps(manifest_json_schema(), indent=2))
+    return 0
 
 
 def _count(minimum: int) -> Callable[[str], int]:
@@ -334,6 +341,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check)
 
     _add_serve_parser(sub)
+
+    p = sub.add_parser("schema", help="print the JSON Schema (draft 2020-12) of a bundle's manifest.json")
+    p.set_defaults(func=_cmd_schema)
     return parser
 
 

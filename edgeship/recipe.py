@@ -14,7 +14,8 @@ from typing import Any, Literal
 import tomllib
 
 from edgeship._tf import require
-from edgeship.runtime._errors import RecipeError
+from edgeship.bundle import ONNX_PRECISIONS, TFLITE_PRECISIONS
+from edgeship.errors import RecipeError
 
 require("pydantic", "Reading a build recipe")
 
@@ -156,8 +157,8 @@ class PruneConfig(_Section):
         return v
 
 
-TflitePrecision = Literal["float32", "float16", "dynamic_int8", "int8", "int16x8"]
-OnnxPrecision = Literal["float32", "int8", "dynamic_int8"]
+TflitePrecision = Literal[TFLITE_PRECISIONS]  # type: ignore[valid-type]  # the names live in edgeship.bundle
+OnnxPrecision = Literal[ONNX_PRECISIONS]  # type: ignore[valid-type]
 
 
 class QuantizeConfig(_Section):

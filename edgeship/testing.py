@@ -25,9 +25,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from edgeship.bundle import ArtifactRecord
 
 ENV_VAR = "EDGESHIP_BUNDLE"
 
@@ -108,40 +111,35 @@ def edgeship_model(edgeship_load: Callable[..., Any]) -> Any:
 # -- assertions ------------------------------------------------------------------------
 def _entries(
     bundle: str | os.PathLike[str], format: str | None, precision: str | None
-) -> tuple[Path, list[dict[str, Any]]]:
+) -> tuple[Path, list[ArtifactRecord]]:
     from edgeship.runtime._bundle import read_manifest, verify_bundle
     from edgeship.runtime._errors import BundleError
 
     folder = Path(bundle)
     manifest = read_manifest(folder)
     verify_bundle(folder, manifest)
-    hits = [
-        a
-        for a in manifest["artifacts"]
-        if (format is None or a.get("format") == format) and (precision is None or a.get("precision") == precision)
-    ]
+    hits = manifest.artifact(format, precision)
     if not hits:
-        have = ", ".join(f"{a.get('format')}/{a.get('precision')}" for a in manifest["artifacts"])
+        have = ", ".join(f"{a.format}/{a.precision}" for a in manifest.artifacts)
         raise BundleError(f"No artifact with format={format!r} precision={precision!r}. Received bundle with: {have}.")
     return folder, hits
 
 
 def measure_accuracy(bundle: Any, *, format: str | None = None, precision: str | None = None) -> dict[str, float]:
     """Top-1 accuracy on the bundle's ``eval.npz`` per artifact file (or of one loaded ``Model``)."""
-    import numpy as np
-
+    from edgeship.metrics import top1_accuracy
     from edgeship.runtime import load_eval
     from edgeship.runtime._load import load_file
 
     if hasattr(bundle, "predict"):  # a loaded Model: evaluate it on its bundle's eval.npz
         x, y = load_eval(Path(bundle.path).parent)
-        return {Path(bundle.path).name: float(np.mean(np.argmax(bundle.predict(x), axis=-1) == y))}
+        return {Path(bundle.path).name: top1_accuracy(bundle.predict(x), y)}
     folder, entries = _entries(bundle, format, precision)
     x, y = load_eval(folder)
     result = {}
     for e in entries:
-        with load_file(folder / e["file"], e["format"], precision=e.get("precision")) as model:
-            result[e["file"]] = float(np.mean(np.argmax(model.predict(x), axis=-1) == y))
+        with load_file(folder / e.file, e.format, precision=e.precision) as model:
+            result[e.file] = top1_accuracy(model.predict(x), y)
     return result
 
 
@@ -204,15 +202,8 @@ def assert_latency_ratio(
     Returns:
         The measured ratio per artifact file.
     """
-    from edgeship.runtime._check import (
-        BASELINE_FILE,
-        DEFAULT_ROUNDS,
-        _timing_input,
-        measure_latency_ratio,
-        read_baseline,
-        resolve_tolerances,
-    )
-    from edgeship.runtime._load import load_eval, load_file
+    from edgeship.runtime._check import BASELINE_FILE, DEFAULT_ROUNDS, read_baseline, resolve_tolerances
+    from edgeship.runtime._load import load_eval
 
     folder, entries = _entries(bundle, format, precision)
     base = None if at_most is not None else read_baseline(Path(baseline) if baseline else folder / BASELINE_FILE)
@@ -220,29 +211,33 @@ def assert_latency_ratio(
     threads = timing.get("threads", 1)
     tol = resolve_tolerances(base or {}, {"latency": tolerance})["latency"]
     x, _ = load_eval(folder)
+    n_rounds = int(rounds or timing.get("rounds") or DEFAULT_ROUNDS)
     ratios, bad = {}, []
     for e in entries:
-        with load_file(folder / e["file"], e["format"], threads=threads, precision=e.get("precision")) as model:
-            r = measure_latency_ratio(
-                model,
-                _timing_input(model, x),
-                rounds=int(rounds or timing.get("rounds") or DEFAULT_ROUNDS),
-                threads=threads,
-            )
-        ratios[e["file"]] = ratio = r["ratio"]
-        if at_most is not None:
-            limit = float(at_most)
-        else:
-            ref = (base["artifacts"].get(e["file"]) or {}).get("latency_ratio") if base else None
-            if ref is None:
-                bad.append(f"{e['file']}: not in the baseline")
-                continue
-            limit = ref * (1 + tol)
-        if ratio > limit:
-            bad.append(f"{e['file']} {ratio:.3f}x > {limit:.3f}x")
+        ratios[e.file] = ratio = _latency_ratio(folder, e, x, threads=threads, rounds=n_rounds)
+        limit = float(at_most) if at_most is not None else _baseline_limit(base, e.file, tol)
+        if limit is None:
+            bad.append(f"{e.file}: not in the baseline")
+        elif ratio > limit:
+            bad.append(f"{e.file} {ratio:.3f}x > {limit:.3f}x")
     if bad:
         raise AssertionError("latency ratio to the reference too high: " + "; ".join(bad))
     return ratios
+
+
+def _latency_ratio(folder: Path, entry: Any, x: Any, *, threads: int, rounds: int) -> float:
+    """One artifact's latency as a ratio to the reference workload, timed interleaved with it."""
+    from edgeship.runtime._check import _timing_input, measure_latency_ratio
+    from edgeship.runtime._load import load_file
+
+    with load_file(folder / entry.file, entry.format, threads=threads, precision=entry.precision) as model:
+        return measure_latency_ratio(model, _timing_input(model, x), rounds=rounds, threads=threads)["ratio"]
+
+
+def _baseline_limit(base: dict[str, Any] | None, file: str, tol: float) -> float | None:
+    """The baseline's ratio for ``file`` raised by ``tol``; ``None`` when the baseline has no entry for it."""
+    ref = (base["artifacts"].get(file) or {}).get("latency_ratio") if base else None
+    return None if ref is None else ref * (1 + tol)
 
 
 def assert_check(

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.bundle import Variant
 from edgeship.compress.budget import Attempt, Step, effective_budget, meet_budget
 
 
@@ -115,10 +116,11 @@ class VariantMaker:
         self._qat_model: Any = None
 
     # -- what to make ----------------------------------------------------
-    def variants(self, fmt: str) -> list[str]:
-        if not self.q.enabled:
-            return ["float32"]
-        return list(self.q.tflite if fmt == "tflite" else self.q.onnx)
+    def plan(self) -> list[Variant]:
+        """Every variant to make, in order: per ``export.formats``, the recipe's precisions (float32 alone
+        when ``quantize.enabled`` is false)."""
+        return [Variant(format=fmt, precision=p) for fmt in self.recipe.export.formats
+                for p in (["float32"] if not self.q.enabled else self.q.tflite if fmt == "tflite" else self.q.onnx)]
 
     @property
     def budget(self) -> float | None:
@@ -236,7 +238,7 @@ class VariantMaker:
 
     def _tflite_steps(self) -> Iterator[Step]:
         from edgeship import export
-        from edgeship.compress.sqnr import tflite_sqnr
+        from edgeship.export._sqnr import tflite_sqnr
 
         to_tflite = export.to_tflite
 
@@ -260,7 +262,7 @@ class VariantMaker:
 
     def _onnx_steps(self) -> Iterator[Step]:
         from edgeship import export
-        from edgeship.compress.sqnr import onnx_sqnr
+        from edgeship.export._sqnr import onnx_sqnr
         from edgeship.export.onnx import preprocess_onnx
 
         quantize_onnx, to_onnx = export.quantize_onnx, export.to_onnx
@@ -297,7 +299,7 @@ def _fallback_groups(sqnr_db: dict[str, float], max_layers: int) -> Iterator[tup
     A tie in SQNR makes ``most_sensitive`` return more than k names; a group already
     yielded for a smaller k is not tried again.
     """
-    from edgeship.compress.sqnr import most_sensitive
+    from edgeship.export._sqnr import most_sensitive
 
     done: tuple[str, ...] = ()
     for k in range(1, max_layers + 1):

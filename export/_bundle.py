@@ -9,8 +9,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from edgeship.runtime._bundle import MANIFEST, SCHEMA, is_bundle, sha256_file
-from edgeship.runtime._errors import BuildError
+from edgeship.bundle import MANIFEST, Manifest
+from edgeship.errors import BuildError
+from edgeship.runtime._bundle import is_bundle, sha256_file
 
 TMP_PREFIX = ".edgeship-tmp-"
 
@@ -56,10 +57,16 @@ class BundleWriter:
         p.write_bytes(data)
         return p
 
-    def write_manifest(self, manifest: dict[str, Any]) -> Path:
-        manifest = {"schema": SCHEMA, **manifest}
+    def write_manifest(self, manifest: Manifest | dict[str, Any]) -> Path:
+        """Write ``manifest.json`` through the :class:`~edgeship.bundle.Manifest` record.
+
+        A dict is validated first (``BundleError`` naming a missing or mistyped
+        field), and gains ``schema`` and ``schema_version``.
+        """
+        if not isinstance(manifest, Manifest):
+            manifest = Manifest.new(manifest)
         p = self.path(MANIFEST)
-        p.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        p.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=False) + "\n")
         return p
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

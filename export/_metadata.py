@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from edgeship._tf import require
-from edgeship.runtime._errors import BuildError
+from edgeship.errors import BuildError
 from edgeship.runtime._metadata import METADATA_SCHEMA, ONNX_PREFIX, TFLITE_METADATA_NAME
 
 

@@ -2,7 +2,7 @@
 
 Checks in the order Optimum's ``validate_model_outputs`` does: output names,
 then shapes, then values; every failure is collected before one typed
-:class:`~edgeship.runtime.ParityError` lists them all.
+:class:`~edgeship.errors.ParityError` lists them all.
 
 * float variants (``float32``, ``float16``, ...): the largest absolute
   difference per output must be within that variant's tolerance.
@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.runtime._errors import ParityError
+from edgeship.bundle import is_float_precision
+from edgeship.errors import ParityError
+from edgeship.metrics import sqnr_db, sqnr_json
 
 
 @dataclass
@@ -48,22 +50,6 @@ class Tolerance:
 
     def atol_for(self, precision: str) -> float:
         return float(self.atol.get(precision, self.default_atol))
-
-
-def is_float_precision(precision: str) -> bool:
-    return precision.startswith(("float", "fp", "bf"))
-
-
-def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """``20*log10(||x|| / ||x - y||)``; ``inf`` when identical, ``-inf`` for a zero ``x`` or infinite noise."""
-    x = np.asarray(reference, dtype=np.float64).ravel()
-    noise = float(np.linalg.norm(x - np.asarray(candidate, dtype=np.float64).ravel()))
-    signal = float(np.linalg.norm(x))
-    if noise == 0.0:
-        return math.inf
-    if signal == 0.0 or noise == math.inf:
-        return -math.inf
-    return 20.0 * math.log10(signal / noise)
 
 
 TOP1_RULE = (
@@ -134,59 +120,97 @@ def compare(
     """
     failures: list[str] = []
     outputs: dict[str, Any] = {}
-    ref_names, cand_names = list(reference), list(candidate)
-    if sorted(ref_names) != sorted(cand_names):
-        failures.append(f"{label}: output names differ: expected {ref_names}, received {cand_names}")
-        if len(ref_names) == len(cand_names):  # still compare values, by position
-            candidate = dict(zip(ref_names, candidate.values()))
-        else:
-            return {
-                "passed": False,
-                "check": "quantized" if quantized else "float",
-                "outputs": {},
-                "failures": failures,
-            }
-    for name in ref_names:
-        x, y = reference[name], candidate.get(name)
+    check = "quantized" if quantized else "float"
+    matched = _match_names(reference, candidate, label, failures)
+    if matched is None:
+        return {"passed": False, "check": check, "outputs": {}, "failures": failures}
+    for name, x in reference.items():
+        y = matched.get(name)
         if y is None:
             continue
-        declared = (candidate_shapes or {}).get(name)
-        want = tuple(x.shape[1:])
-        if declared is not None and not _shape_ok(tuple(declared[1:]), want):
-            failures.append(
-                f"{label}: output {name!r} declares shape {_dims(declared)}, expected (N, {', '.join(map(str, want))})"
-            )
+        problem = _shape_problem(name, x, y, (candidate_shapes or {}).get(name), label)
+        if problem is not None:
+            failures.append(problem)
             continue
-        if tuple(y.shape) != tuple(x.shape):
-            failures.append(f"{label}: output {name!r} has shape {tuple(y.shape)}, expected {tuple(x.shape)}")
-            continue
-        diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
-        max_diff = float(diff.max()) if diff.size else 0.0
-        mean_diff = float(diff.mean()) if diff.size else 0.0
-        entry: dict[str, Any] = {"max_abs_diff": _finite(max_diff), "mean_abs_diff": _finite(mean_diff)}
-        if not np.isfinite(y).all():
-            failures.append(f"{label}: output {name!r} holds NaN/Inf values; max abs diff {max_diff:.4g}")
         if quantized:
-            sq = sqnr_db(x, y)
-            top1, rule = top1_agreement(x, y) if classifier is None or name in classifier else (None, None)
-            entry.update(sqnr_db=_finite(sq), top1_agreement=top1, top1_rule=rule)
-            if top1 is not None and rule is not None and top1 < min_top1:
-                failures.append(
-                    f"{label}: output {name!r} top-1 agreement {top1:.4f} on {_decisive(rule)} < {min_top1} "
-                    f"(max abs diff {max_diff:.4g}, SQNR {sq:.2f} dB)"
-                )
-            if not sq >= min_sqnr_db:
-                failures.append(
-                    f"{label}: output {name!r} SQNR {sq:.2f} dB < {min_sqnr_db} dB (max abs diff {max_diff:.4g})"
-                )
+            use_top1 = classifier is None or name in classifier
+            entry = _quantized_entry(name, x, y, min_top1, min_sqnr_db, use_top1, label, failures)
         else:
-            entry["atol"] = atol
-            if not max_diff <= atol:
-                failures.append(f"{label}: output {name!r} max abs diff {max_diff:.4g} > atol {atol:g}")
+            entry = _float_entry(name, x, y, atol, label, failures)
         outputs[name] = entry
-    check = "quantized" if quantized else "float"
     limits: dict[str, Any] = {"min_top1": min_top1, "min_sqnr_db": min_sqnr_db} if quantized else {"atol": atol}
     return {"passed": not failures, "check": check, "limits": limits, "outputs": outputs, "failures": failures}
+
+
+def _match_names(
+    reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray], label: str, failures: list[str]
+) -> dict[str, np.ndarray] | None:
+    """``candidate`` keyed by the reference's names; ``None`` when the names differ and cannot be paired."""
+    ref_names, cand_names = list(reference), list(candidate)
+    if sorted(ref_names) == sorted(cand_names):
+        return candidate
+    failures.append(f"{label}: output names differ: expected {ref_names}, received {cand_names}")
+    if len(ref_names) == len(cand_names):  # still compare values, by position
+        return dict(zip(ref_names, candidate.values()))
+    return None
+
+
+def _shape_problem(
+    name: str, x: np.ndarray, y: np.ndarray, declared: tuple[int | None, ...] | None, label: str
+) -> str | None:
+    """The failure message when the declared or the received shape does not match the reference's."""
+    want = tuple(x.shape[1:])
+    if declared is not None and not _shape_ok(tuple(declared[1:]), want):
+        return f"{label}: output {name!r} declares shape {_dims(declared)}, expected (N, {', '.join(map(str, want))})"
+    if tuple(y.shape) != tuple(x.shape):
+        return f"{label}: output {name!r} has shape {tuple(y.shape)}, expected {tuple(x.shape)}"
+    return None
+
+
+def _diff_entry(name: str, x: np.ndarray, y: np.ndarray, label: str, failures: list[str]) -> tuple[dict[str, Any], float]:
+    """The max and mean absolute difference (a NaN/Inf in ``y`` is a failure) and the max as a float."""
+    diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+    max_diff = float(diff.max()) if diff.size else 0.0
+    mean_diff = float(diff.mean()) if diff.size else 0.0
+    if not np.isfinite(y).all():
+        failures.append(f"{label}: output {name!r} holds NaN/Inf values; max abs diff {max_diff:.4g}")
+    return {"max_abs_diff": _finite(max_diff), "mean_abs_diff": _finite(mean_diff)}, max_diff
+
+
+def _float_entry(
+    name: str, x: np.ndarray, y: np.ndarray, atol: float, label: str, failures: list[str]
+) -> dict[str, Any]:
+    """A float output: every value within ``atol`` of the reference."""
+    entry, max_diff = _diff_entry(name, x, y, label, failures)
+    entry["atol"] = atol
+    if not max_diff <= atol:
+        failures.append(f"{label}: output {name!r} max abs diff {max_diff:.4g} > atol {atol:g}")
+    return entry
+
+
+def _quantized_entry(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    min_top1: float,
+    min_sqnr_db: float,
+    use_top1: bool,
+    label: str,
+    failures: list[str],
+) -> dict[str, Any]:
+    """A quantized output: SQNR, and top-1 agreement when it holds class scores (``use_top1``)."""
+    entry, max_diff = _diff_entry(name, x, y, label, failures)
+    sq = sqnr_db(x, y)
+    top1, rule = top1_agreement(x, y) if use_top1 else (None, None)
+    entry.update(sqnr_db=sqnr_json(sq), top1_agreement=top1, top1_rule=rule)
+    if top1 is not None and rule is not None and top1 < min_top1:
+        failures.append(
+            f"{label}: output {name!r} top-1 agreement {top1:.4f} on {_decisive(rule)} < {min_top1} "
+            f"(max abs diff {max_diff:.4g}, SQNR {sq:.2f} dB)"
+        )
+    if not sq >= min_sqnr_db:
+        failures.append(f"{label}: output {name!r} SQNR {sq:.2f} dB < {min_sqnr_db} dB (max abs diff {max_diff:.4g})")
+    return entry
 
 
 def _decisive(rule: dict[str, Any]) -> str:
@@ -296,7 +320,7 @@ def check_cross(
             "max_abs_diff": _finite(max_diff),
             "top1_agreement": top1,
             "top1_rule": rule,
-            "sqnr_db": _finite(sqnr_db(x, y)),
+            "sqnr_db": sqnr_json(sqnr_db(x, y)),
         }
         if top1 is not None and rule is not None and top1 < min_top1:
             failures.append(

@@ -1,9 +1,10 @@
 """``report.md`` and a self-contained ``report.html`` for a bundle.
 
-Both are rendered from the manifest (and, when given, the ``baseline.json``
-measurements: per-call latency and the ratio to the reference workload). Only
-sections whose data exists are rendered, so older or partial manifests still give
-a valid report. ``report.html`` inlines everything (CSS, the Pareto plot as a
+Both are rendered from the manifest's records (:mod:`edgeship.bundle`; a dict is
+read through :class:`~edgeship.bundle.Manifest` first) and, when given, the
+``baseline.json`` measurements: per-call latency and the ratio to the reference
+workload. Only sections whose data exists are rendered (an export has no
+evaluation or pruning tables, a run without a baseline no latency). ``report.html`` inlines everything (CSS, the Pareto plot as a
 base64 PNG): it opens offline, from a mail attachment or a CI artifact.
 """
 
@@ -13,10 +14,19 @@ import base64
 import html
 import io
 import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-Manifest = dict[str, Any]
+from edgeship.bundle import Baseline, Compression, Manifest, ModelMetrics, OutputParity
+
+
+def as_records(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None
+               ) -> tuple[Manifest, Baseline | None]:
+    """The manifest (and baseline) as records; dicts are validated (``BundleError`` naming a bad field)."""
+    m = manifest if isinstance(manifest, Manifest) else Manifest.from_json(manifest)
+    b = baseline if baseline is None or isinstance(baseline, Baseline) else Baseline.from_json(baseline)
+    return m, b
 
 
 # -- data gathering (shared by both renderers) -----------------------------------
@@ -24,30 +34,31 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def variant_rows(manifest: Manifest, baseline: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def variant_rows(
+    manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """One row per artifact: file, format, precision, bytes, gzip, accuracy, drop, p50/p99 ms, ratio, RAM."""
-    measured = (baseline or {}).get("artifacts") or {}
+    m, bl = as_records(manifest, baseline)
     rows = []
-    for a in manifest.get("artifacts", []):
-        met = a.get("metrics") or {}
-        est = a.get("estimates") or {}
-        b = measured.get(a.get("file"), {})
-        lat = b.get("latency_ms") or {}
+    for a in m.artifacts:
+        b = bl.artifacts.get(a.file) if bl is not None else None
+        met, est = a.metrics, a.estimates
+        lat = (b.latency_ms if b is not None else None) or {}
         rows.append(
             {
-                "file": a.get("file"),
-                "format": a.get("format"),
-                "precision": a.get("precision"),
-                "bytes": _num(a.get("bytes")),
-                "gzip_bytes": _num(met.get("gzip_bytes")),
-                "accuracy": _num(met.get("accuracy", b.get("accuracy"))),
-                "accuracy_drop": _num(met.get("accuracy_drop")),
+                "file": a.file,
+                "format": a.format,
+                "precision": a.precision,
+                "bytes": _num(a.bytes),
+                "gzip_bytes": _num(met.gzip_bytes if met else None),
+                "accuracy": _num(met.accuracy if met else b.accuracy if b else None),
+                "accuracy_drop": _num(met.accuracy_drop if met else None),
                 "p50_ms": _num(lat.get("p50")),
                 "p99_ms": _num(lat.get("p99")),
-                "latency_ratio": _num(b.get("latency_ratio")),
-                "ram_bytes": _num(est.get("ram_arena_bytes", b.get("ram_bytes"))),
-                "rss_bytes": _num(est.get("rss_increase_bytes")),
-                "parity": (a.get("parity") or {}).get("passed"),
+                "latency_ratio": _num(b.latency_ratio if b else None),
+                "ram_bytes": _num(est.ram_arena_bytes if est else b.ram_bytes if b else None),
+                "rss_bytes": _num(est.rss_increase_bytes if est else None),
+                "parity": a.parity.passed if a.parity else None,
             }
         )
     return rows
@@ -93,82 +104,41 @@ def _fmt(v: Any, kind: str) -> str:
     return str(v)
 
 
-def _evaluation(manifest: Manifest) -> dict[str, Any]:
-    ev = (manifest.get("metrics") or {}).get("evaluation")
-    return ev if isinstance(ev, dict) else {}
+def _compression(m: Manifest) -> Compression:
+    """The compression section, empty when the manifest has none (an export without pruning tables)."""
+    return m.compression or Compression(sparsity={}, schedule={}, prune_attempts=(), quantization_attempts=(), sqnr_db={})
 
 
-def _sparsity(manifest: Manifest) -> dict[str, float]:
-    comp = manifest.get("compression") or {}
-    sp = comp.get("sparsity") or (manifest.get("metrics") or {}).get("sparsity") or {}
+def _sparsity(m: Manifest) -> dict[str, float]:
+    sp = _compression(m).sparsity or (m.metrics or ModelMetrics()).sparsity or {}
     return {str(k): float(v) for k, v in sp.items() if _num(v) is not None}
 
 
-def _parity_rows(manifest: Manifest) -> list[dict[str, Any]]:
+def _parity_rows(m: Manifest) -> list[dict[str, Any]]:
     """One row per (artifact or pair, output) from per-artifact parity and the cross-format check."""
     rows = []
-    sources = [(a.get("file"), a.get("parity")) for a in manifest.get("artifacts", [])]
-    cross = (manifest.get("parity") or {}).get("cross_format")
-    if isinstance(cross, dict):
-        sources.append((cross.get("pair", "cross-format"), cross))
+    sources = [(a.file, a.parity) for a in m.artifacts if a.parity is not None]
+    cross = m.parity.cross_format if m.parity is not None else None
+    if cross is not None:
+        sources.append((cross.pair or "cross-format", cross))
     for name, p in sources:
-        if not isinstance(p, dict):
-            continue
-        limits = p.get("limits") or {}
-        limit = ", ".join(f"{k} {v}" for k, v in limits.items())
-        outputs = p.get("outputs") or {"–": {}}
+        limit = ", ".join(f"{k} {v}" for k, v in (p.limits or {}).items())
+        outputs: dict[str, OutputParity | None] = dict(p.outputs) or {"–": None}
         for out, o in outputs.items():
             rows.append(
                 {
                     "artifact": name,
                     "output": out,
-                    "check": p.get("check", "cross" if "pair" in p else ""),
-                    "max_abs_diff": _num(o.get("max_abs_diff")),
-                    "sqnr_db": _num(o.get("sqnr_db")),
-                    "top1_agreement": _num(o.get("top1_agreement")),
+                    "check": p.check or ("cross" if p.pair is not None else ""),
+                    "max_abs_diff": _num(o.max_abs_diff) if o else None,
+                    "sqnr_db": _num(o.sqnr_db) if o else None,
+                    "top1_agreement": _num(o.top1_agreement) if o else None,
                     "limits": limit,
-                    "passed": p.get("passed"),
-                    "failures": "; ".join(p.get("failures") or []),
+                    "passed": p.passed,
+                    "failures": "; ".join(p.failures),
                 }
             )
     return rows
-
-
-def _attempts(manifest: Manifest) -> list[dict[str, Any]]:
-    att = (manifest.get("compression") or {}).get("quantization_attempts") or []
-    return [a for a in att if isinstance(a, dict)]
-
-
-def _accuracy_checks(manifest: Manifest) -> dict[str, Any]:
-    """The baselines, the budget, the pruning attempts and the warnings, as text rows both renderers show."""
-    m = manifest.get("metrics") or {}
-    base = m.get("baselines") if isinstance(m.get("baselines"), dict) else {}
-    budget = manifest.get("budget") if isinstance(manifest.get("budget"), dict) else {}
-    out: dict[str, Any] = {"warnings": [str(w) for w in manifest.get("warnings") or []]}
-    if base:
-        rows = [["majority class (always the most frequent training class)", _cell(base.get("majority"))],
-                [f"linear ({base.get('linear_model', 'logistic regression')})", _cell(base.get("linear"))]]
-        for art in manifest.get("artifacts") or []:
-            chance = (art.get("metrics") or {}).get("chance_check") or {}
-            if chance:
-                rows.append([f"{art.get('file')}: above chance (needs {_cell(chance.get('required_accuracy'))}, "
-                             f"p = {_cell(chance.get('p_value'))})", _cell(chance.get("accuracy"))])
-        out["baselines"] = rows
-    if budget:
-        out["budget"] = (
-            f"Budget: every artifact within {_cell(budget.get('max_accuracy_drop'))} top-1 "
-            f"(judged as {_cell(budget.get('effective_max_drop'))} on {_cell(budget.get('decision_samples'))} "
-            f"{budget.get('judged_on', 'decision')} samples) of the {budget.get('reference', 'reference')} "
-            f"({_cell(budget.get('reference_val_accuracy'))})."
-        )
-    att = (manifest.get("compression") or {}).get("prune_attempts") or []
-    out["prune_attempts"] = [a for a in att if isinstance(a, dict)]
-    return out
-
-
-def _sqnr(manifest: Manifest) -> dict[str, Any]:
-    sq = (manifest.get("compression") or {}).get("sqnr_db") or {}
-    return sq if isinstance(sq, dict) else {}
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -199,6 +169,294 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def _h(v: Any) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _labels(manifest: Manifest, n: int) -> list[str]:
+    labels = [str(x) for x in manifest.labels or ()]
+    return labels if len(labels) == n else [str(i) for i in range(n)]
+
+
+def _pf(passed: Any) -> tuple[str, str]:
+    return ("pass", "pass") if passed else ("FAIL", "fail")
+
+
+# -- the report's sections, built once for both renderers ------------------------------
+@dataclass(frozen=True)
+class Cell:
+    """A table cell: ``text`` is the Markdown cell and, escaped, the HTML one unless ``html`` (markup) is given."""
+
+    text: str
+    css: str = ""  # the HTML cell's class
+    html: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[list[Cell]]
+    right: set[int] = field(default_factory=set)  # right-aligned Markdown columns
+    only: str | None = None  # "md" or "html": in that report only
+
+
+@dataclass(frozen=True)
+class Text:
+    """A paragraph as Markdown (``""``: an empty one) and as HTML markup; ``None``: not in that report."""
+
+    md: str | None
+    html: str | None
+
+    @classmethod
+    def para(cls, text: str) -> Text:
+        return cls(text, f"<p>{_h(text)}</p>")
+
+
+@dataclass(frozen=True)
+class Plot:
+    """The Pareto plot of the variant rows, with its heading; ``report.html`` only, drawn when rendered."""
+
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading (none for ``title=None``) and its blocks; ``only`` as for :class:`Table`."""
+
+    title: str | None
+    blocks: list[Table | Text | Plot]
+    html_title: str | None = None  # when the page's heading differs from the Markdown one
+    only: str | None = None
+
+
+def report_sections(
+    manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None
+) -> list[Section]:
+    """The report's sections in order; only those whose data exists."""
+    m, bl = as_records(manifest, baseline)
+    builders = (_intro, _warnings, _baselines, _budget, _prune_attempts, _variants, _evaluation, _parity,
+                _kernel_sparsity, _schedule, _quantization_attempts, _sqnr, _timings)
+    return [s for build in builders for s in build(m, bl)]
+
+
+def _intro(m: Manifest, bl: Baseline | None) -> list[Section]:
+    met = m.metrics or ModelMetrics()
+    sha = str(m.recipe_sha256)[:12]
+    dataset = f", dataset {_h(m.dataset.name)}" if m.dataset is not None else ""
+    built = Text(
+        f"Built {m.created} by edgeship {m.edgeship_version}, recipe sha256 `{sha}`.",
+        f'<p class="meta">Built {_h(m.created)} by edgeship {_h(m.edgeship_version)}, '
+        f"recipe sha256 <code>{_h(sha)}</code>{dataset}.</p>",
+    )
+    out = [Section(None, [built])]
+    if _num(met.keras_float32_accuracy) is not None:
+        has_ref = _num(met.keras_reference_accuracy) is not None
+        out.append(Section(None, [Text(
+            f"Keras float32 test accuracy: {met.keras_float32_accuracy:.4f}"
+            + (f"; after compression (reference for the artifacts): {met.keras_reference_accuracy:.4f}." if has_ref
+               else "."),
+            f"<p>Keras float32 test accuracy <b>{met.keras_float32_accuracy:.4f}</b>"
+            + (f"; after compression <b>{met.keras_reference_accuracy:.4f}</b>" if has_ref else "")
+            + ".</p>",
+        )]))
+    return out
+
+
+def _warnings(m: Manifest, bl: Baseline | None) -> list[Section]:
+    return [
+        Section(None, [Text(f"> **Warning:** {w}", f'<p class="warn"><b>Warning:</b> {_h(w)}</p>')])
+        for w in map(str, m.warnings or ())
+    ]
+
+
+def _baselines(m: Manifest, bl: Baseline | None) -> list[Section]:
+    """The majority-class and linear baselines, and each artifact's above-chance gate."""
+    base = (m.metrics or ModelMetrics()).baselines
+    if base is None:
+        return []
+    rows = [["majority class (always the most frequent training class)", _cell(base.majority)],
+            [f"linear ({base.linear_model or 'logistic regression'})", _cell(base.linear)]]
+    for art in m.artifacts:
+        chance = art.metrics.chance_check if art.metrics else None
+        if chance is not None:
+            rows.append([f"{art.file}: above chance (needs {_cell(chance.required_accuracy)}, "
+                         f"p = {_cell(chance.p_value)})", _cell(chance.accuracy)])
+    table = Table(["baseline / gate", "test accuracy"], [[Cell(a), Cell(b, "n")] for a, b in rows], {1})
+    return [Section("Baselines", [table])]
+
+
+def _budget(m: Manifest, bl: Baseline | None) -> list[Section]:
+    b = m.budget
+    if b is None:
+        return []
+    return [Section(None, [Text.para(
+        f"Budget: every artifact within {_cell(b.max_accuracy_drop)} top-1 "
+        f"(judged as {_cell(b.effective_max_drop)} on {_cell(b.decision_samples)} "
+        f"{b.judged_on} samples) of the {b.reference} "
+        f"({_cell(b.reference_val_accuracy)})."
+    )])]
+
+
+def _prune_attempts(m: Manifest, bl: Baseline | None) -> list[Section]:
+    att = list(_compression(m).prune_attempts)
+    if not att:
+        return []
+    keys = list(dict.fromkeys(k for a in att for k in a))
+    rows = [[Cell(_cell(a.get(k))) for k in keys] for a in att]
+    return [Section("Pruning attempts", [Table(keys, rows, set(range(1, len(keys) - 1)))])]
+
+
+def _variants(m: Manifest, bl: Baseline | None) -> list[Section]:
+    """The variant table (columns with data only), the latency note and the Pareto plot."""
+    rows = variant_rows(m, bl)
+    if not rows:
+        return []
+    cols = _columns(rows)
+    body = [[_variant_cell(r.get(key), kind) for key, _, kind in cols] for r in rows]
+    blocks: list[Table | Text | Plot] = [
+        Table([c[1] for c in cols], body, {i for i, c in enumerate(cols) if c[2] not in ("s", "b")})
+    ]
+    if bl is not None:
+        t, mach = bl.timing, bl.machine
+        blocks.append(Text(
+            f"Latency: {t.get('threads', 1)} engine thread(s), batch 1, {t.get('rounds')} rounds interleaved "
+            "with the reference workload (see baseline.json); the ratio is what `edgeship check` gates.",
+            f'<p class="meta">Latency: batch 1, {_h(t.get("threads", 1))} engine thread(s), {_h(t.get("rounds"))} rounds '
+            f"interleaved with the fixed reference workload, on {_h(mach.get('cpu') or mach.get('machine') or '?')}. "
+            "“latency / reference” is what <code>edgeship check</code> gates.</p>",
+        ))
+    return [Section("Variants", [*blocks, Plot(rows)])]
+
+
+def _variant_cell(v: Any, kind: str) -> Cell:
+    if kind == "b" and v is not None:
+        return Cell(_fmt(v, kind), _pf(v)[1])
+    return Cell(_fmt(v, kind), "" if kind == "s" else "n")
+
+
+def _evaluation(m: Manifest, bl: Baseline | None) -> list[Section]:
+    """Accuracy and macro scores, per-class scores and the confusion matrix (in that order in Markdown;
+    the page shows the matrix first)."""
+    ev = (m.metrics or ModelMetrics()).evaluation
+    if ev is None:
+        return []
+    md, bits = [], []
+    if _num(ev.accuracy) is not None:
+        md.append(f"Accuracy {ev.accuracy:.4f}" + (f" on {ev.artifact}" if ev.artifact else "") + ".")
+        bits.append(f"accuracy <b>{ev.accuracy:.4f}</b>" + (f" ({_h(ev.artifact)})" if ev.artifact else ""))
+    if ev.macro:
+        md.append("Macro: " + ", ".join(f"{k} {_cell(v)}" for k, v in ev.macro.items()) + ".")
+        bits.append("macro " + ", ".join(f"{_h(k)} {_h(_cell(v))}" for k, v in ev.macro.items()))
+    blocks: list[Table | Text | Plot] = [Text("\n".join(md), "<p>" + "; ".join(bits) + ".</p>" if bits else None)]
+    per_class = None
+    if ev.per_class:
+        keys = ["precision", "recall", "f1", "support"]
+        rows = [[Cell(str(k)), *(Cell(_cell(getattr(v, x)), "n") for x in keys)] for k, v in ev.per_class.items()]
+        per_class = Table(["class", *keys], rows, {1, 2, 3, 4})
+        blocks.append(replace(per_class, only="md"))
+    if ev.confusion_matrix:
+        blocks += [
+            Text("Confusion matrix (rows: true, columns: predicted):",
+                 "<p>Confusion matrix (rows: true class, columns: predicted class)</p>"),
+            _confusion_table(m, ev.confusion_matrix),
+        ]
+    if per_class is not None:
+        blocks += [Text(None, "<p>Per-class metrics</p>"), replace(per_class, only="html")]
+    return [Section("Evaluation", blocks)]
+
+
+def _confusion_table(m: Manifest, cm: tuple[tuple[int, ...], ...]) -> Table:
+    """Rows true, columns predicted; on the page each cell is shaded by its count (blue on the diagonal)."""
+    labels = _labels(m, len(cm))
+    top = max((max(r) for r in cm if r), default=1) or 1
+    rows = []
+    for i, row in enumerate(cm):
+        cells = [Cell(labels[i], html=f"<b>{_h(labels[i])}</b>")]
+        for j, c in enumerate(row):
+            shade = int(255 - 190 * (c / top)) if c else 255
+            color = f"rgb({shade},{shade},255)" if i == j else f"rgb(255,{shade},{shade})"
+            ink = "#fff" if shade < 140 else "#222"
+            title = f"true {_h(labels[i])}, predicted {_h(labels[j])}"
+            cells.append(Cell(str(c), f'cm" style="background:{color};color:{ink}',
+                              f'<span title="{title}">{int(c)}</span>'))
+        rows.append(cells)
+    return Table(["", *labels], rows, set(range(1, len(cm) + 1)))
+
+
+def _parity(m: Manifest, bl: Baseline | None) -> list[Section]:
+    par = _parity_rows(m)
+    if not par:
+        return []
+    rows = []
+    for r in par:
+        text, css = _pf(r["passed"])
+        rows.append([
+            Cell(str(r["artifact"])),
+            Cell(str(r["output"])),
+            Cell(r["check"]),
+            *(Cell(_cell(r[k]), "n") for k in ("max_abs_diff", "sqnr_db", "top1_agreement")),
+            Cell(r["limits"]),
+            Cell(text, css, text + (f" – {_h(r['failures'])}" if r["failures"] else "")),
+        ])
+    headers = ["artifact", "output", "check", "max abs diff", "SQNR dB", "top-1 agreement", "limits", "result"]
+    return [Section("Parity", [Table(headers, rows, {3, 4, 5})])]
+
+
+def _kernel_sparsity(m: Manifest, bl: Baseline | None) -> list[Section]:
+    sp = _sparsity(m)
+    if not sp:
+        return []
+    bar = '<span style="display:inline-block;background:#8ab4f8;height:9px;width:{}px"></span>'
+    rows = [[Cell(k), Cell(f"{v:.1%}", "n", f"{v:.1%} " + bar.format(int(120 * v)))] for k, v in sp.items()]
+    return [Section("Kernel sparsity", [Table(["layer", "zeros"], rows, {1})], html_title="Kernel sparsity per layer")]
+
+
+def _schedule(m: Manifest, bl: Baseline | None) -> list[Section]:
+    schedule = _compression(m).schedule
+    if not schedule:
+        return []
+    rows = [[Cell(str(k)), Cell(_cell(v))] for k, v in schedule.items()]
+    return [Section("Pruning schedule", [Table(["setting", "value"], rows)], only="md")]
+
+
+def _quantization_attempts(m: Manifest, bl: Baseline | None) -> list[Section]:
+    att = list(_compression(m).quantization_attempts)
+    if not att:
+        return []
+    keys = list(dict.fromkeys(k for a in att for k in a))
+    right = {i for i, k in enumerate(keys) if any(_is_number(a.get(k)) for a in att)}
+    rows = [[_attempt_cell(a.get(k), k) for k in keys] for a in att]
+    return [Section("Quantization attempts", [Table(keys, rows, right)])]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _attempt_cell(v: Any, key: str) -> Cell:
+    """``met_budget`` reads yes/no in Markdown and pass/FAIL on the page."""
+    if key == "met_budget" and isinstance(v, bool):
+        text, css = _pf(v)
+        return Cell(_cell(v), css, text)
+    return Cell(_cell(v), "n" if isinstance(v, (int, float)) else "")
+
+
+def _sqnr(m: Manifest, bl: Baseline | None) -> list[Section]:
+    sq = _compression(m).sqnr_db
+    if not sq:
+        return []
+    rows = [[Cell(_short(k)), Cell(_cell(v), "n")] for k, v in _flat(sq)]
+    return [Section("SQNR per tensor (dB)", [Table(["tensor", "SQNR dB"], rows, {1})])]
+
+
+def _timings(m: Manifest, bl: Baseline | None) -> list[Section]:
+    timings = m.timings_s or {}
+    if not timings:
+        return []
+    rows = [[Cell(k), Cell(f"{v:.1f}", "n")] for k, v in timings.items()]
+    return [Section("Build timings", [Table(["stage", "seconds"], rows, {1})], only="html")]
+
+
 # -- markdown ------------------------------------------------------------------------
 def _md_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
     right = right or set()
@@ -210,129 +468,27 @@ def _md_table(headers: list[str], rows: list[list[str]], right: set[int] | None 
     return lines
 
 
-def render_markdown(manifest: Manifest, baseline: dict[str, Any] | None = None) -> str:
+def render_markdown(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None) -> str:
     """The bundle report as Markdown (``report.md``); the Pareto plot is in ``report.html`` only."""
-    m = manifest.get("metrics") or {}
-    lines = [f"# edgeship bundle: {manifest.get('name')}", ""]
-    lines.append(
-        f"Built {manifest.get('created')} by edgeship {manifest.get('edgeship_version')}, "
-        f"recipe sha256 `{str(manifest.get('recipe_sha256'))[:12]}`."
-    )
-    if _num(m.get("keras_float32_accuracy")) is not None:
-        lines += [
-            "",
-            f"Keras float32 test accuracy: {m['keras_float32_accuracy']:.4f}"
-            + (
-                f"; after compression (reference for the artifacts): {m['keras_reference_accuracy']:.4f}."
-                if _num(m.get("keras_reference_accuracy")) is not None
-                else "."
-            ),
-        ]
-    checks = _accuracy_checks(manifest)
-    for w in checks["warnings"]:
-        lines += ["", f"> **Warning:** {w}"]
-    if checks.get("baselines"):
-        lines += ["", "## Baselines", ""] + _md_table(["baseline / gate", "test accuracy"], checks["baselines"], {1})
-    if checks.get("budget"):
-        lines += ["", checks["budget"]]
-    if checks["prune_attempts"]:
-        keys = list(dict.fromkeys(k for a in checks["prune_attempts"] for k in a))
-        lines += ["", "## Pruning attempts", ""] + _md_table(
-            keys, [[_cell(a.get(k)) for k in keys] for a in checks["prune_attempts"]], set(range(1, len(keys) - 1))
-        )
-    rows = variant_rows(manifest, baseline)
-    if rows:
-        cols = _columns(rows)
-        lines += ["", "## Variants", ""]
-        lines += _md_table(
-            [c[1] for c in cols],
-            [[_fmt(r.get(c[0]), c[2]) for c in cols] for r in rows],
-            {i for i, c in enumerate(cols) if c[2] not in ("s", "b")},
-        )
-        if baseline:
-            t = baseline.get("timing") or {}
-            lines += [
-                "",
-                f"Latency: {t.get('threads', 1)} engine thread(s), batch 1, {t.get('rounds')} rounds interleaved "
-                "with the reference workload (see baseline.json); the ratio is what `edgeship check` gates.",
-            ]
-    ev = _evaluation(manifest)
-    if ev:
-        lines += ["", "## Evaluation", ""]
-        if _num(ev.get("accuracy")) is not None:
-            lines.append(
-                f"Accuracy {ev['accuracy']:.4f}" + (f" on {ev['artifact']}" if ev.get("artifact") else "") + "."
-            )
-        if isinstance(ev.get("macro"), dict):
-            lines.append("Macro: " + ", ".join(f"{k} {_cell(v)}" for k, v in ev["macro"].items()) + ".")
-        pc = ev.get("per_class") or {}
-        if pc:
-            keys = ["precision", "recall", "f1", "support"]
-            lines += [""] + _md_table(
-                ["class", *keys], [[str(k), *(_cell(v.get(x)) for x in keys)] for k, v in pc.items()], {1, 2, 3, 4}
-            )
-        cm = ev.get("confusion_matrix")
-        if cm:
-            labels = _labels(manifest, len(cm))
-            lines += ["", "Confusion matrix (rows: true, columns: predicted):", ""]
-            lines += _md_table(
-                ["", *labels],
-                [[labels[i], *(str(c) for c in row)] for i, row in enumerate(cm)],
-                set(range(1, len(cm) + 1)),
-            )
-    par = _parity_rows(manifest)
-    if par:
-        lines += ["", "## Parity", ""]
-        lines += _md_table(
-            ["artifact", "output", "check", "max abs diff", "SQNR dB", "top-1 agreement", "limits", "result"],
-            [
-                [
-                    str(r["artifact"]),
-                    str(r["output"]),
-                    r["check"],
-                    _cell(r["max_abs_diff"]),
-                    _cell(r["sqnr_db"]),
-                    _cell(r["top1_agreement"]),
-                    r["limits"],
-                    "pass" if r["passed"] else "FAIL",
-                ]
-                for r in par
-            ],
-            {3, 4, 5},
-        )
-    sp = _sparsity(manifest)
-    if sp:
-        lines += ["", "## Kernel sparsity", ""] + _md_table(
-            ["layer", "zeros"], [[k, f"{v:.1%}"] for k, v in sp.items()], {1}
-        )
-    schedule = (manifest.get("compression") or {}).get("schedule") or {}
-    if schedule:
-        lines += ["", "## Pruning schedule", ""] + _md_table(
-            ["setting", "value"], [[str(k), _cell(v)] for k, v in schedule.items()]
-        )
-    att = _attempts(manifest)
-    if att:
-        keys = list(dict.fromkeys(k for a in att for k in a))
-        lines += ["", "## Quantization attempts", ""] + _md_table(
-            keys,
-            [[_cell(a.get(k)) for k in keys] for a in att],
-            {
-                i
-                for i, k in enumerate(keys)
-                if any(isinstance(a.get(k), (int, float)) and not isinstance(a.get(k), bool) for a in att)
-            },
-        )
-    sq = _sqnr(manifest)
-    if sq:
-        lines += ["", "## SQNR per tensor (dB)", ""] + _md_table(
-            ["tensor", "SQNR dB"], [[_short(k), _cell(v)] for k, v in _flat(sq)], {1}
-        )
+    manifest, baseline = as_records(manifest, baseline)
+    lines = [f"# edgeship bundle: {manifest.name}"]
+    for section in report_sections(manifest, baseline):
+        if section.only == "html":
+            continue
+        if section.title is not None:
+            lines += ["", f"## {section.title}"]
+        for block in section.blocks:
+            lines += _md_block(block)
     return "\n".join(lines) + "\n"
 
 
-def _labels(manifest: Manifest, n: int) -> list[str]:
-    labels = [str(x) for x in (manifest.get("labels") or [])]
-    return labels if len(labels) == n else [str(i) for i in range(n)]
+def _md_block(block: Table | Text | Plot) -> list[str]:
+    """The block's lines after the blank line that opens it; nothing for a block the Markdown leaves out."""
+    if isinstance(block, Table) and block.only != "html":
+        return ["", *_md_table(block.headers, [[c.text for c in r] for r in block.rows], block.right)]
+    if isinstance(block, Text) and block.md is not None:
+        return ["", block.md] if block.md else [""]
+    return []
 
 
 # -- the Pareto plot -------------------------------------------------------------------
@@ -350,6 +506,22 @@ def pareto_png(rows: list[dict[str, Any]]) -> bytes | None:
         return None
     fig = Figure(figsize=(7.2, 4.4), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
+    _scatter(ax, pts)
+    front = _pareto_front(pts)
+    if len(front) > 1:
+        ax.plot(
+            [r["p50_ms"] for r in front], [r["accuracy"] for r in front], "--", color="grey", lw=1, label="Pareto front"
+        )
+        ax.legend(loc="lower right", fontsize=8)
+    _frame(ax, pts)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _scatter(ax: Any, pts: list[dict[str, Any]]) -> None:
+    """One labelled marker per artifact: colour by format, circle float32, square otherwise, area by size."""
     biggest = max(r["bytes"] or 1 for r in pts)
     colors = {"tflite": "#1f77b4", "onnx": "#d62728"}
     for i, r in enumerate(sorted(pts, key=lambda r: r["p50_ms"])):
@@ -372,8 +544,11 @@ def pareto_png(rows: list[dict[str, Any]]) -> bytes | None:
             xytext=(8, (14, -26, 34, -46)[i % 4]),
             fontsize=7.5,
         )
-    # Pareto front: no other point is both at least as fast and at least as accurate.
-    front = sorted(
+
+
+def _pareto_front(pts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points no other point beats, fastest first: none is both at least as fast and at least as accurate."""
+    return sorted(
         (
             r
             for r in pts
@@ -387,11 +562,10 @@ def pareto_png(rows: list[dict[str, Any]]) -> bytes | None:
         ),
         key=lambda r: r["p50_ms"],
     )
-    if len(front) > 1:
-        ax.plot(
-            [r["p50_ms"] for r in front], [r["accuracy"] for r in front], "--", color="grey", lw=1, label="Pareto front"
-        )
-        ax.legend(loc="lower right", fontsize=8)
+
+
+def _frame(ax: Any, pts: list[dict[str, Any]]) -> None:
+    """Limits with room for the labels, axis titles, grid."""
     xs = [r["p50_ms"] for r in pts]
     ys = [r["accuracy"] for r in pts]
     xpad = (max(xs) - min(xs)) * 0.25 or max(xs) * 0.2
@@ -402,10 +576,6 @@ def pareto_png(rows: list[dict[str, Any]]) -> bytes | None:
     ax.set_ylabel("accuracy (eval.npz)")
     ax.set_title("Accuracy vs latency (marker area ~ file size; circle float32, square int8)", fontsize=9)
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
 
 
 # -- HTML -------------------------------------------------------------------------------
@@ -418,10 +588,6 @@ p.warn{background:#fff4e5;border-left:4px solid #e69500;padding:6px 10px}
 .pass{color:#137333;font-weight:600} .fail{color:#b3261e;font-weight:700} .meta{color:#555;font-size:13px}
 td.cm{text-align:center;min-width:26px} img{max-width:100%;border:1px solid #eee}
 """
-
-
-def _h(v: Any) -> str:
-    return html.escape(str(v), quote=True)
 
 
 def _html_table(headers: list[str], rows: list[list[tuple[str, str]]]) -> str:
@@ -437,194 +603,49 @@ def _html_table(headers: list[str], rows: list[list[tuple[str, str]]]) -> str:
     return "\n".join(out)
 
 
-def _pf(passed: Any) -> tuple[str, str]:
-    return ("pass", "pass") if passed else ("FAIL", "fail")
-
-
-def render_html(manifest: Manifest, baseline: dict[str, Any] | None = None) -> str:
+def render_html(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None) -> str:
     """The bundle report as one self-contained HTML page (no external resources)."""
-    m = manifest.get("metrics") or {}
+    manifest, baseline = as_records(manifest, baseline)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>edgeship report: {_h(manifest.get('name'))}</title><style>{_CSS}</style></head><body>",
-        f"<h1>edgeship bundle: {_h(manifest.get('name'))}</h1>",
-        f'<p class="meta">Built {_h(manifest.get("created"))} by edgeship {_h(manifest.get("edgeship_version"))}, '
-        f"recipe sha256 <code>{_h(str(manifest.get('recipe_sha256'))[:12])}</code>"
-        + (f", dataset {_h((manifest.get('dataset') or {}).get('name'))}" if manifest.get("dataset") else "")
-        + ".</p>",
+        f"<title>edgeship report: {_h(manifest.name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>edgeship bundle: {_h(manifest.name)}</h1>",
     ]
-    if _num(m.get("keras_float32_accuracy")) is not None:
-        parts.append(
-            f"<p>Keras float32 test accuracy <b>{m['keras_float32_accuracy']:.4f}</b>"
-            + (
-                f"; after compression <b>{m['keras_reference_accuracy']:.4f}</b>"
-                if _num(m.get("keras_reference_accuracy")) is not None
-                else ""
-            )
-            + ".</p>"
-        )
-    checks = _accuracy_checks(manifest)
-    for w in checks["warnings"]:
-        parts.append(f'<p class="warn"><b>Warning:</b> {_h(w)}</p>')
-    if checks.get("baselines"):
-        parts += ["<h2>Baselines</h2>", _html_table(
-            ["baseline / gate", "test accuracy"], [[(_h(a), ""), (_h(b), "n")] for a, b in checks["baselines"]]
-        )]
-    if checks.get("budget"):
-        parts.append(f"<p>{_h(checks['budget'])}</p>")
-    if checks["prune_attempts"]:
-        keys = list(dict.fromkeys(k for a in checks["prune_attempts"] for k in a))
-        parts += ["<h2>Pruning attempts</h2>", _html_table(
-            keys, [[(_h(_cell(a.get(k))), "") for k in keys] for a in checks["prune_attempts"]]
-        )]
-    rows = variant_rows(manifest, baseline)
-    if rows:
-        cols = _columns(rows)
-        body = []
-        for r in rows:
-            cells = []
-            for key, _, kind in cols:
-                v = r.get(key)
-                if kind == "b" and v is not None:
-                    cells.append(_pf(v))
-                else:
-                    cells.append((_h(_fmt(v, kind)), "" if kind == "s" else "n"))
-            body.append(cells)
-        parts += ["<h2>Variants</h2>", _html_table([c[1] for c in cols], body)]
-        if baseline:
-            t = baseline.get("timing") or {}
-            mach = baseline.get("machine") or {}
-            parts.append(
-                f'<p class="meta">Latency: batch 1, {_h(t.get("threads", 1))} engine thread(s), {_h(t.get("rounds"))} rounds '
-                f"interleaved with the fixed reference workload, on {_h(mach.get('cpu') or mach.get('machine') or '?')}. "
-                "“latency / reference” is what <code>edgeship check</code> gates.</p>"
-            )
-        png = pareto_png(rows)
-        if png:
-            parts += [
-                "<h2>Accuracy vs latency</h2>",
-                f'<img alt="Pareto plot of accuracy against p50 latency" src="data:image/png;base64,{base64.b64encode(png).decode()}">',
-            ]
-    ev = _evaluation(manifest)
-    if ev:
-        parts.append("<h2>Evaluation</h2>")
-        bits = []
-        if _num(ev.get("accuracy")) is not None:
-            bits.append(
-                f"accuracy <b>{ev['accuracy']:.4f}</b>" + (f" ({_h(ev['artifact'])})" if ev.get("artifact") else "")
-            )
-        if isinstance(ev.get("macro"), dict):
-            bits.append("macro " + ", ".join(f"{_h(k)} {_h(_cell(v))}" for k, v in ev["macro"].items()))
-        if bits:
-            parts.append("<p>" + "; ".join(bits) + ".</p>")
-        cm = ev.get("confusion_matrix")
-        if cm:
-            labels = _labels(manifest, len(cm))
-            top = max((max(r) for r in cm if r), default=1) or 1
-            body = []
-            for i, row in enumerate(cm):
-                cells = [(f"<b>{_h(labels[i])}</b>", "")]
-                for j, c in enumerate(row):
-                    shade = int(255 - 190 * (c / top)) if c else 255
-                    color = f"rgb({shade},{shade},255)" if i == j else f"rgb(255,{shade},{shade})"
-                    ink = "#fff" if shade < 140 else "#222"
-                    cells.append(
-                        (
-                            f'<span title="true {_h(labels[i])}, predicted {_h(labels[j])}">{int(c)}</span>',
-                            f'cm" style="background:{color};color:{ink}',
-                        )
-                    )
-                body.append(cells)
-            parts += [
-                "<p>Confusion matrix (rows: true class, columns: predicted class)</p>",
-                _html_table(["", *labels], body),
-            ]
-        pc = ev.get("per_class") or {}
-        if pc:
-            keys = ["precision", "recall", "f1", "support"]
-            parts += [
-                "<p>Per-class metrics</p>",
-                _html_table(
-                    ["class", *keys],
-                    [[(_h(k), ""), *((_h(_cell(v.get(x))), "n") for x in keys)] for k, v in pc.items()],
-                ),
-            ]
-    par = _parity_rows(manifest)
-    if par:
-        parts += [
-            "<h2>Parity</h2>",
-            _html_table(
-                ["artifact", "output", "check", "max abs diff", "SQNR dB", "top-1 agreement", "limits", "result"],
-                [
-                    [
-                        (_h(r["artifact"]), ""),
-                        (_h(r["output"]), ""),
-                        (_h(r["check"]), ""),
-                        (_h(_cell(r["max_abs_diff"])), "n"),
-                        (_h(_cell(r["sqnr_db"])), "n"),
-                        (_h(_cell(r["top1_agreement"])), "n"),
-                        (_h(r["limits"]), ""),
-                        (
-                            _pf(r["passed"])[0] + (f" – {_h(r['failures'])}" if r["failures"] else ""),
-                            _pf(r["passed"])[1],
-                        ),
-                    ]
-                    for r in par
-                ],
-            ),
-        ]
-    sp = _sparsity(manifest)
-    if sp:
-        parts += [
-            "<h2>Kernel sparsity per layer</h2>",
-            _html_table(
-                ["layer", "zeros"],
-                [
-                    [
-                        (_h(k), ""),
-                        (
-                            f'{v:.1%} <span style="display:inline-block;background:#8ab4f8;height:9px;width:{int(120 * v)}px"></span>',
-                            "n",
-                        ),
-                    ]
-                    for k, v in sp.items()
-                ],
-            ),
-        ]
-    att = _attempts(manifest)
-    if att:
-        keys = list(dict.fromkeys(k for a in att for k in a))
-        body = []
-        for a in att:
-            body.append(
-                [
-                    (_pf(a[k])[0], _pf(a[k])[1])
-                    if k == "met_budget" and isinstance(a[k], bool)
-                    else (_h(_cell(a.get(k))), "n" if isinstance(a.get(k), (int, float)) else "")
-                    for k in keys
-                ]
-            )
-        parts += ["<h2>Quantization attempts</h2>", _html_table(keys, body)]
-    sq = _sqnr(manifest)
-    if sq:
-        parts += [
-            "<h2>SQNR per tensor (dB)</h2>",
-            _html_table(["tensor", "SQNR dB"], [[(_h(_short(k)), ""), (_h(_cell(v)), "n")] for k, v in _flat(sq)]),
-        ]
-    timings = manifest.get("timings_s") or {}
-    if timings:
-        parts += [
-            "<h2>Build timings</h2>",
-            _html_table(["stage", "seconds"], [[(_h(k), ""), (f"{v:.1f}", "n")] for k, v in timings.items()]),
-        ]
+    for section in report_sections(manifest, baseline):
+        if section.only == "md":
+            continue
+        if section.title is not None:
+            parts.append(f"<h2>{_h(section.html_title or section.title)}</h2>")
+        parts += [p for p in map(_html_block, section.blocks) if p is not None]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def write_reports(folder: str | Path, manifest: Manifest, baseline: dict[str, Any] | None = None) -> list[Path]:
+def _html_block(block: Table | Text | Plot) -> str | None:
+    """The block's markup; ``None`` for a block the page leaves out (or a plot without data or matplotlib)."""
+    if isinstance(block, Table):
+        if block.only == "md":
+            return None
+        cells = [[(c.html if c.html is not None else _h(c.text), c.css) for c in r] for r in block.rows]
+        return _html_table(block.headers, cells)
+    if isinstance(block, Text):
+        return block.html
+    png = pareto_png(block.rows)
+    if not png:
+        return None
+    return (
+        "<h2>Accuracy vs latency</h2>\n"
+        f'<img alt="Pareto plot of accuracy against p50 latency" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+    )
+
+
+def write_reports(
+    folder: str | Path, manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None
+) -> list[Path]:
     """Write ``report.md`` and ``report.html`` into ``folder``; returns their paths."""
     folder = Path(folder)
+    manifest, baseline = as_records(manifest, baseline)  # validated once for both renderers
     md = folder / "report.md"
     md.write_text(render_markdown(manifest, baseline))
     page = folder / "report.html"

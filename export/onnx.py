@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edgeship._tf import check_keras2_model, require, scoped_log_levels, tf_modules
+from edgeship.bundle import ONNX_PRECISIONS as ONNX_PRECISIONS
 
 from ._feed import batch1
 
@@ -53,8 +54,6 @@ class _Reader:
 
 CalibrationName = Literal["minmax", "entropy", "percentile"]
 QuantTypeName = Literal["int8", "uint8"]
-ONNX_PRECISIONS = ("float32", "int8", "dynamic_int8")
-"""Every ONNX variant the build writes; the recipe's ``quantize.onnx`` picks from these."""
 
 
 @dataclass(frozen=True)

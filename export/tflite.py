@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from edgeship._tf import check_keras2_model, quiet_engine, tf_modules
-from edgeship.runtime._errors import BuildError
+from edgeship.bundle import TFLITE_PRECISIONS as TFLITE_PRECISIONS
+from edgeship.errors import BuildError
 
 from ._feed import batch1
 
@@ -23,8 +24,6 @@ def representative(calibration: np.ndarray) -> Any:
     return gen
 
 
-TFLITE_PRECISIONS = ("float32", "float16", "dynamic_int8", "int8", "int16x8")
-"""Every TFLite variant ``to_tflite`` writes; the recipe's ``quantize.tflite`` picks from these."""
 
 
 def to_tflite(

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._errors import BackendMissingError, ModelFileError
+from ._errors import BackendMissingError, ModelFileError, engine_failed
 from ._tensor import TensorInfo
 
 # Order matters: the first one installed wins. LiteRT is the maintained engine;
@@ -179,7 +179,7 @@ class TFLiteBackend:
                         else:
                             out = None
                     except Exception as exc:
-                        raise ModelFileError(f"The {backend.engine} engine failed to run {model.path.name}: {exc}") from None
+                        raise engine_failed(backend.engine, model.path.name, exc) from None
                     finally:
                         release()
                     if out is not None:
@@ -324,7 +324,7 @@ class OnnxBackend:
                 try:
                     out = run(out_names, {in0: x if quant is None else quant(x)})[0]
                 except Exception as exc:
-                    raise ModelFileError(f"The {backend.engine} engine failed to run {model.path.name}: {exc}") from None
+                    raise engine_failed(backend.engine, model.path.name, exc) from None
                 return out if dequant is None else dequant(out)
             return general(x)
 

@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.bundle import ArtifactRecord
+from edgeship.metrics import top1_accuracy
+
 from ._bundle import is_bundle, read_manifest, verify_bundle
 from ._errors import InputError
 from ._load import load, load_eval, load_file
@@ -162,7 +165,7 @@ def _measure(
             xe, ye = eval_data
             probs = model.predict(xe)
             probs = probs[0] if isinstance(probs, list) else probs
-            out["accuracy"] = float(np.mean(np.argmax(probs.reshape(len(probs), -1), axis=1) == ye))
+            out["accuracy"] = top1_accuracy(probs, ye)
     return out
 
 
@@ -197,19 +200,19 @@ def benchmark(
     eval_data = load_eval(p)
     x = np.ascontiguousarray(eval_data[0][:1])
     results = []
-    for entry in manifest["artifacts"]:
+    for entry in manifest.artifacts:
 
-        def open_model(t: int | None = threads, entry: dict[str, Any] = entry) -> Model:
+        def open_model(t: int | None = threads, entry: ArtifactRecord = entry) -> Model:
             return load_file(
-                p / entry["file"], entry["format"], threads=t, precision=entry.get("precision"),
-                labels=manifest.get("labels"), text=manifest.get("text"),
+                p / entry.file, entry.format, threads=t, precision=entry.precision,
+                labels=manifest.label_list(), text=manifest.text,
             )
 
         r = {
-            "file": entry["file"],
-            "bytes": entry.get("bytes"),
+            "file": entry.file,
+            "bytes": entry.bytes,
             "threads": threads,
-            "manifest_accuracy": (entry.get("metrics") or {}).get("accuracy"),
+            "manifest_accuracy": entry.metrics.accuracy if entry.metrics else None,
             **_measure(open_model, x, eval_data=eval_data, **kw),
         }
         if thread_sweep:

@@ -1,4 +1,4 @@
-"""Bundle folders: manifest reading, sha256 verification, artifact choice."""
+"""Bundle folders: manifest reading (through :mod:`edgeship.bundle`'s records), sha256 verification, artifact choice."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgeship.bundle import MANIFEST, ArtifactRecord, EvalFile, Manifest
+
 from ._errors import BundleError, IntegrityError
 
-MANIFEST = "manifest.json"
 EVAL_FILE = "eval.npz"
-SCHEMA = "edgeship.bundle/1"
 MODEL_SUFFIXES = {".tflite": "tflite", ".onnx": "onnx"}
 # With no argument and no device profile, load() prefers the float32 TFLite model:
 # it is the most portable artifact and the reference the others are checked against.
@@ -30,8 +30,13 @@ def is_bundle(path: Path) -> bool:
     return path.is_dir() and (path / MANIFEST).is_file()
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """Read and sanity-check ``manifest.json`` of a bundle folder."""
+def read_manifest(folder: Path) -> Manifest:
+    """Read and validate ``manifest.json`` of a bundle folder.
+
+    Raises:
+        BundleError: no manifest, not JSON, or not the layout its schema names.
+        SchemaVersionError: a ``schema_version`` this edgeship does not read.
+    """
     path = folder / MANIFEST
     if not path.is_file():
         raise BundleError(
@@ -42,61 +47,52 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path} is not valid JSON ({exc}). Rebuild the bundle.") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
-        got = manifest.get("schema") if isinstance(manifest, dict) else type(manifest).__name__
-        raise BundleError(f"Expected manifest schema {SCHEMA!r} in {path}. Received: {got!r}. Rebuild the bundle.")
-    if not isinstance(manifest.get("artifacts"), list) or not manifest["artifacts"]:
-        raise BundleError(f"Manifest {path} lists no artifacts. Rebuild the bundle.")
-    return manifest
+    return Manifest.from_json(manifest, str(path))
 
 
-def verify_file(folder: Path, entry: dict[str, Any]) -> Path:
+def verify_file(folder: Path, entry: ArtifactRecord | EvalFile) -> Path:
     """Check one manifest entry's file exists and matches its sha256 and size."""
-    name = entry.get("file", "")
+    name = entry.file
     path = folder / name
     if not name or Path(name).name != name:
         raise BundleError(f"Manifest entry names an invalid file {name!r}; expected a plain file name.")
     if not path.is_file():
         raise IntegrityError(f"Bundle file {name} listed in the manifest is missing from {folder}. Rebuild the bundle.")
     size = path.stat().st_size
-    if "bytes" in entry and size != entry["bytes"]:
+    if size != entry.bytes:
         raise IntegrityError(
-            f"Bundle file {name} does not match its manifest: expected {entry['bytes']} bytes, "
+            f"Bundle file {name} does not match its manifest: expected {entry.bytes} bytes, "
             f"found {size}. The file was changed after the build; rebuild or restore it."
         )
     actual = sha256_file(path)
-    if actual != entry.get("sha256"):
+    if actual != entry.sha256:
         raise IntegrityError(
-            f"Bundle file {name} does not match its manifest: expected sha256 {entry.get('sha256')}, "
+            f"Bundle file {name} does not match its manifest: expected sha256 {entry.sha256}, "
             f"found {actual}. The file was changed after the build; rebuild or restore it."
         )
     return path
 
 
-def verify_bundle(folder: Path, manifest: dict[str, Any]) -> None:
+def verify_bundle(folder: Path, manifest: Manifest) -> None:
     """Verify every artifact (and the eval sample) against the manifest."""
-    for entry in manifest["artifacts"]:
+    for entry in manifest.artifacts:
         verify_file(folder, entry)
-    if isinstance(manifest.get("eval"), dict):
-        verify_file(folder, manifest["eval"])
+    if manifest.eval is not None:
+        verify_file(folder, manifest.eval)
 
 
 def choose_artifact(
-    manifest: dict[str, Any],
+    manifest: Manifest,
     format: str | None = None,
     precision: str | None = None,
     profile: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> ArtifactRecord:
     """Pick an artifact by the arguments, else the device profile, else the default order."""
-    artifacts: list[dict[str, Any]] = manifest["artifacts"]
+    artifacts = manifest.artifacts
     if format or precision:
-        hits = [
-            a for a in artifacts
-            if (format is None or a.get("format") == format)
-            and (precision is None or a.get("precision") == precision)
-        ]
+        hits = manifest.artifact(format, precision)
         if not hits:
-            have = ", ".join(f"{a.get('format')}/{a.get('precision')}" for a in artifacts)
+            have = ", ".join(f"{a.format}/{a.precision}" for a in artifacts)
             raise BundleError(
                 f"No artifact with format={format!r} precision={precision!r} in this bundle. "
                 f"Received bundle with: {have}. Pick one of those."
@@ -104,10 +100,10 @@ def choose_artifact(
         return hits[0]
     if profile and profile.get("file"):
         for a in artifacts:
-            if a.get("file") == profile["file"]:
+            if a.file == profile["file"]:
                 return a
     for fmt, prec in DEFAULT_ORDER:
         for a in artifacts:
-            if a.get("format") == fmt and a.get("precision") == prec:
+            if a.format == fmt and a.precision == prec:
                 return a
     return artifacts[0]

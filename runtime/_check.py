@@ -30,14 +30,18 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.bundle import BASELINE_SCHEMA as BASELINE_SCHEMA
+from edgeship.bundle import Baseline
+from edgeship.metrics import top1_accuracy
+
 from ._bundle import read_manifest, verify_bundle
 from ._errors import BundleError, EdgeshipError, InputError
 from ._load import load_eval, load_file
 from ._model import Model
+from ._profile import cpu_model
 from ._reference import load_reference, reference_input, reference_sha256
 
 BASELINE_FILE = "baseline.json"
-BASELINE_SCHEMA = "edgeship.baseline/1"
 DEFAULT_TOLERANCES: dict[str, float] = {"accuracy": 0.01, "latency": 0.25, "size": 0.05}
 DEFAULT_ROUNDS = 15
 DEFAULT_BLOCK_SECONDS = 0.02
@@ -149,19 +153,12 @@ def _accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float | None,
     out = out[0] if isinstance(out, list) else out
     if out.ndim != 2 or out.shape[0] != len(y) or y.ndim != 1:
         return None, f"outputs {out.shape} are not class scores for labels {y.shape}"
-    return float(np.mean(np.argmax(out, axis=-1) == y)), None
+    return top1_accuracy(out, y), None
 
 
 def machine_info() -> dict[str, Any]:
     """Where a baseline was measured; a check on another machine says so."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     engines = {}
     for mod in ("ai_edge_litert", "onnxruntime"):
         try:
@@ -197,23 +194,22 @@ def measure_bundle(
     x_eval, y_eval = load_eval(folder)
     artifacts: dict[str, Any] = {}
     refs: dict[str, Any] = {}
-    for entry in manifest["artifacts"]:
-        fmt = entry["format"]
+    for entry in manifest.artifacts:
+        fmt = entry.format
         if fmt not in refs:
             refs[fmt] = {"sha256": reference_sha256(fmt)}
-        with load_file(folder / entry["file"], fmt, threads=threads, precision=entry.get("precision")) as model:
+        with load_file(folder / entry.file, fmt, threads=threads, precision=entry.precision) as model:
             acc, acc_error = _accuracy(model, x_eval, y_eval)
             lat = measure_latency_ratio(
                 model, _timing_input(model, x_eval), rounds=rounds, block_seconds=block_seconds, threads=threads
             )
             refs[fmt]["engine"] = model.engine
-        estimates = entry.get("estimates") or {}
-        artifacts[entry["file"]] = {
+        artifacts[entry.file] = {
             "format": fmt,
-            "precision": entry.get("precision"),
-            "sha256": entry.get("sha256"),
-            "bytes": (folder / entry["file"]).stat().st_size,
-            "ram_bytes": estimates.get("ram_arena_bytes"),
+            "precision": entry.precision,
+            "sha256": entry.sha256,
+            "bytes": (folder / entry.file).stat().st_size,
+            "ram_bytes": entry.estimates.ram_arena_bytes if entry.estimates else None,
             "accuracy": acc,
             **({"accuracy_error": acc_error} if acc_error else {}),
             "latency_ratio": lat["ratio"],
@@ -224,7 +220,7 @@ def measure_bundle(
     return {
         "schema": BASELINE_SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "bundle": manifest.get("name"),
+        "bundle": manifest.name,
         "eval_samples": int(len(y_eval)),
         "machine": machine_info(),
         "timing": {"threads": threads, "rounds": rounds, "block_seconds": block_seconds},
@@ -267,6 +263,7 @@ def read_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"Expected baseline schema {BASELINE_SCHEMA!r} in {path}. Received: {got!r}. "
             "Rewrite it with `edgeship check BUNDLE --update`."
         )
+    Baseline.from_json(data, str(path))  # every field present and typed, or a BundleError naming the bad one
     return data
 
 

@@ -1,27 +1,21 @@
-"""Typed errors shared by every edgeship stage.
+"""Typed errors the device side raises.
 
-Every error edgeship raises on purpose derives from :class:`EdgeshipError`, so a
-build script can ``except EdgeshipError`` and print one line. Messages follow one
-shape: what was expected, what was received, and how to fix it.
+The common base :class:`EdgeshipError` and :class:`BundleError` live in
+``edgeship.errors`` (below both the build side and the runtime), so
+``except EdgeshipError`` catches every error of every stage. Errors only a build
+raises (``RecipeError``, ``ParityError``, ...) are there too, exported from
+``edgeship``, not from ``edgeship.runtime``.
 """
 
 from __future__ import annotations
 
-
-class EdgeshipError(Exception):
-    """Base class of every error edgeship raises on purpose."""
-
-
-class RecipeError(EdgeshipError, ValueError):
-    """A recipe file is missing, unreadable, or fails validation."""
+from edgeship.errors import BundleError as BundleError
+from edgeship.errors import EdgeshipError as EdgeshipError
+from edgeship.errors import SchemaVersionError as SchemaVersionError
 
 
 class InputError(EdgeshipError, ValueError):
     """An input given to ``predict`` does not match the model's input."""
-
-
-class BundleError(EdgeshipError):
-    """A path is not a usable bundle or model file."""
 
 
 class IntegrityError(BundleError):
@@ -36,25 +30,6 @@ class BackendMissingError(EdgeshipError, ImportError):
     """No installed inference engine can run this model format."""
 
 
-class MissingExtraError(EdgeshipError, ImportError):
-    """A build-side command was run without the ``edgeship[build]`` extra."""
-
-
-class BuildError(EdgeshipError):
-    """A build stage failed in a way the recipe can fix."""
-
-
-class DataError(EdgeshipError, ValueError):
-    """A dataset named by the recipe is empty, unreadable, or not laid out as expected."""
-
-
-class ParityError(BuildError):
-    """An exported artifact's outputs differ from the Keras model's beyond the recipe's tolerance."""
-
-
-class AccuracyBudgetError(BuildError):
-    """No pruning or quantization attempt kept top-1 accuracy within the recipe's ``budget.max_accuracy_drop``."""
-
-
-class ChanceLevelError(BuildError):
-    """A shipped artifact does not beat the majority-class baseline significantly (``budget.allow_chance_level``)."""
+def engine_failed(engine: str, file: str, exc: BaseException) -> ModelFileError:
+    """The one message for an inference engine that raised while running a model: a typed line, no engine trace."""
+    return ModelFileError(f"The {engine} engine failed to run {file}: {exc}")

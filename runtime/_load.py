@@ -22,9 +22,8 @@ from ._errors import BundleError, ModelFileError
 from ._metadata import attach_embedded
 from ._model import Model, NanPolicy
 from ._probe import probe_model_bytes
+from ._profile import PROFILE_FILE
 from ._verify import check_model_bytes
-
-PROFILE_FILE = "device_profile.json"
 
 
 def load(
@@ -146,15 +145,15 @@ def _load_bundle(
         verify_bundle(folder, manifest)
     entry = choose_artifact(manifest, format, precision, read_profile(folder))
     return load_file(
-        folder / entry["file"],
-        entry["format"],
+        folder / entry.file,
+        entry.format,
         threads=threads,
         providers=providers,
         nan_policy=nan_policy,
-        precision=entry.get("precision"),
-        labels=manifest.get("labels"),
-        preprocessing=manifest.get("preprocessing"),
-        text=manifest.get("text"),
+        precision=entry.precision,
+        labels=manifest.label_list(),
+        preprocessing=manifest.preprocessing,
+        text=manifest.text,
         probe=probe,
     )
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._backends import Backend
-from ._errors import InputError, ModelFileError
+from ._errors import InputError, ModelFileError, engine_failed
 from ._quant import Dequantizer, Quantizer
 from ._tensor import TensorInfo
 from ._text import Tokenizer, is_text
@@ -150,7 +150,7 @@ class Model:
         except ModelFileError:
             raise
         except Exception as exc:  # engine errors surface as one typed line
-            raise ModelFileError(f"The {self.engine} engine failed to run {self.path.name}: {exc}") from None
+            raise engine_failed(self.engine, self.path.name, exc) from None
         return self._finish(outs)
 
     @staticmethod
@@ -172,7 +172,7 @@ class Model:
         except ModelFileError:
             raise
         except Exception as exc:
-            raise ModelFileError(f"The {self.engine} engine failed to run {self.path.name}: {exc}") from None
+            raise engine_failed(self.engine, self.path.name, exc) from None
         return self._finish(outs)
 
     def _finish(self, outs: list[np.ndarray]) -> Any:

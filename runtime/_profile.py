@@ -18,12 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgeship.bundle import Manifest
+
 PROFILE_FILE = "device_profile.json"
 PROFILE_SCHEMA = "edgeship.device_profile/1"
 DEFAULT_ACCURACY_BUDGET = 0.01
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (x86 'model name', ARM 'Hardware' / 'cpu model'), else platform's."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -39,22 +42,18 @@ def device_fingerprint() -> dict[str, Any]:
     return {
         "system": platform.system(),
         "machine": platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
     }
 
 
-def accuracy_budget(manifest: dict[str, Any], override: float | None = None) -> float:
+def accuracy_budget(manifest: Manifest, override: float | None = None) -> float:
     """The budget: ``override``, else the recipe's ``budget.max_accuracy_drop`` (0.1 bundles:
     ``quantize.accuracy_budget``), else 0.01."""
     if override is not None:
         return float(override)
-    recipe = manifest.get("recipe") if isinstance(manifest.get("recipe"), dict) else {}
-    for section, key in (("budget", "max_accuracy_drop"), ("quantize", "accuracy_budget")):
-        value = (recipe.get(section) or {}).get(key) if isinstance(recipe.get(section), dict) else None
-        if isinstance(value, (int, float)):
-            return float(value)
-    return DEFAULT_ACCURACY_BUDGET
+    budget = manifest.recipe_accuracy_budget()
+    return DEFAULT_ACCURACY_BUDGET if budget is None else budget
 
 
 def select_fastest(results: list[dict[str, Any]], budget: float) -> dict[str, Any]:

@@ -10,9 +10,12 @@ from pathlib import Path
 import edgeship.runtime as runtime
 
 RUNTIME_API = [
-    "AccuracyBudgetError", "BackendMissingError", "BuildError", "BundleError", "ChanceLevelError", "DataError", "EdgeshipError", "InputError", "IntegrityError",
-    "MissingExtraError", "Model", "ModelFileError", "ParityError", "RecipeError", "TensorInfo", "benchmark", "load",
-    "load_eval", "sha256_file", "time_predict",
+    "BackendMissingError", "BundleError", "EdgeshipError", "InputError", "IntegrityError", "Model", "ModelFileError",
+    "SchemaVersionError", "TensorInfo", "benchmark", "load", "load_eval", "sha256_file", "time_predict",
+]
+EDGESHIP_API = [
+    "AccuracyBudgetError", "BuildError", "BundleError", "ChanceLevelError", "DataError", "EdgeshipError",
+    "MissingExtraError", "ParityError", "RecipeError", "SchemaVersionError",
 ]
 
 
@@ -20,6 +23,25 @@ def test_runtime_exports_are_pinned() -> None:
     assert sorted(runtime.__all__) == sorted(RUNTIME_API)
     for name in runtime.__all__:
         assert hasattr(runtime, name)
+
+
+def test_edgeship_exports_are_pinned() -> None:
+    import edgeship
+
+    assert sorted(edgeship.__all__) == sorted(EDGESHIP_API)
+    for name in edgeship.__all__:
+        assert hasattr(edgeship, name)
+
+
+def test_every_error_shares_one_base() -> None:
+    """Build-side errors live in edgeship.errors, device errors in edgeship.runtime; one base catches all."""
+    import edgeship
+    from edgeship.errors import EdgeshipError
+
+    errors = [getattr(edgeship, n) for n in EDGESHIP_API] + [getattr(runtime, n) for n in RUNTIME_API if n.endswith("Error")]
+    assert all(issubclass(e, EdgeshipError) for e in errors)
+    assert runtime.EdgeshipError is EdgeshipError and runtime.BundleError is edgeship.BundleError
+    assert not {"RecipeError", "ParityError", "BuildError", "AccuracyBudgetError", "ChanceLevelError"} & set(dir(runtime))
 
 
 def test_build_side_exports() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgeship.runtime._errors import AccuracyBudgetError, BuildError
+from edgeship.errors import AccuracyBudgetError, BuildError
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from edgeship.build import build
+from edgeship.errors import BuildError, RecipeError
 from edgeship.recipe import Recipe
-from edgeship.runtime import BuildError, RecipeError
 
 
 def fast_recipe(**overrides: object) -> Recipe:

@@ -83,7 +83,7 @@ def test_two_four_structured_sparsity(digits: Any) -> None:
 
 def test_exclude_by_name_and_type(digits: Any) -> None:
     from edgeship import compress
-    from edgeship.runtime._errors import RecipeError
+    from edgeship.errors import RecipeError
 
     model = _prune(digits, schedule=PruneSchedule("constant", 0.6), exclude=["probs"])
     report = compress.sparsity_report(model)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edgeship.cli import main
-from edgeship.runtime import load, load_eval
-from edgeship.runtime._errors import ParityError
+from edgeship.errors import ParityError
+from edgeship.runtime import InputError, load, load_eval
 from edgeship.runtime._metadata import read_metadata
 
 LABELS = ["zero", "one", "two"]
@@ -264,3 +264,21 @@ def test_onnx_export_leaves_the_callers_logging_and_tf2onnx_state_alone() -> Non
     export.quantize_onnx(data, x)
     export.quantize_onnx_dynamic(data)
     assert (root.level, t2o.level, tf2onnx.utils.INTERNAL_NAME) == before
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"y": np.full(96, 7)}, r"Expected labels 'y' in 0\.\.2 .*Received: values from 7 to 7"),
+    ({"labels": np.array(["a", "b"])}, r"Expected 3 class names .*Received: 2"),
+])
+def test_export_labels_must_fit_the_model(saved: dict[str, Path], tmp_path: Path, change: dict[str, Any],
+                                          match: str) -> None:
+    from edgeship.build import export_saved_model
+
+    with np.load(saved["npz"]) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays.update(change)
+    data = tmp_path / "bad.npz"
+    np.savez(data, **arrays)
+    with pytest.raises(InputError, match=match):
+        export_saved_model(saved["model"], data, tmp_path / "out", recipe_path=saved["recipe"])
+    assert not (tmp_path / "out").exists()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgeship import train
-from edgeship.runtime._errors import DataError
+from edgeship.errors import DataError
 
 COLORS = {"blue": 2, "green": 1, "red": 0}
 
@@ -127,8 +127,8 @@ def test_bad_folders_fail_with_a_typed_error_and_write_nothing(tmp_path: Path, c
 
 def test_unknown_architecture_and_wrong_task_fail_before_any_work(tmp_path: Path) -> None:
     from edgeship.build import build
+    from edgeship.errors import RecipeError
     from edgeship.recipe import Recipe
-    from edgeship.runtime import RecipeError
 
     data = Recipe.default().to_dict()
     data["model"]["arch"] = "resnet9000"

@@ -10,6 +10,7 @@ top-1 agreement counts only decisive samples.
 from __future__ import annotations
 
 import json
+import math
 import typing
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edgeship.errors import ParityError
 from edgeship.export._metadata import embed_metadata, metadata_dict
 from edgeship.export._parity import (
     Tolerance,
@@ -28,8 +30,8 @@ from edgeship.export._parity import (
     raise_for,
     sqnr_db,
 )
+from edgeship.metrics import SQNR_CAP_DB
 from edgeship.recipe import OnnxPrecision, TflitePrecision
-from edgeship.runtime._errors import ParityError
 
 # arch -> (input shape, builder options); small inputs keep the conversions fast.
 ARCHS: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
@@ -122,7 +124,7 @@ def test_parity_every_variant(arch: str, trained: dict[str, Any], tmp_path: Path
             assert result["check"] == "float" and entry["max_abs_diff"] <= tol.atol_for(precision)
         else:
             assert result["check"] == "quantized"
-            assert entry["sqnr_db"] == "inf" or entry["sqnr_db"] >= tol.min_sqnr_db
+            assert entry["sqnr_db"] >= tol.min_sqnr_db  # a number: an exact match is SQNR_CAP_DB, never "inf"
             assert entry["top1_agreement"] >= tol.min_top1
         if precision == "int8":
             int8_outs[fmt] = outs
@@ -282,7 +284,24 @@ def test_no_decisive_sample_leaves_top1_unjudged() -> None:
 def test_sqnr_definition() -> None:
     x = np.array([3.0, 4.0])
     assert sqnr_db(x, x * 1.1) == pytest.approx(20.0)  # ||x|| / ||0.1 x|| = 10 -> 20 dB
-    assert sqnr_db(x, x) == float("inf")
+    assert sqnr_db(x, x) == SQNR_CAP_DB  # infinity is stored one way: the cap, a JSON number
+    assert sqnr_db(x, x + 1e-30) == SQNR_CAP_DB
+    assert math.isnan(sqnr_db(np.zeros(2), x))  # no signal: undefined, stored as null
+    assert math.isnan(sqnr_db(x, np.array([np.nan, 1.0])))
+
+
+def test_sqnr_one_implementation_and_one_storage() -> None:
+    """Parity and the per-layer tables share one sqnr_db; undefined values are stored as null, never "inf"."""
+    from edgeship.export._sqnr import sqnr_db as compress_sqnr
+    from edgeship.metrics import sqnr_db as shared
+
+    assert compress_sqnr is shared and sqnr_db is shared
+    x = {"probs": np.array([[0.9, 0.1], [0.2, 0.8]])}
+    same = compare(x, x, quantized=True, atol=0, min_top1=0.8, min_sqnr_db=10)
+    assert same["passed"] and same["outputs"]["probs"]["sqnr_db"] == SQNR_CAP_DB
+    zero = compare({"probs": np.zeros((2, 2))}, x, quantized=True, atol=0, min_top1=0.8, min_sqnr_db=10)
+    assert not zero["passed"] and zero["outputs"]["probs"]["sqnr_db"] is None
+    json.dumps([same, zero], allow_nan=False)
 
 
 def _corrupt_tflite_weight_scale(path: Path, factor: float) -> None:
@@ -332,3 +351,11 @@ def test_corrupted_quantization_scale_raises_parity_error(fmt: str, trained: dic
         raise_for([bad])
     message = str(info.value)
     assert "'probs'" in message and f"max abs diff {diff:.4g}" in message
+
+
+def test_top1_accuracy_one_helper() -> None:
+    """The runtime (check, bench), the pytest plugin and the reports count top-1 the same way."""
+    from edgeship.metrics import top1_accuracy
+
+    assert top1_accuracy(np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]), np.array([1, 1, 1])) == pytest.approx(2 / 3)
+    assert top1_accuracy(np.zeros((2, 1, 3)) + [0.0, 1.0, 0.0], np.array([1, 0])) == 0.5  # scores flattened per sample

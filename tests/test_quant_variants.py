@@ -93,8 +93,7 @@ def test_tflite_uint8_io_and_per_tensor(tiny: dict[str, Any], tmp_path: Path) ->
 
 
 def test_tflite_denylisted_layer_runs_in_float(tiny: dict[str, Any], tmp_path: Path) -> None:
-    from edgeship.compress import tflite_sqnr
-    from edgeship.export import to_tflite
+    from edgeship.export import tflite_sqnr, to_tflite
 
     sqnr = tflite_sqnr(tiny["model"], tiny["cal"], samples=8)
     assert sqnr and all(np.isfinite(v) for v in sqnr.values())
@@ -134,7 +133,7 @@ def test_onnx_presets_are_typed_configs() -> None:
 def test_onnx_nodes_to_exclude_and_sqnr(tiny: dict[str, Any], tmp_path: Path) -> None:
     import onnx
 
-    from edgeship.compress import onnx_sqnr
+    from edgeship.export import onnx_sqnr
     from edgeship.export.onnx import preprocess_onnx, quantize_onnx
 
     pre = preprocess_onnx(tiny["float_onnx"])
@@ -153,8 +152,8 @@ def test_onnx_nodes_to_exclude_and_sqnr(tiny: dict[str, Any], tmp_path: Path) ->
 
 
 def test_unknown_tflite_precision_is_a_build_error(tiny: dict[str, Any]) -> None:
+    from edgeship.errors import BuildError
     from edgeship.export import to_tflite
-    from edgeship.runtime._errors import BuildError
 
     with pytest.raises(BuildError, match="Expected one of float32, float16"):
         to_tflite(tiny["model"], "int4")

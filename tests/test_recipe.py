@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from edgeship.errors import RecipeError
 from edgeship.recipe import Recipe, load_recipe
-from edgeship.runtime import RecipeError
 
 
 def test_default_recipe_is_digits_small_cnn_pruned_int8() -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeship.bundle import Manifest
+from edgeship.errors import BundleError
 from edgeship.export._report import pareto_png, render_html, render_markdown, variant_rows, write_reports
 from edgeship.runtime import load, load_eval
 
@@ -78,20 +80,28 @@ def test_variant_rows_carry_manifest_and_baseline_numbers(manifest: dict, baseli
 
 
 def test_only_sections_with_data_are_rendered(manifest: dict) -> None:
-    minimal = {
-        "name": "bare",
-        "artifacts": [
-            {k: a[k] for k in ("file", "format", "precision", "bytes")}
-            | {"metrics": {"accuracy": a["metrics"]["accuracy"]}}
-            for a in manifest["artifacts"]
-        ],
-    }
-    page, md = render_html(minimal), render_markdown(minimal)
-    for title in ("Parity", "Evaluation", "Kernel sparsity", "Quantization attempts", "SQNR", "Accuracy vs latency"):
+    """An export-like manifest (no evaluation, no pruning or quantization tables), without a baseline."""
+    bare = copy.deepcopy(manifest)
+    bare["metrics"] = {"keras_reference_accuracy": 0.9}
+    bare["compression"] = {"sparsity": {}, "schedule": {}, "prune_attempts": [], "quantization_attempts": [], "sqnr_db": {}}
+    for a in bare["artifacts"]:
+        del a["estimates"]["rss_increase_bytes"]
+    page, md = render_html(bare), render_markdown(bare)
+    for title in ("Evaluation", "Kernel sparsity", "Quantization attempts", "SQNR", "Accuracy vs latency", "Baselines",
+                  "Pruning"):
         assert f"<h2>{title}" not in page and f"## {title}" not in md
     assert "<img" not in page  # no latency, no plot
-    assert "p50 (ms)" not in page and "RAM" not in page  # columns without data are left out
-    assert "<h2>Variants</h2>" in page and "model.int8.onnx" in page
+    assert "p50 (ms)" not in page and "RSS increase" not in page  # columns without data are left out
+    assert "<h2>Variants</h2>" in page and "model.int8.onnx" in page and "<h2>Parity</h2>" in page
+
+
+def test_reports_read_the_manifest_through_its_records(manifest: dict) -> None:
+    """A dict is validated as a Manifest first: a malformed one is a BundleError naming the field."""
+    bad = copy.deepcopy(manifest)
+    bad["artifacts"][0]["metrics"]["accuracy"] = "high"
+    with pytest.raises(BundleError, match=r"artifacts\[0\]\.metrics\.accuracy to be a number"):
+        render_markdown(bad)
+    assert render_markdown(Manifest.from_json(manifest)) == render_markdown(manifest)
 
 
 def test_every_section_renders_from_an_extended_manifest(
@@ -157,7 +167,7 @@ def test_html_escapes_manifest_text(manifest: dict) -> None:
     m = copy.deepcopy(manifest)
     m["name"] = "<script>alert(1)</script>"
     m["labels"] = ["<b>zero</b>"] + [str(i) for i in range(1, 10)]
-    m.setdefault("metrics", {})["evaluation"] = {"confusion_matrix": np.eye(10, dtype=int).tolist()}
+    assert len(m["metrics"]["evaluation"]["confusion_matrix"]) == 10  # labels head its rows and columns
     page = render_html(m)
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>zero</b>" not in page and "&lt;b&gt;zero&lt;/b&gt;" in page
@@ -168,3 +178,29 @@ def test_pareto_plot_needs_latency(manifest: dict, baseline: dict) -> None:
     w, h = _png_size(pareto_png(rows))
     assert (w, h) == (792, 484)  # 7.2 x 4.4 in at 110 dpi
     assert pareto_png(variant_rows(manifest)) is None
+
+
+def test_failures_warnings_and_attempts_render_in_both_reports(manifest: dict) -> None:
+    """A failed parity check, warnings, and attempts whose keys differ (one without met_budget)."""
+    m = copy.deepcopy(manifest)
+    m["warnings"] = ["calibration | set <small>"]
+    m["artifacts"][1]["parity"]["passed"] = False
+    m["artifacts"][1]["parity"]["failures"] = ["SQNR 3.1 dB < 10 dB"]
+    m["compression"]["prune_attempts"] = [
+        {"step": "as_recipe", "target_sparsity": 0.5, "met_budget": False, "rejected_by": "budget"},
+        {"step": "lower", "target_sparsity": 0.25, "met_budget": True, "rejected_by": ""},
+    ]
+    m["compression"]["quantization_attempts"] = [
+        {"artifact": "model.int8.tflite", "step": "ptq", "accuracy": 0.9, "met_budget": False},
+        {"artifact": "model.int8.onnx", "step": "qat"},
+    ]
+    page, md = render_html(m), render_markdown(m)
+    assert "> **Warning:** calibration | set <small>" in md
+    assert '<p class="warn"><b>Warning:</b> calibration | set &lt;small&gt;</p>' in page
+    assert '<td class="fail">FAIL – SQNR 3.1 dB &lt; 10 dB</td>' in page
+    assert "| model.int8.tflite | probs | quantized |" in md and "| FAIL |" in md
+    assert "| lower | 0.25 | yes |  |" in md  # the last column is rejected_by, empty
+    assert "| model.int8.onnx | qat | – | – |" in md  # keys an attempt lacks read as "–"
+    assert md.count("## Quantization attempts") == 1 and page.count("<h2>Quantization attempts</h2>") == 1
+    assert "## Pruning schedule" in md and "Pruning schedule" not in page  # Markdown only
+    assert "<h2>Build timings</h2>" in page and "Build timings" not in md  # page only

@@ -165,7 +165,7 @@ def test_prune_backoff_records_every_attempt_until_the_budget_is_met() -> None:
     assert np.mean(kernel == 0) == pytest.approx(used.target_sparsity, abs=0.02)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # every attempt starts afresh
     # Nothing meets an impossible reference: a typed error with the table of attempts.
-    from edgeship.runtime import AccuracyBudgetError
+    from edgeship.errors import AccuracyBudgetError
 
     with pytest.raises(AccuracyBudgetError) as info:
         compress.prune_to_budget(

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from edgeship import train
-from edgeship.runtime._errors import BundleError, DataError
+from edgeship.errors import DataError
+from edgeship.runtime._errors import BundleError
 from edgeship.runtime._text import Tokenizer, is_text
 
 TOPICS = {

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edgeship import train
-from edgeship.runtime import RecipeError
+from edgeship.errors import RecipeError
 from edgeship.train._fit import add_l2
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from edgeship import train
 from edgeship._tf import tf_modules
-from edgeship.runtime import RecipeError
+from edgeship.errors import RecipeError
 from edgeship.train._weights import load_pretrained, set_trainable
 
 BASE = ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3"]  # small_cnn's weighted layers before the head

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeship import train
-from edgeship.runtime import RecipeError
+from edgeship.errors import RecipeError
 
 # name -> (input_shape, num_classes, parameters). MLPerf Tiny counts are the
 # reference models' (mlcommons/tiny), BatchNorm included.

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edgeship._tf import tf_modules
-from edgeship.runtime._errors import RecipeError
+from edgeship.errors import RecipeError
 
 from ._batchnorm import recalibrate_batchnorm, set_batchnorm_momentum
 from ._strategy import mixed_precision_policy, select_strategy, visible_devices

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.runtime._errors import DataError
+from edgeship.errors import DataError
 
 from ._datasets import Dataset, register_dataset, split
 

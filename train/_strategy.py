@@ -11,7 +11,7 @@ import os
 from typing import Any, Literal
 
 from edgeship._tf import tf_modules
-from edgeship.runtime._errors import RecipeError
+from edgeship.errors import RecipeError
 
 StrategyName = Literal["auto", "one_device", "mirrored", "multi_worker"]
 MixedPrecision = Literal["auto", "off", "mixed_float16"]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgeship._tf import tf_modules
-from edgeship.runtime._errors import DataError
+from edgeship.errors import DataError
 
 from ._datasets import Dataset, register_dataset, split
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgeship._tf import tf_modules
-from edgeship.runtime._errors import RecipeError
+from edgeship.errors import RecipeError
 
 #: The zoo's classifier head. Never loaded: its classes are the new task's, even when their count matches.
 HEAD = "probs"

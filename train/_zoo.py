@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeship._tf import tf_modules
-from edgeship.runtime._errors import RecipeError
+from edgeship.errors import RecipeError
 
 ModelBuilder = Callable[..., Any]
 Task = Literal["classification", "reconstruction"]

@@ -21,24 +21,12 @@ from typing import Any
 import numpy as np
 
 from edgeship._tf import quiet_engine, tf_modules
+from edgeship.metrics import SQNR_CAP_DB, sqnr_db
 
-MAX_DB = 120.0  # an exact match reports this instead of +inf (JSON has no inf)
+from ._feed import batch1
+from .tflite import quantizing_converter, representative
 
-
-def sqnr_db(x: np.ndarray, y: np.ndarray) -> float:
-    """20·log10(‖x‖ / ‖x − y‖), capped at ``MAX_DB``."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        x = np.asarray(x, dtype=np.float64).ravel()
-        y = np.asarray(y, dtype=np.float64).ravel()
-        signal = float(np.linalg.norm(x))
-        noise = float(np.linalg.norm(x - y))
-    if not (math.isfinite(signal) and math.isfinite(noise)):
-        return float("nan")
-    if noise <= 1e-12 * max(signal, 1e-30):
-        return MAX_DB
-    if signal == 0.0:
-        return float("nan")  # an all-zero activation (a dead ReLU sample): no signal to compare
-    return float(min(MAX_DB, 20.0 * math.log10(signal / noise)))
+MAX_DB = SQNR_CAP_DB  # an exact match reports this instead of +inf (JSON has no inf)
 
 
 def tflite_sqnr(model: Any, calibration: np.ndarray, *, samples: int = 32, per_channel: bool = True) -> dict[str, float]:
@@ -46,7 +34,6 @@ def tflite_sqnr(model: Any, calibration: np.ndarray, *, samples: int = 32, per_c
 
     ``calibration`` calibrates the ranges; its first ``samples`` rows are run.
     """
-    from edgeship.export.tflite import quantizing_converter, representative
 
     tf, _ = tf_modules()
     converter = quantizing_converter(model, calibration, per_channel=per_channel)
@@ -124,8 +111,6 @@ class _ReaderIter:
         self._name, self._x = name, x
 
     def __iter__(self) -> Any:
-        from edgeship.export._feed import batch1
-
         for sample in batch1(self._x):
             yield {self._name: sample}
 

@@ -1,0 +1,55 @@
+"""The shared quantities, computed in one place: SQNR in dB and top-1 accuracy.
+
+numpy only, so every stage and the device package can import it (it sits below
+all of them, like :mod:`edgeship.errors` and :mod:`edgeship.bundle`).
+
+SQNR is ``20*log10(||x|| / ||x - y||)`` dB (ONNX Runtime ``qdq_loss_debug``),
+``x`` the reference (float) values and ``y`` the candidate (dequantized) ones.
+It is stored one way everywhere (manifest parity results and per-layer tables):
+
+* an exact match, or noise at most ``1e-12`` of the signal, is ``SQNR_CAP_DB``
+  (120.0): a JSON number, never ``inf`` or the string ``"inf"``; larger values
+  are capped there too, as int8 cannot resolve them;
+* undefined values are ``NaN`` here and ``null`` in JSON: an all-zero reference
+  with nonzero noise (no signal to compare), or NaN/Inf in either array.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgeship.bundle import SQNR_CAP_DB as SQNR_CAP_DB  # the stored cap is part of the manifest schema
+
+
+def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """``20*log10(||x|| / ||x - y||)`` dB over all elements, at most :data:`SQNR_CAP_DB`.
+
+    Returns ``SQNR_CAP_DB`` when the noise is at most ``1e-12`` of the signal
+    (an exact match, including two all-zero arrays) and ``NaN`` when the value
+    is undefined: ``x`` all zero with nonzero noise, or NaN/Inf in either array.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = np.asarray(reference, dtype=np.float64).ravel()
+        y = np.asarray(candidate, dtype=np.float64).ravel()
+        signal = float(np.linalg.norm(x))
+        noise = float(np.linalg.norm(x - y))
+    if not (math.isfinite(signal) and math.isfinite(noise)):
+        return math.nan
+    if noise <= 1e-12 * max(signal, 1e-30):
+        return SQNR_CAP_DB
+    if signal == 0.0:
+        return math.nan
+    return float(min(SQNR_CAP_DB, 20.0 * math.log10(signal / noise)))
+
+
+def sqnr_json(value: float) -> float | None:
+    """An SQNR as the manifest stores it: the number, or ``None`` (JSON ``null``) when undefined."""
+    return float(value) if math.isfinite(value) else None
+
+
+def top1_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Share of samples whose highest score is at the true label (scores flattened per sample)."""
+    scores = np.asarray(scores)
+    return float(np.mean(np.argmax(scores.reshape(len(scores), -1), axis=-1) == np.asarray(labels)))
