@@ -75,6 +75,11 @@ def test_infer_equals_in_process_predict_bit_for_bit(client, local, default_bund
         expected = local.predict(batch)
         assert got.dtype == expected.dtype and got.shape == expected.shape
         assert got.tobytes() == expected.tobytes()
+    inp = httpclient.InferInput(local.inputs[0].name, list(batch.shape), "FP32")
+    inp.set_data_from_numpy(batch, binary_data=binary)
+    for algorithm in ("gzip", "deflate"):  # tritonclient's request compression
+        got = client.infer("digits", [inp], request_compression_algorithm=algorithm).as_numpy(local.outputs[0].name)
+        assert got.tobytes() == local.predict(batch).tobytes()
 
 
 def test_classification_extension_returns_labels(client, local, default_bundle: Path) -> None:
@@ -109,6 +114,10 @@ def test_faults_get_status_and_typed_message(server: ServerProcess, client, loca
         _infer(client, local, bad, binary=True, model="nope")
     assert info.value.status() == "404" and "Received: 'nope'" in info.value.message()
     assert server.request("GET", "/v2/nothing/here")[0] == 404
+    status, _, body = server.request("POST", "/v2/models/digits/infer", b"{}", {"content-encoding": "br"})
+    assert status == 415 and "Expected Content-Encoding gzip, deflate or none" in json.loads(body)["error"]
+    status, _, body = server.request("POST", "/v2/models/digits/infer", b"not gzip", {"content-encoding": "gzip"})
+    assert status == 400 and "Expected a gzip body" in json.loads(body)["error"]
     assert client.is_server_ready()
 
 
@@ -330,6 +339,8 @@ def test_sighup_reload_drops_nothing_and_keeps_old_model_on_tamper(bundle_copy: 
         assert failed["kept"] == "model.int8.tflite"
         assert srv.request("GET", "/v2/health/ready")[0] == 200
         assert srv.request("GET", "/v2/models/digits/ready")[0] == 200
+        status, _, body = srv.request("POST", "/v2/repository/models/digits/load")  # the reload route says the same
+        assert status == 409 and "kept the old model: IntegrityError" in json.loads(body)["result"]
     finally:
         assert srv.stop() == 0
 

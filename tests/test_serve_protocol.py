@@ -76,3 +76,15 @@ def test_responses_parse_with_tritonclient() -> None:
         text = got[0, 0].decode() if isinstance(got[0, 0], bytes) else str(got[0, 0])
         assert text == f"{y[0, best]:f}:{best}:{'abcde'[best]}"
         assert result.get_response()["id"] == "req-7"
+
+
+def test_compressed_body_is_inflated_only_up_to_the_limit() -> None:
+    import gzip
+
+    from edgeship.runtime.serve._app import HTTPError, inflate
+
+    assert inflate(gzip.compress(b'{"a": 1}'), "gzip", 100) == b'{"a": 1}'
+    bomb = gzip.compress(bytes(10 * 1024 * 1024))  # 10 MiB of zeros in about 10 KB
+    with pytest.raises(HTTPError) as info:
+        inflate(bomb, "gzip", 1024 * 1024)
+    assert info.value.status == 413 and "more than 1,048,576 bytes" in str(info.value)

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -204,6 +205,24 @@ async def _read_rest(receive: Any, chunks: list[bytes], total: int, limit: int) 
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo a request's ``Content-Encoding`` (tritonclient can gzip or deflate), never past ``limit`` bytes."""
+    if encoding in (None, "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise HTTPError(415, f"Expected Content-Encoding gzip, deflate or none. Received: {encoding!r}. "
+                             "Fix: send the body uncompressed or gzip it.")
+    inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InputError(f"Expected a {encoding} body. Received: bytes that do not inflate ({exc}). "
+                         "Fix: compress the body as Content-Encoding says.") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _too_large(len(out), limit, so_far=True)
+    return out
 
 
 def _too_large(size: int, limit: int, so_far: bool = False) -> HTTPError:

@@ -104,7 +104,7 @@ def make_routes(service: Service) -> list[Route]:
 
 
 def _infer_endpoint(service: Service) -> Endpoint:
-    from ._app import read_body
+    from ._app import inflate, read_body
 
     repo, options, metrics = service.repo, service.options, service.metrics
 
@@ -115,6 +115,7 @@ def _infer_endpoint(service: Service) -> Endpoint:
         info["model"] = served.name
         body = await read_body(request, options.max_body_bytes, options.request_timeout)
         info["bytes"] = len(body)
+        body = inflate(body, request.headers.get("content-encoding"), options.max_body_bytes)
         req = parse_request(body, request.headers.get("inference-header-content-length"))
         x = served.arrange(req)
         info["batch"] = req.batch_size

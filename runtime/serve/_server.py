@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 from collections.abc import Generator
@@ -79,12 +80,15 @@ class _Server(uvicorn.Server):
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop, "SIGTERM")
         loop.add_signal_handler(signal.SIGINT, self._stop, "SIGINT")
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload()))
+        hup = getattr(signal, "SIGHUP", None)  # POSIX only
+        if hup is not None:
+            loop.add_signal_handler(hup, lambda: loop.create_task(self._reload()))
         try:
             yield
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
+            for sig in (signal.SIGTERM, signal.SIGINT, hup):
+                if sig is not None:
+                    loop.remove_signal_handler(sig)
 
     def _stop(self, name: str) -> None:
         if self.should_exit:
@@ -140,7 +144,8 @@ def run(options: ServeOptions) -> int:
     server = _Server(config)
     server.service = service
     host, port = sock.getsockname()[:2]
-    log.write("listening", host=host, port=port, url=f"http://{host}:{port}/v2", pid=_pid(),
+    shown = f"[{host}]" if ":" in host else host
+    log.write("listening", host=host, port=port, url=f"http://{shown}:{port}/v2", pid=os.getpid(),
               models={n: {"file": s.model.path.name, "format": s.model.format, "precision": s.model.precision,
                           "engine": s.model.engine} for n, s in repo.models.items()})
     try:
@@ -153,8 +158,3 @@ def run(options: ServeOptions) -> int:
     log.close()
     return 0
 
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
