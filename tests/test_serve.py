@@ -217,6 +217,8 @@ def test_metrics_count_requests_and_log_lines_parse(server: ServerProcess, clien
     assert status == 200 and headers["x-request-id"] == "abc-123"
     line = next(r for r in reversed(server.lines()) if r.get("request_id") == "abc-123")
     assert {"time", "request_id", "model", "route", "status", "batch_size", "bytes_in", "latency_ms"} <= set(line)
+    bad = [r for r in server.lines() if r.get("route") == "/v2/models/digits/infer" and r["status"] == 400]
+    assert bad[-1]["error"].startswith("InputError: Expected a JSON object with a non-empty \"inputs\" list")
     infer = [r for r in server.lines() if r.get("route") == "/v2/models/digits/infer" and r["status"] == 200]
     assert infer[-1]["batch_size"] == 3 and infer[-1]["bytes_in"] > 3 * 64 * 4 and infer[-1]["latency_ms"] > 0
 
@@ -229,6 +231,9 @@ def test_auth_token(default_bundle: Path, tmp_path: Path) -> None:
         assert srv.request("GET", f"/v2/models/{name}")[0] == 401
         assert srv.request("GET", f"/v2/models/{name}", headers={"Authorization": "Bearer wrong"})[0] == 401
         assert srv.request("GET", "/metrics", headers={"Authorization": f"Basic {token}"})[0] == 401
+        assert srv.request("POST", f"/v2/models/{name}/infer", b"{}")[0] == 401
+        metrics = srv.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})[2].decode()
+        assert f'nv_inference_request_failure_total{{model="{name}",reason="401",version="1"}} 1.0' in metrics
         assert srv.request("GET", f"/v2/models/{name}", headers={"Authorization": f"Bearer {token}"})[0] == 200
         assert srv.request("GET", "/v2/health/ready")[0] == 200 and srv.request("GET", "/v2/health/live")[0] == 200
         c = httpclient.InferenceServerClient(srv.url)

@@ -310,6 +310,9 @@ class Gate:
 
     def _account(self, scope: dict[str, Any], path: str, rid: str, info: dict[str, Any], seconds: float) -> None:
         svc, model = self.service, info["model"]
+        if model is None and path.startswith("/v2/models/") and path.endswith(_INFER_SUFFIX):
+            name = path.split("/")[3]  # refused before the route ran (401, 503): still that model's failure
+            model = name if name in svc.repo.models else None
         if model is not None and path.endswith(_INFER_SUFFIX):
             if info["status"] == 200:
                 kids = svc.metrics.model(model, VERSION)
@@ -317,6 +320,7 @@ class Gate:
                 kids[3].observe(seconds)
             else:
                 svc.metrics.failure.labels(model, VERSION, str(info["status"])).inc()
+        extra = {"error": info["error"]} if "error" in info else {}
         svc.log.write("request", request_id=rid, model=model, route=path, method=scope["method"],
                       status=info["status"], batch_size=info["batch"], bytes_in=info["bytes"],
-                      latency_ms=round(seconds * 1000, 3))
+                      latency_ms=round(seconds * 1000, 3), **extra)

@@ -44,6 +44,7 @@ def _guard(endpoint: Endpoint) -> Endpoint:
             message = " ".join(line.strip() for line in str(exc).splitlines()) or type(exc).__name__
             if status == 500 and not isinstance(exc, EdgeshipError):
                 message = f"{type(exc).__name__}: {message}"
+            request.scope["edgeship"]["error"] = f"{type(exc).__name__}: {message}"  # for the log line
             return error_response(status, message, getattr(exc, "headers", None))
 
     return wrapped
