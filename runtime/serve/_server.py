@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -74,6 +76,7 @@ class _Server(uvicorn.Server):
     """uvicorn's server with our signal handling: SIGTERM/SIGINT drain and exit 0, SIGHUP reloads."""
 
     service: Service
+    listener: socket.socket | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -97,6 +100,42 @@ class _Server(uvicorn.Server):
         self.service.log.write("stopping", signal=name, inflight=self.service.inflight)
         self.should_exit = True
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Take the connections already queued in the listen backlog before closing it, then drain.
+
+        Closing a listening socket resets the connections still in its backlog: their clients
+        completed the TCP handshake and sent a request that nobody reads. uvicorn also closes a
+        connection that has not delivered a request yet, and a close with unread bytes is a reset
+        too. So accept the backlog, stop listening, give connections without a request up to
+        0.25 s to deliver one, and let uvicorn finish every request.
+        """
+        taken = await self._accept_backlog()
+        for server in self.servers:
+            server.close()
+        self.service.log.write("draining", backlog_taken=taken, connections=len(self.server_state.connections),
+                               requests=len(self.server_state.tasks))
+        deadline = time.monotonic() + 0.25
+        while time.monotonic() < deadline and any(
+            getattr(c, "cycle", 0) is None and not c.transport.is_closing() for c in self.server_state.connections
+        ):
+            await asyncio.sleep(0.005)  # a connection accepted but not yet read: its request is on the way
+        await super().shutdown(sockets)
+
+    async def _accept_backlog(self) -> int:
+        loop = asyncio.get_running_loop()
+        factory = functools.partial(self.config.http_protocol_class, config=self.config,
+                                    server_state=self.server_state, app_state=self.lifespan.state)
+        taken = 0
+        while self.listener is not None:
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError, OSError):
+                break
+            conn.setblocking(False)
+            await loop.connect_accepted_socket(factory, conn)
+            taken += 1
+        return taken
+
     async def _reload(self) -> None:
         self.service.log.write("reloading", signal="SIGHUP")
         await self.service.reload()
@@ -116,7 +155,6 @@ def _listen(host: str, port: int) -> socket.socket:
         raise ServeError(f"Expected a free address to listen on. Received: {host}:{port} ({exc.strerror}). "
                             "Fix: pick another --port, or 0 for any free one.") from None
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
@@ -143,6 +181,7 @@ def run(options: ServeOptions) -> int:
     )
     server = _Server(config)
     server.service = service
+    server.listener = sock
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     log.write("listening", host=host, port=port, url=f"http://{shown}:{port}/v2", pid=os.getpid(),
