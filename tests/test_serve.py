@@ -62,6 +62,9 @@ def test_server_ready_and_model_metadata(client, local) -> None:
     assert meta["parameters"]["labels"] == local.labels and meta["parameters"]["file"] == "model.int8.tflite"
     assert client.get_model_metadata("digits", model_version="1")["name"] == "digits"
     assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+    assert client.get_model_repository_index() == [{"name": "digits", "version": "1", "state": "READY"}]
+    client.load_model("digits")  # the model_repository extension: reload from disk (verified), 200
+    assert client.is_model_ready("digits")
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
