@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -105,7 +106,7 @@ def make_routes(service: Service) -> list[Route]:
 
 
 def _infer_endpoint(service: Service) -> Endpoint:
-    from ._app import inflate, read_body
+    from ._app import HTTPError, inflate, read_body
 
     repo, options, metrics = service.repo, service.options, service.metrics
 
@@ -123,7 +124,12 @@ def _infer_endpoint(service: Service) -> Endpoint:
         kids = metrics.model(served.name, VERSION)
         batcher = service.batcher(served)
         if batcher is not None and req.batch_size:
-            result = await batcher.predict(x)
+            try:  # a queued request may wait; it never waits past the request timeout
+                result = await asyncio.wait_for(batcher.predict(x), options.request_timeout)
+            except asyncio.TimeoutError:
+                raise HTTPError(503, f"Expected a batched predict within {options.request_timeout:g} s. Received: "
+                                     "no result in time. Fix: retry later, or lower the load.",
+                                {"retry-after": "1"}) from None
         else:
             start = time.perf_counter()
             result = served.model.predict(x)  # inline: a small model's predict is cheaper than a thread hop

@@ -75,8 +75,11 @@ def header_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
 class _Server(uvicorn.Server):
     """uvicorn's server with our signal handling: SIGTERM/SIGINT drain and exit 0, SIGHUP reloads."""
 
-    service: Service
-    listener: socket.socket | None = None
+    def __init__(self, config: uvicorn.Config, service: Service, listener: socket.socket) -> None:
+        super().__init__(config)
+        self.service = service
+        self.listener: socket.socket | None = listener
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -85,7 +88,7 @@ class _Server(uvicorn.Server):
         loop.add_signal_handler(signal.SIGINT, self._stop, "SIGINT")
         hup = getattr(signal, "SIGHUP", None)  # POSIX only
         if hup is not None:
-            loop.add_signal_handler(hup, lambda: loop.create_task(self._reload()))
+            loop.add_signal_handler(hup, self._schedule_reload)
         try:
             yield
         finally:
@@ -136,6 +139,11 @@ class _Server(uvicorn.Server):
             taken += 1
         return taken
 
+    def _schedule_reload(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._reload())
+        self._tasks.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._tasks.discard)
+
     async def _reload(self) -> None:
         self.service.log.write("reloading", signal="SIGHUP")
         await self.service.reload()
@@ -179,9 +187,7 @@ def run(options: ServeOptions) -> int:
         log_config=None, log_level="warning", timeout_keep_alive=max(1, int(options.keep_alive_timeout)),
         timeout_graceful_shutdown=max(1, int(options.shutdown_timeout)), server_header=False,
     )
-    server = _Server(config)
-    server.service = service
-    server.listener = sock
+    server = _Server(config, service, sock)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     log.write("listening", host=host, port=port, url=f"http://{shown}:{port}/v2", pid=os.getpid(),
