@@ -161,7 +161,7 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise ServeError(f"Expected a free address to listen on. Received: {host}:{port} ({exc.strerror}). "
-                            "Fix: pick another --port, or 0 for any free one.") from None
+                         "Fix: pick another --port, or 0 for any free one.") from None
     sock.listen(2048)
     return sock
 
