@@ -17,7 +17,7 @@ $(VENV)/.build-installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[build,dev]"
+	$(PY) -m pip install --quiet -e ".[build,dev,serve]"
 	touch $(VENV)/.build-installed $@
 
 demo: $(VENV)/.build-installed

@@ -174,6 +174,28 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from edgeship.errors import MissingExtraError
+
+    try:
+        import prometheus_client  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError(f"edgeship serve needs the serve extra. Received: no module {exc.name!r}. "
+                                'Fix: pip install "edgeship[serve]"') from None
+    from edgeship.runtime.serve import ServeOptions, run
+
+    options = ServeOptions(
+        bundles=args.bundles, host=args.host, port=args.port, format=args.format, precision=args.precision,
+        threads=args.threads, max_body_bytes=args.max_body_bytes, max_concurrency=args.max_concurrency,
+        request_timeout=args.request_timeout, header_timeout=args.header_timeout,
+        shutdown_timeout=args.shutdown_timeout, auth_token_file=args.auth_token_file, log_file=args.log_file,
+        max_batch_size=args.max_batch_size, batch_delay_us=args.batch_delay_us,
+    )
+    return run(options)
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from edgeship.bundle import manifest_json_schema
 
@@ -227,6 +249,34 @@ def _output_flags() -> argparse.ArgumentParser:
                        help="one JSON object per stage on stderr, for scripts that parse progress")
     parent.set_defaults(progress="normal")
     return parent
+
+
+def _add_serve_parser(sub: Any) -> None:
+    """``edgeship serve``'s options (the server itself is edgeship.runtime.serve, in the serve extra)."""
+    p = sub.add_parser("serve", help="serve bundles over the Open Inference Protocol (KServe v2 REST); "
+                                     'needs pip install "edgeship[serve]"')
+    p.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle folder or model file; NAME=PATH names it")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_count(0), default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--format", choices=["tflite", "onnx"])
+    p.add_argument("--precision")
+    p.add_argument("--threads", type=_count(1), help="engine threads per model (default: the engine's own)")
+    p.add_argument("--max-body-bytes", type=_count(1), default=8 * 1024 * 1024,
+                   help="largest request body (default 8 MiB); larger gets 413")
+    p.add_argument("--max-concurrency", type=_count(1), default=64,
+                   help="requests in flight before 503 + Retry-After (default 64)")
+    p.add_argument("--request-timeout", type=_non_negative, default=30.0, help="seconds to receive a body (default 30)")
+    p.add_argument("--header-timeout", type=_non_negative, default=5.0,
+                   help="seconds to receive a request's headers (default 5); slower clients are cut off")
+    p.add_argument("--shutdown-timeout", type=_non_negative, default=10.0,
+                   help="seconds SIGTERM waits for requests in flight (default 10)")
+    p.add_argument("--auth-token-file", help="require Authorization: Bearer <token in this file> (health stays open)")
+    p.add_argument("--log-file", help="append the JSON log lines here instead of stderr")
+    p.add_argument("--max-batch-size", type=_count(0), default=0,
+                   help="dynamic batching: up to this many samples per predict (default 0: off)")
+    p.add_argument("--batch-delay-us", type=_count(0), default=500,
+                   help="dynamic batching: wait this long for more requests (default 500)")
+    p.set_defaults(func=_cmd_serve)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -289,6 +339,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--update", action="store_true", help="measure the bundle and write the baseline instead of checking")
     p.set_defaults(func=_cmd_check)
+
+    _add_serve_parser(sub)
 
     p = sub.add_parser("schema", help="print the JSON Schema (draft 2020-12) of a bundle's manifest.json")
     p.set_defaults(func=_cmd_schema)

@@ -184,6 +184,13 @@ BAD_INPUTS = {
     "check-garbled-baseline": ("check {bundle} --baseline {garbled.npy}", "BundleError", "to be JSON"),
     "check-rounds-zero": ("check {bundle} --rounds 0", "UsageError", "integer >= 1"),
     "check-negative-tolerance": ("check {bundle} --accuracy-tol -1", "InputError", "tolerance >= 0"),
+    "serve-no-bundle": ("serve {folder}/none", "BundleError", "no such path"),
+    "serve-garbled-model": ("serve {garbled.tflite}", "ModelFileError", "not a TFLite flatbuffer"),
+    "serve-port-negative": ("serve {bundle} --port -1", "UsageError", "integer >= 0"),
+    "serve-missing-token-file": ("serve {bundle} --auth-token-file {folder}/none", "ServeError",
+                                 "readable --auth-token-file"),
+    "serve-short-token": ("serve {bundle} --auth-token-file {empty.npy}", "ServeError", "at least 16 characters"),
+    "serve-name-clash": ("serve a={bundle} a={nomanifest}", "ServeError", "one bundle per name"),
 }
 
 

@@ -1,0 +1,159 @@
+"""The served models: loading, metadata, inference and reload, on the runtime's public API only."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.runtime import EdgeshipError, InputError, Model, load
+
+from ._protocol import InferRequest, classify, datatype_of, tensor_metadata
+
+VERSION = "1"
+
+
+class ServeError(EdgeshipError, ValueError):
+    """The server cannot start or answer as asked: a bad option, a busy port, a token file, a name clash."""
+
+
+class NotFoundError(ServeError, LookupError):
+    """An unknown model name or version (HTTP 404)."""
+
+
+@dataclass
+class Served:
+    """One bundle under its name: the loaded model and what the protocol says about it."""
+
+    name: str
+    path: Path
+    model: Model
+    takes_text: bool
+    loaded_at: float = field(default_factory=time.time)
+    reloads: int = 0
+
+    def metadata(self) -> dict[str, Any]:
+        m = self.model
+        inputs = [tensor_metadata(i, datatype="BYTES" if self.takes_text else _fed(i)) for i in m.inputs]
+        if self.takes_text:
+            inputs[0]["shape"] = [-1]
+        params: dict[str, Any] = {"format": m.format, "precision": m.precision, "engine": m.engine,
+                                  "file": m.path.name}
+        if m.labels:
+            params["labels"] = list(m.labels)
+        return {"name": self.name, "versions": [VERSION], "platform": f"edgeship_{m.format}",
+                "inputs": inputs, "outputs": [tensor_metadata(o, datatype=_fed(o)) for o in m.outputs],
+                "parameters": params}
+
+    def arrange(self, request: InferRequest) -> Any:
+        """The request's inputs as ``predict`` takes them; sets ``request.batch_size``."""
+        names = [i.name for i in self.model.inputs]
+        extra = sorted(set(request.inputs) - set(names))
+        missing = [n for n in names if n not in request.inputs]
+        if extra or missing:
+            raise InputError(f"Model {self.name} expects inputs {names}. Received: {sorted(request.inputs)}. "
+                             f"Name each input as GET /v2/models/{self.name} lists them.")
+        arrays = [request.inputs[n] for n in names]
+        first = arrays[0]
+        if first.dtype == object:  # BYTES: strings for a text bundle's tokenizer
+            if not self.takes_text:
+                raise InputError(f"Model {self.name} expects input {tensor_metadata(self.model.inputs[0])}. "
+                                 "Received: BYTES. Send numbers with the datatype the metadata lists.")
+            strings = list(first.reshape(-1))
+            request.batch_size = len(strings)
+            return strings
+        request.batch_size = int(first.shape[0]) if first.ndim else 1
+        return first if len(arrays) == 1 else arrays
+
+    def outputs(self, request: InferRequest, result: Any) -> list[tuple[str, np.ndarray, bool]]:
+        """The (name, array, binary) triples the response carries, per the request's ``outputs``."""
+        arrays = dict(zip((o.name for o in self.model.outputs), result if isinstance(result, list) else [result]))
+        if request.outputs is None:
+            return [(name, a, request.binary_default) for name, a in arrays.items()]
+        chosen = []
+        for want in request.outputs:
+            if want.name not in arrays:
+                raise InputError(f"Model {self.name} has outputs {list(arrays)}. Received: a request for "
+                                 f"{want.name!r}. Ask for an output GET /v2/models/{self.name} lists.")
+            a = arrays[want.name]
+            if want.classification:
+                a = classify(a, want.classification, self.model.labels)
+            chosen.append((want.name, a, want.binary))
+        return chosen
+
+
+def _fed(info: Any) -> str:
+    """What a client sends or gets: float32 for quantized tensors (the runtime (de)quantizes)."""
+    return "FP32" if info.quantized else datatype_of(info.dtype)
+
+
+def parse_bundle_arg(arg: str) -> tuple[str, Path]:
+    """``PATH`` or ``NAME=PATH``; the name defaults to the bundle folder's (or model file stem's) name."""
+    name, sep, rest = arg.partition("=")
+    if sep and name and "/" not in name and not Path(arg).exists():
+        return name, Path(rest)
+    path = Path(arg)
+    return (path.stem if path.is_file() else path.resolve().name), path
+
+
+class Repository:
+    """The bundles served, each loaded with the same format/precision/threads choice."""
+
+    def __init__(self, bundles: list[str], *, format: str | None = None, precision: str | None = None,
+                 threads: int | None = None) -> None:
+        self._choice: dict[str, Any] = {"format": format, "precision": precision, "threads": threads}
+        self.models: dict[str, Served] = {}
+        for arg in bundles:
+            name, path = parse_bundle_arg(arg)
+            if name in self.models:
+                raise ServeError(f"Expected one bundle per name. Received: two named {name!r} "
+                                    f"({self.models[name].path}, {path}). Name one NAME=PATH.")
+            self.models[name] = self._load(name, path)
+
+    def _load(self, name: str, path: Path) -> Served:
+        model = load(path, **self._choice)  # verifies sha256 and structure, probes new bytes
+        try:
+            takes_text = _probe(model)
+        except Exception:
+            model.close()
+            raise
+        return Served(name, path, model, takes_text)
+
+    def get(self, name: str, version: str | None = None) -> Served:
+        served = self.models.get(name)
+        if served is None:
+            raise NotFoundError(f"Expected a served model name in {sorted(self.models)}. Received: {name!r}. "
+                                "Fix: GET /v2/models/{name} with one of those names.")
+        if version not in (None, VERSION):
+            raise NotFoundError(f"Expected model {name} version {VERSION}. Received: version {version!r}. "
+                                f"Fix: drop /versions/... or use /versions/{VERSION}.")
+        return served
+
+    def prepare_reload(self, name: str) -> Served:
+        """Load ``name`` again from disk and run it once (any thread); raises if the bundle is bad."""
+        old = self.get(name)
+        new = self._load(name, old.path)
+        new.reloads = old.reloads + 1
+        return new
+
+    def swap(self, new: Served) -> None:
+        """Serve ``new`` in place of the model of its name (call on the event loop, between requests)."""
+        old = self.models[new.name]
+        self.models[new.name] = new
+        old.model.close()
+
+
+def _probe(model: Model) -> bool:
+    """Run the model once on zeros (it works end to end); True when it takes strings (a text bundle)."""
+    try:
+        model.predict([""])
+        return True
+    except InputError:
+        pass
+    zeros = [np.zeros([1, *(d or 1 for d in i.shape[1:])], np.float32 if i.quantized else i.dtype)
+             for i in model.inputs]
+    model.predict(zeros[0] if len(zeros) == 1 else zeros)
+    return False

@@ -1,0 +1,205 @@
+"""uvicorn underneath: a header timeout, SIGTERM drains and exits 0, SIGHUP reloads the bundles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import signal
+import socket
+import time
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ._app import JsonLog, ServeOptions, Service
+from ._repository import Repository, ServeError
+
+_408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: %d\r\n\r\n%s")
+
+
+def header_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol, except a request's headers must arrive within ``seconds``.
+
+    uvicorn times out idle keep-alive connections but not a request whose headers trickle in,
+    so one slow client could hold a connection forever (slowloris).
+    """
+
+    class HeaderTimeoutProtocol(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._header_timer is None:
+                self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._disarm()  # the keep-alive timeout covers the idle time until the next request
+
+        def _arm(self) -> None:
+            self._header_timer = self.loop.call_later(seconds, self._expire)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _expire(self) -> None:
+            self._header_timer = None
+            if not self.transport.is_closing():
+                body = (b'{"error": "Expected the request headers within %.3g s. Received: part of them. '
+                        b'Fix: send the whole request promptly."}' % seconds)
+                self.transport.write(_408 % (len(body), body))
+                self.transport.close()
+
+    return HeaderTimeoutProtocol
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with our signal handling: SIGTERM/SIGINT drain and exit 0, SIGHUP reloads."""
+
+    def __init__(self, config: uvicorn.Config, service: Service, listener: socket.socket) -> None:
+        super().__init__(config)
+        self.service = service
+        self.listener: socket.socket | None = listener
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, self._stop, "SIGINT")
+        hup = getattr(signal, "SIGHUP", None)  # POSIX only
+        if hup is not None:
+            loop.add_signal_handler(hup, self._schedule_reload)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, hup):
+                if sig is not None:
+                    loop.remove_signal_handler(sig)
+
+    def _stop(self, name: str) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.service.ready = False
+        self.service.log.write("stopping", signal=name, inflight=self.service.inflight)
+        self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Take the connections already queued in the listen backlog before closing it, then drain.
+
+        Closing a listening socket resets the connections still in its backlog: their clients
+        completed the TCP handshake and sent a request that nobody reads. uvicorn also closes a
+        connection that has not delivered a request yet, and a close with unread bytes is a reset
+        too. So accept the backlog, stop listening, give connections without a request up to
+        0.25 s to deliver one, and let uvicorn finish every request.
+        """
+        taken = await self._accept_backlog()
+        for server in self.servers:
+            server.close()
+        self.service.log.write("draining", backlog_taken=taken, connections=len(self.server_state.connections),
+                               requests=len(self.server_state.tasks))
+        deadline = time.monotonic() + 0.25
+        while time.monotonic() < deadline and any(
+            getattr(c, "cycle", 0) is None and not c.transport.is_closing() for c in self.server_state.connections
+        ):
+            await asyncio.sleep(0.005)  # a connection accepted but not yet read: its request is on the way
+        await super().shutdown(sockets)
+
+    async def _accept_backlog(self) -> int:
+        loop = asyncio.get_running_loop()
+        factory = functools.partial(self.config.http_protocol_class, config=self.config,
+                                    server_state=self.server_state, app_state=self.lifespan.state)
+        taken = 0
+        while self.listener is not None:
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError, OSError):
+                break
+            conn.setblocking(False)
+            await loop.connect_accepted_socket(factory, conn)
+            taken += 1
+        return taken
+
+    def _schedule_reload(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._reload())
+        self._tasks.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reload(self) -> None:
+        self.service.log.write("reloading", signal="SIGHUP")
+        await self.service.reload()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say TCP; without it Nagle's
+    # algorithm holds a response's second write for the client's delayed ACK (40 ms on Linux).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"Expected a free address to listen on. Received: {host}:{port} ({exc.strerror}). "
+                         "Fix: pick another --port, or 0 for any free one.") from None
+    sock.listen(2048)
+    return sock
+
+
+def run(options: ServeOptions) -> int:
+    """Load the bundles, listen, and serve until SIGTERM; returns the exit code (0 after a clean drain)."""
+    log = JsonLog(options.log_file)
+    repo = None
+    try:
+        repo = Repository(options.bundles, format=options.format, precision=options.precision,
+                          threads=options.threads)
+        service = Service(repo, options, log)
+        sock = _listen(options.host, options.port)
+    except Exception as exc:
+        if options.log_file:  # on stderr the command's own error line says it once
+            log.write("error", error=type(exc).__name__, message=" ".join(str(exc).split()))
+        for served in (repo.models.values() if repo else ()):
+            served.model.close()
+        log.close()
+        raise
+    config = uvicorn.Config(
+        service.asgi, http=header_timeout_protocol(options.header_timeout), lifespan="off", access_log=False,
+        log_config=None, log_level="warning", timeout_keep_alive=max(1, int(options.keep_alive_timeout)),
+        timeout_graceful_shutdown=max(1, int(options.shutdown_timeout)), server_header=False,
+    )
+    server = _Server(config, service, sock)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    log.write("listening", host=host, port=port, url=f"http://{shown}:{port}/v2", pid=os.getpid(),
+              models={n: {"file": s.model.path.name, "format": s.model.format, "precision": s.model.precision,
+                          "engine": s.model.engine} for n, s in repo.models.items()})
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        for served in repo.models.values():
+            served.model.close()
+        sock.close()
+    log.write("stopped", requests_inflight=service.inflight)
+    log.close()
+    return 0
+
