@@ -306,6 +306,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--rss", action="store_true", help="also measure the peak RSS increase (child process)")
     p.set_defaults(func=_cmd_inspect)
 
+    _add_runtime_parsers(sub)
+    _add_serve_parser(sub)
+
+    p = sub.add_parser("schema", help="print the JSON Schema (draft 2020-12) of a bundle's manifest.json")
+    p.set_defaults(func=_cmd_schema)
+    return parser
+
+
+
+
+def _add_runtime_parsers(sub: Any) -> None:
+    """predict, bench and check: the device-side commands (numpy + engines only)."""
     p = sub.add_parser("predict", help="run a bundle or model file on a .npy input")
     p.add_argument("path", help="bundle folder, .tflite or .onnx file")
     p.add_argument("input", help=".npy file, float32, batch first")
@@ -339,12 +351,6 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--update", action="store_true", help="measure the bundle and write the baseline instead of checking")
     p.set_defaults(func=_cmd_check)
-
-    _add_serve_parser(sub)
-
-    p = sub.add_parser("schema", help="print the JSON Schema (draft 2020-12) of a bundle's manifest.json")
-    p.set_defaults(func=_cmd_schema)
-    return parser
 
 
 def _error(exc: BaseException, mode: str) -> None:
