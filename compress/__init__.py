@@ -15,6 +15,11 @@ from .backoff import prune_to_budget as prune_to_budget
 from .budget import Attempt as Attempt
 from .budget import attempts_table as attempts_table
 from .budget import effective_budget as effective_budget
+from .channels import ChannelGroup as ChannelGroup
+from .channels import ChannelReport as ChannelReport
+from .channels import channel_groups as channel_groups
+from .channels import count_macs as count_macs
+from .channels import prune_channels as prune_channels
 from .distill import Distillation as Distillation
 from .distill import distillation_loss as distillation_loss
 from .distill import distiller as distiller
@@ -27,7 +32,7 @@ from .qat import qat_float_weights as qat_float_weights
 from .qat import quantize_aware as quantize_aware
 
 __all__ = [
-    "Attempt", "Distillation", "distillation_loss", "distiller", "PruneAttempt", "PruneSchedule", "attempts_table",
+    "Attempt", "ChannelGroup", "ChannelReport", "channel_groups", "count_macs", "prune_channels", "Distillation", "distillation_loss", "distiller", "PruneAttempt", "PruneSchedule", "attempts_table",
     "default_fine_tune_epochs", "effective_budget", "excluded_layers", "iter_prune_attempts", "prune",
     "prune_attempts_table", "prune_budget_error", "prune_to_budget", "qat_float_weights", "quantize_aware",
     "sparsity_report", "tflite_weight_sparsity",
