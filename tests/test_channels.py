@@ -256,3 +256,41 @@ def test_channel_pruned_model_exports_with_parity(tmp_path: Path) -> None:
     assert {(a["format"], a["precision"]) for a in artifacts} >= {("tflite", "int8"), ("onnx", "int8"),
                                                                    ("tflite", "float32"), ("onnx", "float32")}
     assert all(a["parity"]["passed"] for a in artifacts)
+
+
+def test_recipe_channel_keys() -> None:
+    from edgeship.errors import RecipeError
+    from edgeship.recipe import Recipe
+
+    assert Recipe.default().prune.structure == "unstructured"
+    pc = Recipe.from_dict({"prune": {"structure": "channels"}}).prune
+    assert pc.keep_ratio == 0.5 and pc.channel_ranking == "l1"
+    with pytest.raises(RecipeError, match="needs structure"):
+        Recipe.from_dict({"prune": {"channel_ratio": 0.5}})
+    with pytest.raises(RecipeError, match="not both"):
+        Recipe.from_dict({"prune": {"structure": "channels", "channel_ratio": 0.5, "target_latency_ratio": 0.6}})
+
+
+@pytest.mark.slow
+def test_build_with_channel_pruning_records_attempts_and_cost(tmp_path: Path) -> None:
+    from edgeship.build import build
+    from edgeship.recipe import Recipe
+
+    recipe = Recipe.from_dict({
+        "name": "channels", "train": {"epochs": 12},
+        "prune": {"structure": "channels", "channel_ratio": 0.5, "target_sparsity": 0.0, "fine_tune_epochs": 3},
+        "distill": {"enabled": True},
+        "export": {"formats": ["tflite", "onnx"], "measure_rss": False},
+    })
+    out = build(recipe, tmp_path / "bundle")
+    manifest = json.loads((out / "manifest.json").read_text())
+    comp = manifest["compression"]
+    ch = comp["channels"]
+    assert ch["params"][1] < 0.4 * ch["params"][0] and ch["channels"]["conv3"] == [96, 48]
+    assert 0 < ch["int8_tflite_latency_ratio"] < 1.2 and ch["int8_tflite_bytes"] < ch["unpruned_int8_tflite_bytes"]
+    attempts = comp["channel_attempts"]
+    assert attempts and attempts[-1]["met_budget"] and all(a["structure"] == "channels" and a["distilled"]
+                                                           for a in attempts)
+    assert not comp["prune_attempts"] and not comp["sparsity"]
+    assert all(a["parity"]["passed"] for a in manifest["artifacts"])
+    assert "## Channel pruning" in (out / "report.md").read_text()
