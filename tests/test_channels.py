@@ -294,3 +294,42 @@ def test_build_with_channel_pruning_records_attempts_and_cost(tmp_path: Path) ->
     assert not comp["prune_attempts"] and not comp["sparsity"]
     assert all(a["parity"]["passed"] for a in manifest["artifacts"])
     assert "## Channel pruning" in (out / "report.md").read_text()
+
+
+def test_channel_backoff_plan_keeps_more_channels() -> None:
+    from edgeship.compress.channel_backoff import channel_plan
+
+    assert channel_plan(0.5, 4, 40, budgeted=False) == [("as_recipe", 0.5, 4)]
+    assert channel_plan(0.5, 4, 40, budgeted=True) == [
+        ("as_recipe", 0.5, 4), ("longer_fine_tune", 0.5, 8), ("keep_more_1", 0.75, 8), ("keep_more_2", 0.875, 8)]
+
+
+def test_channel_attempts_record_every_try_and_fail_typed() -> None:
+    from edgeship import compress
+    from edgeship.errors import AccuracyBudgetError
+
+    model = _sequential()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1200, 6, 6, 1)).astype("float32")
+    y = rng.integers(0, 3, 1200)
+    tries = list(compress.iter_channel_attempts(model, x, y, x[:64], y[:64], channel_ratio=0.5, fine_tune_epochs=1,
+                                                reference_accuracy=1.0, budget=0.0, batch_size=128,
+                                                distill=compress.Distillation()))
+    attempts = [a for a, _, _ in tries]
+    assert [a.step for a in attempts] == ["as_recipe", "longer_fine_tune", "keep_more_1", "keep_more_2"]
+    assert all(not a.met_budget and a.distilled for a in attempts)
+    assert attempts[0].params < attempts[2].params <= attempts[-1].params <= model.count_params()
+    assert attempts[0].to_json()["structure"] == "channels"
+    err = compress.channel_budget_error(attempts, 0.0, 1.0)
+    assert isinstance(err, AccuracyBudgetError) and "keep_more_2" in str(err) and "Fix:" in str(err)
+
+
+def test_latency_search_measures_int8_tflite_against_the_unpruned_file() -> None:
+    from edgeship._channels import LATENCY_SEARCH_RATIOS, ratio_for_latency
+
+    model = _sequential()
+    calibration = np.random.default_rng(0).normal(size=(16, 6, 6, 1)).astype("float32")
+    ratio, tried = ratio_for_latency(model, calibration, 10.0, "l1")  # any ratio meets x10: the widest is taken
+    assert ratio == LATENCY_SEARCH_RATIOS[0] and len(tried) == 1
+    t = tried[0]
+    assert t["int8_tflite_latency_ratio"] > 0 and t["int8_tflite_bytes"] <= t["unpruned_int8_tflite_bytes"]
