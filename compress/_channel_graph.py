@@ -25,7 +25,7 @@ import numpy as np
 
 #: Layers that keep the channel map of their single input and hold no per-channel weights.
 PASS_THROUGH = frozenset({
-    "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
+    "Activation", "ReLU", "LeakyReLU", "ELU", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
     "GaussianNoise", "GaussianDropout", "AlphaDropout", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
     "AveragePooling2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D",
     "ActivityRegularization",
@@ -36,6 +36,8 @@ GLOBAL_POOL = frozenset({"GlobalAveragePooling1D", "GlobalAveragePooling2D", "Gl
 MERGE = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"})
 #: Layers whose output channels are new slots (their filters / units can be removed).
 PRODUCERS = frozenset({"Conv1D", "Conv2D", "Dense"})
+#: Activations that mix the channels: removing one changes the others.
+MIXING_ACTIVATIONS = frozenset({"softmax", "log_softmax"})
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,25 @@ def _wiring(model: Any) -> list[tuple[Any, list[tuple[str, int]]]]:
 
 
 def _node_tensors(node: Any) -> list[list[Any]]:
-    if isinstance(node, dict):  # newer tf_keras serialisation: {"args": [...], "kwargs": {...}}
-        raise NotImplementedError("dict-style inbound nodes")
+    """``[layer name, node index, tensor index]`` of each tensor a call node takes."""
+    if isinstance(node, dict):  # Keras 3-style serialisation: {"args": [...], "kwargs": {...}}
+        found: list[list[Any]] = []
+        _keras_history(node.get("args", []), found)
+        return found
     return [t for t in node if isinstance(t, (list, tuple))]
+
+
+def _keras_history(value: Any, found: list[list[Any]]) -> None:
+    if isinstance(value, dict):
+        history = value.get("config", {}).get("keras_history") if value.get("class_name") == "__keras_tensor__" else None
+        if history:
+            found.append(list(history))
+            return
+        for v in value.values():
+            _keras_history(v, found)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _keras_history(v, found)
 
 
 def _toposort(wired: list[tuple[Any, list[tuple[str, int]]]]) -> list[tuple[Any, list[tuple[str, int]]]]:
@@ -171,7 +189,12 @@ def _step(g: Graph, layer: Any, kind: str, ins: list[np.ndarray]) -> np.ndarray:
     if cfg.get("data_format", "channels_last") != "channels_last":
         return _opaque(g, layer, ins, "channels_first data format")
     if kind in PRODUCERS and (kind == "Dense" or cfg.get("groups", 1) == 1):
-        return g.new_slots(layer.name, int(cfg.get("filters") or cfg["units"]))
+        out = g.new_slots(layer.name, int(cfg.get("filters") or cfg["units"]))
+        if _activation(cfg) in MIXING_ACTIVATIONS:  # a softmax over the channels: its width is its contract
+            g.pin(out)
+        return out
+    if kind == "Activation" and _activation(cfg) in MIXING_ACTIVATIONS:
+        return _opaque(g, layer, ins, f"activation {_activation(cfg)} mixes the channels")
     if kind == "DepthwiseConv2D":
         if cfg.get("depth_multiplier", 1) != 1:
             return _opaque(g, layer, ins, "depth_multiplier > 1")
@@ -200,6 +223,11 @@ def _step(g: Graph, layer: Any, kind: str, ins: list[np.ndarray]) -> np.ndarray:
             g.tie(ins[0], other)
         return ins[0]
     return _opaque(g, layer, ins, "layer type not handled by the channel analysis")
+
+
+def _activation(cfg: dict[str, Any]) -> str:
+    act = cfg.get("activation")
+    return str(act.get("config", {}).get("name", act.get("class_name", "")) if isinstance(act, dict) else act)
 
 
 def _opaque(g: Graph, layer: Any, ins: list[np.ndarray], reason: str) -> np.ndarray:

@@ -333,3 +333,21 @@ def test_latency_search_measures_int8_tflite_against_the_unpruned_file() -> None
     assert ratio == LATENCY_SEARCH_RATIOS[0] and len(tried) == 1
     t = tried[0]
     assert t["int8_tflite_latency_ratio"] > 0 and t["int8_tflite_bytes"] <= t["unpruned_int8_tflite_bytes"]
+
+
+def test_nested_model_and_channel_mixing_softmax_are_left_whole() -> None:
+    from edgeship.compress import prune_channels
+
+    keras = _keras()
+    layers = keras.layers
+    inner = keras.Sequential([layers.Input((6, 6, 8)), layers.Conv2D(4, 3, padding="same")], name="inner")
+    inp = layers.Input((6, 6, 2))
+    x = layers.Activation("softmax", name="sm")(layers.Conv2D(8, 3, padding="same", name="c1")(inp))
+    x = layers.Conv2D(6, 1, name="c3")(inner(layers.Conv2D(8, 3, padding="same", name="c2")(x)))
+    model = _randomise(keras.Model(inp, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(x))))
+    narrow, report = prune_channels(model, 0.5)
+    assert {(u.layer, u.kind) for u in report.unsupported} == {("sm", "Activation"), ("inner", "Sequential")}
+    assert report.channels["c1"] == (8, 8) and report.channels["c2"] == (8, 8) and report.channels["c3"] == (6, 3)
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 2)).astype("float32")
+    same, _ = prune_channels(model, 1.0)
+    assert np.array_equal(same(x).numpy(), model(x).numpy()) and narrow(x).shape == (2, 3)
