@@ -294,6 +294,12 @@ def test_build_with_channel_pruning_records_attempts_and_cost(tmp_path: Path) ->
     assert not comp["prune_attempts"] and not comp["sparsity"]
     assert all(a["parity"]["passed"] for a in manifest["artifacts"])
     assert "## Channel pruning" in (out / "report.md").read_text()
+    import jsonschema
+
+    from edgeship.bundle import Manifest, manifest_json_schema
+
+    jsonschema.Draft202012Validator(manifest_json_schema()).validate(manifest)
+    assert Manifest.from_json(manifest).compression.channels["channels"]["conv3"] == [96, 48]
 
 
 def test_channel_backoff_plan_keeps_more_channels() -> None:
