@@ -133,7 +133,7 @@ def prune_channels(model: Any, keep_ratio: float = 1.0, *, ranking: Ranking = "l
     else:
         scores, fallback = _scores(model, g, groups, ranking)
         drop = _lowest(groups, scores, keep_ratio)
-    narrow = rebuild(model, g, drop)
+    narrow = _rebuild(model, g, drop)
     report = ChannelReport(
         ranking=ranking, keep_ratio=keep_ratio, channels=_widths(g, model, narrow),
         params=(int(model.count_params()), int(narrow.count_params())), macs=(count_macs(model), count_macs(narrow)),
@@ -206,17 +206,21 @@ def _gamma_per_root(model: Any, g: Graph) -> dict[int, float]:
     return scores
 
 
-def rebuild(model: Any, g: Graph, drop: set[int]) -> Any:
-    """``model`` with the slots of the ``drop`` groups removed: same layer types and configs, weights copied."""
+def _rebuild(model: Any, g: Graph, drop: set[int]) -> Any:
+    """``model`` with the slots of the ``drop`` groups removed: same layer types and configs, weights copied.
+
+    Layers left whole (``g.unsupported``) and layers the analysis never reached keep their config and weights.
+    """
     _, keras = tf_modules()
+    whole = {u.layer for u in g.unsupported}
+    sliced = {name for name in g.inputs if name not in whole}
 
     def keep(slots: np.ndarray) -> np.ndarray:
         return np.array([r not in drop for r in g.roots(slots).tolist()], dtype=bool)
 
     def clone(layer: Any) -> Any:
         cfg = layer.get_config()
-        kind = type(layer).__name__
-        if kind in PRODUCERS and layer.name in g.inputs and layer.name not in _opaque_names(g):
+        if type(layer).__name__ in PRODUCERS and layer.name in sliced:
             cfg["filters" if "filters" in cfg else "units"] = int(keep(g.outputs[layer.name]).sum())
         return layer.__class__.from_config(cfg)
 
@@ -225,15 +229,11 @@ def rebuild(model: Any, g: Graph, drop: set[int]) -> Any:
         weights = layer.get_weights()
         if not weights:
             continue
-        if layer.name in g.inputs and layer.name not in _opaque_names(g):
-            ins = keep(g.inputs[layer.name][0])
-            weights = _slice(type(layer).__name__, weights, ins, keep(g.outputs[layer.name]))
+        if layer.name in sliced:
+            ins, outs = keep(g.inputs[layer.name][0]), keep(g.outputs[layer.name])
+            weights = _slice(type(layer).__name__, weights, ins, outs)
         narrow.get_layer(layer.name).set_weights(weights)
     return narrow
-
-
-def _opaque_names(g: Graph) -> set[str]:
-    return {u.layer for u in g.unsupported}
 
 
 def _slice(kind: str, weights: list[np.ndarray], ins: np.ndarray, outs: np.ndarray) -> list[np.ndarray]:
