@@ -357,3 +357,21 @@ def test_nested_model_and_channel_mixing_softmax_are_left_whole() -> None:
     x = np.random.default_rng(0).normal(size=(2, 6, 6, 2)).astype("float32")
     same, _ = prune_channels(model, 1.0)
     assert np.array_equal(same(x).numpy(), model(x).numpy()) and narrow(x).shape == (2, 3)
+
+
+@pytest.mark.slow
+def test_build_prunes_channels_then_unstructured(tmp_path: Path) -> None:
+    from edgeship.build import build
+    from edgeship.recipe import Recipe
+
+    recipe = Recipe.from_dict({
+        "name": "channels-then-sparsity", "train": {"epochs": 10},
+        "prune": {"structure": "channels", "channel_ratio": 0.75, "target_sparsity": 0.5, "fine_tune_epochs": 3,
+                  "channel_ranking": "bn_gamma"},
+        "export": {"formats": ["tflite"], "measure_rss": False},
+    })
+    out = build(recipe, tmp_path / "bundle")
+    comp = json.loads((out / "manifest.json").read_text())["compression"]
+    assert comp["channels"]["ranking"] == "bn_gamma" and comp["channels"]["channels"]["conv1"] == [48, 36]
+    assert comp["channel_attempts"][-1]["met_budget"] and comp["prune_attempts"][-1]["met_budget"]
+    assert comp["sparsity"]["conv1"] == pytest.approx(0.5, abs=0.01)
