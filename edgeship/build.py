@@ -105,7 +105,7 @@ def build(recipe: Recipe, out: str | Path) -> Path:
                 _ship(run, ds, plan, trained, decision, base, candidate)
                 break
             except AccuracyBudgetError as exc:
-                if not candidates.attempts:
+                if not candidates.tried:
                     raise
                 candidates.reject(exc)
         else:
@@ -237,6 +237,8 @@ class _Candidate:
     model: Any
     schedule: dict[str, Any] | None
     attempts: list[Any]
+    #: ``{"report": channel report, "attempts": channel attempts}`` after structured channel pruning.
+    channels: dict[str, Any] | None = None
 
 
 class _Candidates:
@@ -251,14 +253,31 @@ class _Candidates:
         self.run, self.ds, self.plan, self.augment = run, ds, plan, augment
         self.trained, self.decision = trained, decision
         self.attempts: list[Any] = []
+        self.channel_attempts: list[Any] = []
         self.missed: Exception | None = None
+        self._from_channels = False  # whether the candidate last yielded is a channel attempt itself
 
     def __iter__(self) -> Iterator[_Candidate]:
+        pc = self.run.recipe.prune
+        if not (pc.enabled and pc.structure == "channels"):
+            yield from self._unstructured(self.trained.model, None)
+            return
+        from edgeship._channels import channel_candidates
+
+        calibration = calibration_sample(self.ds.x_train, self.run.recipe.quantize.calibration_samples,
+                                         self.run.recipe.seed)
+        for narrow, info in channel_candidates(self.run.recipe, self.ds, self.plan, self.augment, self.trained.model,
+                                               self.decision, calibration, self.channel_attempts, self.run.stage):
+            yield from self._unstructured(narrow, {"report": info, "attempts": self.channel_attempts})
+
+    def _unstructured(self, base: Any, channels: dict[str, Any] | None) -> Iterator[_Candidate]:
+        """``base`` itself when unstructured pruning is off; else each of its pruning attempts within the budget."""
         from edgeship import compress
 
         recipe, pc = self.run.recipe, self.run.recipe.prune
         if not (pc.enabled and pc.target_sparsity > 0):
-            yield _Candidate(self.trained.model, None, [])
+            self._from_channels = channels is not None
+            yield _Candidate(base, None, [], channels)
             return
         schedule = compress.PruneSchedule(
             kind=pc.schedule, target_sparsity=pc.target_sparsity, initial_sparsity=pc.initial_sparsity,
@@ -266,7 +285,7 @@ class _Candidates:
         )
         distill = recipe.distill
         tries = compress.iter_prune_attempts(
-            self.trained.model, self.ds.x_train, self.ds.y_train, self.ds.x_val, self.ds.y_val,
+            base, self.ds.x_train, self.ds.y_train, self.ds.x_val, self.ds.y_val,
             schedule=schedule,
             fine_tune_epochs=pc.fine_tune_epochs or compress.default_fine_tune_epochs(self.plan.steps_per_epoch),
             reference_accuracy=self.decision.reference, budget=self.decision.budget,
@@ -282,22 +301,31 @@ class _Candidates:
             attempt, pruned, used, epochs = tried
             self.attempts.append(attempt)
             if attempt.met_budget:
+                self._from_channels = False
                 yield _Candidate(pruned, {
                     **used.resolved(self.plan.steps_per_epoch, epochs).to_json(),
                     "fine_tune_epochs": epochs, "exclude": list(pc.exclude),
                     "distillation": distill.model_dump() if distill.enabled else None,
-                }, self.attempts)
+                }, self.attempts, channels)
+
+    @property
+    def tried(self) -> bool:
+        """Whether any pruning ran, so an int8 miss can back off instead of failing the build."""
+        return bool(self.attempts or self.channel_attempts)
 
     def reject(self, exc: Exception) -> None:
         self.missed = exc
-        self.attempts[-1] = dataclasses.replace(self.attempts[-1], met_budget=False,
-                                                rejected_by="int8 missed the budget")
+        done = self.channel_attempts if self._from_channels else self.attempts
+        done[-1] = dataclasses.replace(done[-1], met_budget=False, rejected_by="int8 missed the budget")
         say("  the quantized files miss the budget after this pruning: pruning backs off further")
 
     def error(self) -> Exception:
         from edgeship import compress
 
         last = f"After every pruning the budget accepted, int8 missed it; the last: {self.missed}" if self.missed else ""
+        if self.channel_attempts and not self.attempts:
+            return compress.channel_budget_error(self.channel_attempts, self.decision.budget,
+                                                 self.decision.reference, last)
         return compress.prune_budget_error(self.attempts, self.decision.budget, self.decision.reference, last)
 
 
@@ -316,7 +344,7 @@ def _ship(run: _Run, ds: Any, plan: Any, trained: _Trained, decision: _Decision,
     compress_data = CompressData(
         ds.x_train, ds.y_train, ds.x_val, ds.y_val, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
         seed=recipe.seed, pruned=bool(sparsity), sparsity=sparsity, schedule=candidate.schedule,
-        reference_accuracy=decision.reference, prune_attempts=list(candidate.attempts),
+        reference_accuracy=decision.reference, prune_attempts=list(candidate.attempts), channels=candidate.channels,
         x_decision=decision.x if decision.copies else None, y_decision=decision.y if decision.copies else None,
     )
     info = {

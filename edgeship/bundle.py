@@ -342,6 +342,11 @@ class Compression(Record):
     prune_attempts: tuple[dict[str, Any], ...]
     quantization_attempts: tuple[dict[str, Any], ...]
     sqnr_db: dict[str, dict[str, float | None]] = field(metadata=_doc("per format, per layer: " + _SQNR_DOC))
+    channels: dict[str, Any] | None = field(default=None, metadata=_doc(
+        "structured channel pruning (prune.structure = \"channels\"): the kept model's channel report "
+        "(per-layer channels before/after, parameters, MACs, int8 bytes, measured int8 latency ratio)"))
+    channel_attempts: tuple[dict[str, Any], ...] | None = field(default=None, metadata=_doc(
+        "every channel-pruning attempt (ratio, fine-tune epochs, distilled, accuracy, met_budget)"))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -136,9 +136,24 @@ class PruneConfig(_Section):
     4 epochs and about 300 optimizer steps (``compress.backoff``). Within
     ``budget.max_accuracy_drop`` pruning backs off (longer fine-tuning, then
     lower sparsity) until the budget is met.
+
+    ``structure = "channels"`` first removes whole channels
+    (``edgeship.compress.prune_channels``: filters / units and what depends on
+    them) and fine-tunes the narrower model (distilled when ``[distill]`` is
+    enabled), inside the budget: when it is missed, more channels are kept.
+    ``channel_ratio`` is the fraction of prunable channels kept (default 0.5);
+    or ``target_latency_ratio``: the largest ratio whose int8 TFLite file runs at
+    most this fraction of the unpruned int8 file's latency on this machine
+    (interleaved, one thread). ``channel_ranking``: ``"l1"`` (filter L1 norm) or
+    ``"bn_gamma"``. Unstructured pruning (``target_sparsity``; 0 skips it) and
+    int8 then apply to the narrower model as usual.
     """
 
     enabled: bool = True
+    structure: Literal["unstructured", "channels"] = "unstructured"
+    channel_ratio: float | None = Field(None, gt=0.0, le=1.0)
+    target_latency_ratio: float | None = Field(None, gt=0.0, lt=1.0)
+    channel_ranking: Literal["l1", "bn_gamma"] = "l1"
     target_sparsity: float = Field(0.5, ge=0.0, lt=1.0)
     fine_tune_epochs: int | None = Field(None, ge=1)
     schedule: Literal["constant", "polynomial"] = "polynomial"
@@ -155,6 +170,20 @@ class PruneConfig(_Section):
         if v is not None and not (0 < v[0] < v[1]):
             raise ValueError("m_by_n must be [m, n] with 0 < m < n, e.g. [2, 4]")
         return v
+
+    @model_validator(mode="after")
+    def _channel_keys(self) -> PruneConfig:
+        chosen = [k for k in ("channel_ratio", "target_latency_ratio") if getattr(self, k) is not None]
+        if chosen and self.structure != "channels":
+            raise ValueError(f"{chosen[0]} needs structure = \"channels\"; set it, or remove {chosen[0]}")
+        if len(chosen) > 1:
+            raise ValueError("set channel_ratio or target_latency_ratio, not both")
+        return self
+
+    @property
+    def keep_ratio(self) -> float:
+        """The channel ratio in force for ``structure = "channels"`` (0.5 when neither key is set)."""
+        return self.channel_ratio if self.channel_ratio is not None else 0.5
 
 
 TflitePrecision = Literal[TFLITE_PRECISIONS]  # type: ignore[valid-type]  # the names live in edgeship.bundle

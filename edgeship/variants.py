@@ -60,6 +60,8 @@ class CompressData:
     #: Validation top-1 of the trained float32 model before pruning; the budget's reference.
     reference_accuracy: float | None = None
     prune_attempts: list[Any] = field(default_factory=list)
+    #: Structured channel pruning: ``{"report": ..., "attempts": [...]}`` when ``prune.structure = "channels"``.
+    channels: dict[str, Any] | None = None
     #: The budget's decision set when it is not the validation split itself (``edgeship.train.decision_set``).
     x_decision: np.ndarray | None = None
     y_decision: np.ndarray | None = None
@@ -185,6 +187,8 @@ class VariantMaker:
             "prune_attempts": [a.to_json() for a in self.data.prune_attempts],
             "quantization_attempts": [a.to_json() for a in self.attempts],
             "sqnr_db": {k: dict(v) for k, v in self.sqnr_db.items()},
+            **({"channels": self.data.channels["report"],
+                "channel_attempts": [a.to_json() for a in self.data.channels["attempts"]]} if self.data.channels else {}),
         }
 
     # -- the chain -------------------------------------------------------

@@ -234,7 +234,7 @@ def report_sections(
 ) -> list[Section]:
     """The report's sections in order; only those whose data exists."""
     m, bl = as_records(manifest, baseline)
-    builders = (_intro, _warnings, _baselines, _budget, _prune_attempts, _variants, _evaluation, _parity,
+    builders = (_intro, _warnings, _baselines, _budget, _channels, _prune_attempts, _variants, _evaluation, _parity,
                 _kernel_sparsity, _schedule, _quantization_attempts, _sqnr, _timings)
     return [s for build in builders for s in build(m, bl)]
 
@@ -295,6 +295,30 @@ def _budget(m: Manifest, bl: Baseline | None) -> list[Section]:
         f"{b.judged_on} samples) of the {b.reference} "
         f"({_cell(b.reference_val_accuracy)})."
     )])]
+
+
+def _channels(m: Manifest, bl: Baseline | None) -> list[Section]:
+    """Structured channel pruning: cost before/after, the measured int8 latency ratio, channels kept, attempts."""
+    ch, att = _compression(m).channels, list(_compression(m).channel_attempts or ())
+    if not ch:
+        return []
+    ratio = ch.get("int8_tflite_latency_ratio")
+    summary = Table(["", "before", "after"], [
+        [Cell("parameters"), Cell(f"{ch['params'][0]:,}"), Cell(f"{ch['params'][1]:,}")],
+        [Cell("MACs"), Cell(f"{ch['macs'][0]:,}"), Cell(f"{ch['macs'][1]:,}")],
+        [Cell("int8 TFLite bytes"), Cell(f"{ch.get('unpruned_int8_tflite_bytes', 0):,}"),
+         Cell(f"{ch.get('int8_tflite_bytes', 0):,}")],
+    ], {1, 2})
+    note = Text.para(
+        f"Channels ranked by {ch.get('ranking')}, keep ratio {ch.get('keep_ratio')}; int8 TFLite latency "
+        f"{_cell(ratio)} x the unpruned int8 model's (interleaved, 1 thread, median of {ch.get('rounds')} rounds)."
+        + (f" Left whole: {', '.join(u['layer'] + ' (' + u['kind'] + ')' for u in ch['unsupported'])}."
+           if ch.get("unsupported") else ""))
+    layers = Table(["layer", "channels before", "channels after"],
+                   [[Cell(k), Cell(str(v[0])), Cell(str(v[1]))] for k, v in ch.get("channels", {}).items()], {1, 2})
+    keys = list(dict.fromkeys(k for a in att for k in a))
+    attempts = Table(keys, [[Cell(_cell(a.get(k))) for k in keys] for a in att], set(range(1, len(keys) - 1)))
+    return [Section("Channel pruning", [note, summary, layers] + ([attempts] if att else []))]
 
 
 def _prune_attempts(m: Manifest, bl: Baseline | None) -> list[Section]:

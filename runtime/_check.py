@@ -94,30 +94,8 @@ def measure_latency_ratio(
     if rounds < 1:
         raise InputError(f"Expected rounds >= 1. Received: {rounds}. Pass rounds=15 or more.")
     ref = load_reference(model.format, threads=threads)
-    rx = reference_input()
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # a collection inside one block would be one outlier more
-    try:
-        with ref:
-            predict, rpredict = model.predict, ref.predict
-            n_a = _calls_for(predict, x, block_seconds)
-            n_r = _calls_for(rpredict, rx, block_seconds)
-            ratios: list[float] = []
-            a_all: list[int] = []
-            r_all: list[int] = []
-            for r in range(rounds):
-                if r % 2 == 0:
-                    a = _block(predict, x, n_a)
-                    b = _block(rpredict, rx, n_r)
-                else:
-                    b = _block(rpredict, rx, n_r)
-                    a = _block(predict, x, n_a)
-                ratios.append(float(np.median(a)) / max(float(np.median(b)), 1.0))
-                a_all += a
-                r_all += b
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    with ref:
+        ratios, a_all, r_all = _interleave(model.predict, x, ref.predict, reference_input(), rounds, block_seconds)
     ms = np.asarray(a_all, dtype=np.float64) / 1e6
     return {
         "ratio": float(np.median(ratios)),
@@ -131,6 +109,47 @@ def measure_latency_ratio(
         "reference_ms": {"p50": float(np.median(r_all)) / 1e6},
         "calls": int(ms.size),
     }
+
+
+def _interleave(predict: Any, x: np.ndarray, rpredict: Any, rx: np.ndarray, rounds: int,
+                block_seconds: float) -> tuple[list[float], list[int], list[int]]:
+    """Round ratios (median call time of ``predict`` over ``rpredict``) and every timed call, blocks interleaved."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection inside one block would be one outlier more
+    try:
+        n_a = _calls_for(predict, x, block_seconds)
+        n_r = _calls_for(rpredict, rx, block_seconds)
+        ratios: list[float] = []
+        a_all: list[int] = []
+        r_all: list[int] = []
+        for r in range(rounds):
+            if r % 2 == 0:
+                a = _block(predict, x, n_a)
+                b = _block(rpredict, rx, n_r)
+            else:
+                b = _block(rpredict, rx, n_r)
+                a = _block(predict, x, n_a)
+            ratios.append(float(np.median(a)) / max(float(np.median(b)), 1.0))
+            a_all += a
+            r_all += b
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return ratios, a_all, r_all
+
+
+def measure_pair_ratio(model: Model, reference: Model, x: np.ndarray, *, rounds: int = DEFAULT_ROUNDS,
+                       block_seconds: float = DEFAULT_BLOCK_SECONDS) -> dict[str, Any]:
+    """``model``'s latency over ``reference``'s on the same input ``x``, interleaved as in :func:`measure_latency_ratio`.
+
+    Both are loaded by the caller (with the same threads). Returns ``ratio`` (median
+    over rounds; below 1 is faster), ``ratio_rounds``, and the p50 of each in ms.
+    """
+    if rounds < 1:
+        raise InputError(f"Expected rounds >= 1. Received: {rounds}. Pass rounds=15 or more.")
+    ratios, a_all, r_all = _interleave(model.predict, x, reference.predict, x, rounds, block_seconds)
+    return {"ratio": float(np.median(ratios)), "ratio_rounds": [round(v, 4) for v in ratios],
+            "latency_ms": float(np.median(a_all)) / 1e6, "reference_ms": float(np.median(r_all)) / 1e6}
 
 
 # -- measuring a bundle -------------------------------------------------------

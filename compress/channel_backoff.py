@@ -1,0 +1,144 @@
+"""Channel pruning inside the accuracy budget: fine-tune the narrower model, keep more channels when it misses.
+
+Attempts, each pruning the trained model afresh (:func:`channel_plan`):
+
+1. the recipe's channel ratio ``r`` and fine-tuning epochs;
+2. the same ratio, fine-tuned longer (as :mod:`edgeship.compress.backoff` does);
+3. keeping more channels: ``r + (1 - r) / 2``, then ``r + 3 (1 - r) / 4``, fine-tuned longer.
+
+Each attempt is judged on the decision set against the trained model's
+accuracy there (one budget for the whole chain) and recorded as a
+:class:`ChannelAttempt` (``manifest["compression"]["channel_attempts"]``).
+Without a budget only attempt 1 runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeship.errors import AccuracyBudgetError
+
+from .backoff import MIN_FINE_TUNE_STEPS
+from .budget import text_table
+from .channels import ChannelReport, Ranking, prune_channels
+from .distill import Distillation, distiller
+
+
+@dataclass(frozen=True)
+class ChannelAttempt:
+    """One channel-pruning attempt: the ratio kept, its size and cost, and its accuracy before and after fine-tuning."""
+
+    step: str
+    channel_ratio: float
+    fine_tune_epochs: int
+    distilled: bool
+    params: int
+    macs: int
+    accuracy_before_fine_tune: float
+    accuracy: float
+    drop: float
+    met_budget: bool
+    rejected_by: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"structure": "channels", **asdict(self)}
+
+
+def channel_attempts_table(attempts: list[ChannelAttempt]) -> str:
+    """The attempts as a fixed-width text table."""
+    rows = [("step", "ratio", "epochs", "distilled", "params", "MACs", "acc (no ft)", "val accuracy", "drop", "met")]
+    rows += [(a.step, f"{a.channel_ratio:.3f}", str(a.fine_tune_epochs), "yes" if a.distilled else "no",
+              f"{a.params:,}", f"{a.macs:,}", f"{a.accuracy_before_fine_tune:.4f}", f"{a.accuracy:.4f}",
+              f"{a.drop:+.4f}", ("yes" if a.met_budget else "no") + (f" ({a.rejected_by})" if a.rejected_by else ""))
+             for a in attempts]
+    return text_table(rows)
+
+
+def channel_plan(ratio: float, epochs: int, steps_per_epoch: int, budgeted: bool) -> list[tuple[str, float, int]]:
+    """``(step, channel ratio, fine-tune epochs)`` of each attempt, in order (see the module docstring)."""
+    plan = [("as_recipe", ratio, epochs)]
+    if not budgeted:
+        return plan
+    longer = max(2 * epochs, math.ceil(MIN_FINE_TUNE_STEPS / max(1, steps_per_epoch)))
+    plan.append(("longer_fine_tune", ratio, longer))
+    for i, more in enumerate((ratio + (1 - ratio) / 2, ratio + 3 * (1 - ratio) / 4), start=1):
+        if more < 1.0 - 1e-9:
+            plan.append((f"keep_more_{i}", round(more, 4), longer))
+    return plan
+
+
+def fine_tune_channels(narrow: Any, teacher: Any, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+                       y_val: np.ndarray, *, epochs: int, batch_size: int = 32, learning_rate: float = 5e-4,
+                       seed: int = 0, augment: Any = None, distill: Distillation | None = None) -> Any:
+    """Fine-tune ``narrow`` in place (on the labels, or distilled from ``teacher``); best validation-loss epoch kept.
+
+    BatchNorm statistics are re-estimated on ``x_train`` afterwards. Returns ``narrow``.
+    """
+    from edgeship._tf import tf_modules
+    from edgeship.train import compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
+
+    _, keras = tf_modules()
+    set_seed(seed)
+    trainee = narrow
+    if distill is not None:
+        frozen = keras.models.clone_model(teacher)
+        frozen.set_weights(teacher.get_weights())
+        trainee = distiller(frozen, narrow, temperature=distill.temperature,
+                            student_loss_weight=distill.student_loss_weight)
+    compile_classifier(trainee, learning_rate)
+    best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs + 1, restore_best_weights=True)
+    fine_tune(trainee, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size, callbacks=[best],
+              verbose=0, augment=augment, seed=seed)
+    compile_classifier(narrow, learning_rate)
+    recalibrate_batchnorm(narrow, x_train, seed=seed)
+    return narrow
+
+
+def iter_channel_attempts(
+    model: Any, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, *,
+    channel_ratio: float, fine_tune_epochs: int, reference_accuracy: float, budget: float | None,
+    batch_size: int = 32, learning_rate: float = 5e-4, seed: int = 0, ranking: Ranking = "l1",
+    augment: Callable[[Any, Any], tuple[Any, Any]] | None = None, distill: Distillation | None = None,
+    decision: tuple[np.ndarray, np.ndarray] | None = None, say: Callable[[str], None] = lambda _: None,
+) -> Iterator[tuple[ChannelAttempt, Any, ChannelReport]]:
+    """Every attempt of :func:`channel_plan` in order: ``(attempt, fine-tuned narrow model, prune report)``.
+
+    ``model`` (the trained model, also the teacher when ``distill`` is set) is unchanged.
+    """
+    from edgeship.train import accuracy
+
+    x_dec, y_dec = decision or (x_val, y_val)
+    steps = max(1, math.ceil(len(x_train) / batch_size))
+    for step, ratio, epochs in channel_plan(channel_ratio, fine_tune_epochs, steps, budget is not None):
+        narrow, report = prune_channels(model, ratio, ranking=ranking)
+        before = accuracy(narrow, x_dec, y_dec)
+        fine_tune_channels(narrow, model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
+                           learning_rate=learning_rate, seed=seed, augment=augment, distill=distill)
+        acc = accuracy(narrow, x_dec, y_dec)
+        drop = reference_accuracy - acc
+        ok = budget is None or drop <= budget + 1e-9
+        say(f"    channels {step}: keep {ratio:.0%} ({report.params[1]:,} of {report.params[0]:,} parameters, "
+            f"{report.macs[1] / max(1, report.macs[0]):.0%} of the MACs), {epochs} epoch(s)"
+            f"{' distilled' if distill else ''}: val accuracy {before:.4f} -> {acc:.4f}, drop {drop:+.4f}"
+            + ("" if budget is None else f" -> {'meets' if ok else 'misses'} budget {budget:.4f}"))
+        attempt = ChannelAttempt(step, ratio, epochs, distill is not None, report.params[1], report.macs[1],
+                                 before, acc, drop, ok)
+        yield attempt, narrow, report
+
+
+def channel_budget_error(attempts: list[ChannelAttempt], budget: float | None, reference_accuracy: float,
+                         downstream: str = "") -> AccuracyBudgetError:
+    """The typed error when no channel-pruning attempt is accepted; the message holds the table."""
+    table = channel_attempts_table(attempts).replace("\n", " | ")
+    return AccuracyBudgetError(
+        f"Expected channel pruning within budget.max_accuracy_drop={'none' if budget is None else f'{budget:.4g}'} "
+        f"(validation top-1 of the trained float32 model {reference_accuracy:.4f}). Received: {len(attempts)} "
+        f"attempts, none accepted: {table}." + (f" {downstream}" if downstream else "")
+        + " Fix: raise prune.channel_ratio, enable [distill], raise prune.fine_tune_epochs or "
+        "budget.max_accuracy_drop, or set prune.structure = \"unstructured\"."
+    )
