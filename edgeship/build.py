@@ -36,7 +36,7 @@ from edgeship.metrics import top1_accuracy
 from edgeship.recipe import Recipe
 from edgeship.variants import CompressData
 
-__all__ = ["build", "export_saved_model", "gate_chance", "load_data", "write_bundle", "ShipData"]
+__all__ = ["ShipData", "build", "calibration_sample", "export_saved_model", "gate_chance", "load_data", "write_bundle"]
 
 
 @dataclasses.dataclass
