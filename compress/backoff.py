@@ -72,12 +72,17 @@ def prune_attempts_table(attempts: list[PruneAttempt]) -> str:
     return text_table(rows)
 
 
+def longer_fine_tune_epochs(epochs: int, steps_per_epoch: int) -> int:
+    """The back-off's longer fine-tuning: ``max(2 * epochs, ceil(300 / steps_per_epoch))`` epochs."""
+    return max(2 * epochs, math.ceil(MIN_FINE_TUNE_STEPS / max(1, steps_per_epoch)))
+
+
 def backoff_plan(schedule: PruneSchedule, fine_tune_epochs: int, steps_per_epoch: int, budgeted: bool) -> list[tuple[str, PruneSchedule, int]]:
     """``(step, schedule, epochs)`` for each attempt, in order (see the module docstring)."""
     plan = [("as_recipe", schedule, fine_tune_epochs)]
     if not budgeted:
         return plan
-    longer = max(2 * fine_tune_epochs, math.ceil(MIN_FINE_TUNE_STEPS / max(1, steps_per_epoch)))
+    longer = longer_fine_tune_epochs(fine_tune_epochs, steps_per_epoch)
     plan.append(("longer_fine_tune", schedule, longer))
     if schedule.m_by_n is None:
         for factor, step in ((0.5, "half_sparsity"), (0.25, "quarter_sparsity")):

@@ -23,7 +23,7 @@ import numpy as np
 
 from edgeship.errors import AccuracyBudgetError
 
-from .backoff import MIN_FINE_TUNE_STEPS
+from .backoff import longer_fine_tune_epochs
 from .budget import text_table
 from .channels import ChannelReport, Ranking, prune_channels
 from .distill import Distillation, distiller
@@ -64,7 +64,7 @@ def channel_plan(ratio: float, epochs: int, steps_per_epoch: int, budgeted: bool
     plan = [("as_recipe", ratio, epochs)]
     if not budgeted:
         return plan
-    longer = max(2 * epochs, math.ceil(MIN_FINE_TUNE_STEPS / max(1, steps_per_epoch)))
+    longer = longer_fine_tune_epochs(epochs, steps_per_epoch)
     plan.append(("longer_fine_tune", ratio, longer))
     for i, more in enumerate((ratio + (1 - ratio) / 2, ratio + 3 * (1 - ratio) / 4), start=1):
         if more < 1.0 - 1e-9:
