@@ -15,6 +15,7 @@ from .errors import MissingExtraError as MissingExtraError
 from .errors import ParityError as ParityError
 from .errors import RecipeError as RecipeError
 from .errors import SchemaVersionError as SchemaVersionError
+from .errors import SearchError as SearchError
 
 __version__ = "0.1.0"
 
@@ -29,4 +30,5 @@ __all__ = [
     "ParityError",
     "RecipeError",
     "SchemaVersionError",
+    "SearchError",
 ]

@@ -163,6 +163,8 @@ def _model_factory(recipe: Recipe, ds: Any) -> Callable[[], Any]:
     options: dict[str, Any] = {"dropout": recipe.train.dropout}
     if "alpha" in info.options:
         options["alpha"] = recipe.model.alpha
+    if "width" in info.options and recipe.model.width is not None:
+        options["width"] = recipe.model.width
     if ds.text is not None:
         options.update(vocab_size=len(ds.text["vocabulary"]), embedding_dim=recipe.model.embedding_dim)
     return lambda: train.create_model(recipe.model.arch, ds.input_shape, ds.num_classes, **options)

@@ -52,6 +52,20 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from edgeship.recipe import load_recipe
+    from edgeship.search import Limits, search
+
+    recipe = load_recipe(args.recipe)
+    limits = Limits(max_flash=args.max_flash, max_ram=args.max_ram, max_latency_ms=args.max_latency_ms)
+    result = search(recipe, args.out, args.trials, limits, storage=args.storage)
+    print(f"best: trial {result.best_trial}, accuracy {result.metrics['accuracy']:.4f}, "
+          f"{result.metrics['latency_ms']:.4f} ms, {int(result.metrics['flash_bytes'])} B flash")
+    for path in (result.best_toml, result.trials_csv, result.report_html):
+        print(f"wrote: {path.absolute()}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from edgeship._arrays import check_export_npz
     from edgeship.build import export_saved_model
@@ -251,6 +265,20 @@ def _output_flags() -> argparse.ArgumentParser:
     return parent
 
 
+def _add_search_parser(sub: Any, output: argparse.ArgumentParser) -> None:
+    """``edgeship search``'s options (edgeship.search: an Optuna study over the recipe's [search] table)."""
+    p = sub.add_parser("search", parents=[output],
+                       help="search the recipe's [search] space for the most accurate model within device limits")
+    p.add_argument("recipe", help="recipe TOML file with a [search] table")
+    p.add_argument("--trials", type=_count(1), required=True, help="completed trials the study should hold")
+    p.add_argument("--max-flash", type=_count(1), help="largest int8 TFLite file, bytes")
+    p.add_argument("--max-ram", type=_count(1), help="largest tensor-arena estimate, bytes")
+    p.add_argument("--max-latency-ms", type=_non_negative, help="largest p50 latency on this machine, ms")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db; resumes when it exists)")
+    p.add_argument("--out", required=True, help="folder for trials/, best.toml, trials.csv, search_report.html")
+    p.set_defaults(func=_cmd_search)
+
+
 def _add_serve_parser(sub: Any) -> None:
     """``edgeship serve``'s options (the server itself is edgeship.runtime.serve, in the serve extra)."""
     p = sub.add_parser("serve", help="serve bundles over the Open Inference Protocol (KServe v2 REST); "
@@ -306,6 +334,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--rss", action="store_true", help="also measure the peak RSS increase (child process)")
     p.set_defaults(func=_cmd_inspect)
 
+    _add_search_parser(sub, output)
     _add_runtime_parsers(sub)
     _add_serve_parser(sub)
 

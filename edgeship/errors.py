@@ -54,3 +54,7 @@ class AccuracyBudgetError(BuildError):
 
 class ChanceLevelError(BuildError):
     """A shipped artifact does not beat the majority-class baseline significantly (``budget.allow_chance_level``)."""
+
+
+class SearchError(EdgeshipError):
+    """``edgeship search`` found no trial that meets every constraint, or cannot measure a trial."""

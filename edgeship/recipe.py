@@ -81,6 +81,7 @@ class ModelConfig(_Section):
     arch: str = "small_cnn"
     weights: str | None = Field(None, min_length=1)
     alpha: float = Field(0.35, gt=0.0, le=1.4)  # mobilenet_v2 width multiplier
+    width: int | None = Field(None, ge=1, le=4096)  # small_cnn filters (None: the zoo's default)
     embedding_dim: int = Field(32, ge=1)  # text_cnn
 
 
@@ -296,6 +297,48 @@ class ExportConfig(_Section):
     measure_rss: bool = True
 
 
+class SearchRange(_Section):
+    """A numeric range for ``edgeship search``: uniform in [low, high], or log-uniform with ``log = true``."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchRange:
+        if not self.low < self.high:
+            raise ValueError(f"a range needs low < high; got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0; got low={self.low}")
+        return self
+
+
+SearchChoice = list[float] | SearchRange
+
+
+class SearchConfig(_Section):
+    """The space ``edgeship search`` explores (Optuna); an unset key keeps the recipe's value.
+
+    Each key is a choice list (``arch = ["small_cnn", "mlp"]``) or, for the
+    numeric ones, a range table (``learning_rate = {low = 1e-4, high = 1e-2,
+    log = true}``). ``width`` is small_cnn's filter count, ``alpha``
+    mobilenet_v2's width multiplier, ``target_sparsity`` the pruning target.
+    ``build`` ignores this table.
+    """
+
+    arch: list[str] | None = Field(None, min_length=1)
+    width: list[int] | None = Field(None, min_length=1)
+    alpha: list[float] | None = Field(None, min_length=1)
+    epochs: list[int] | None = Field(None, min_length=1)
+    learning_rate: SearchChoice | None = None
+    dropout: SearchChoice | None = None
+    target_sparsity: SearchChoice | None = None
+
+    def declared(self) -> dict[str, list[Any] | SearchRange]:
+        """The keys that are set, in declaration order."""
+        return {k: v for k in type(self).model_fields if (v := getattr(self, k)) is not None}
+
+
 class Recipe(_Section):
     """A whole build. Round-trips through TOML/JSON; ``sha256`` identifies it."""
 
@@ -309,6 +352,7 @@ class Recipe(_Section):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
     @model_validator(mode="after")
     def _budget_alias(self) -> Recipe:
@@ -351,6 +395,10 @@ class Recipe(_Section):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def to_toml(self) -> str:
+        """The recipe as TOML text that ``from_toml`` reads back equal (unset ``None`` keys are left out)."""
+        return _toml_table(self.to_dict(), ())
+
     def sha256(self) -> str:
         canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
@@ -359,6 +407,41 @@ class Recipe(_Section):
 def load_recipe(path: str | Path | None) -> Recipe:
     """The recipe at ``path``, or the built-in default when ``path`` is None."""
     return Recipe.default() if path is None else Recipe.from_toml(path)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + "}"
+    raise TypeError(f"Expected a TOML value. Received: {type(v).__name__}. Fix: recipes hold scalars, lists and tables.")
+
+
+def _toml_table(data: dict[str, Any], path: tuple[str, ...]) -> str:
+    """Scalars first, then one [section] per nested table (pydantic sections only; plain dicts inline)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items()
+             if v is not None and not (isinstance(v, dict) and _is_section(path + (k,)))]
+    text = (f"[{'.'.join(path)}]\n" if path else "") + "".join(line + "\n" for line in lines)
+    for k, v in data.items():
+        if isinstance(v, dict) and _is_section(path + (k,)):
+            text += "\n" + _toml_table(v, path + (k,))
+    return text
+
+
+def _is_section(path: tuple[str, ...]) -> bool:
+    current: Any = Recipe
+    for part in path:
+        field = current.model_fields.get(part)
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return False
+        current = field.annotation
+    return True
 
 
 def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -15,7 +15,7 @@ RUNTIME_API = [
 ]
 EDGESHIP_API = [
     "AccuracyBudgetError", "BuildError", "BundleError", "ChanceLevelError", "DataError", "EdgeshipError",
-    "MissingExtraError", "ParityError", "RecipeError", "SchemaVersionError",
+    "MissingExtraError", "ParityError", "RecipeError", "SchemaVersionError", "SearchError",
 ]
 
 
