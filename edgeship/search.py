@@ -141,9 +141,7 @@ def search(recipe: Recipe, out: str | Path, trials: int, limits: Limits = Limits
     """
     optuna = require("optuna", "edgeship search")
     out = Path(out)
-    if not recipe.search.declared():
-        raise SearchError(f"Expected a [search] table with at least one key in recipe {recipe.name}. "
-                          "Received: none. Fix: add e.g. [search] width = [8, 16].")
+    _check_recipe(recipe)
     out.mkdir(parents=True, exist_ok=True)
     study = _open_study(optuna, recipe, out, storage)
     done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
@@ -151,6 +149,21 @@ def search(recipe: Recipe, out: str | Path, trials: int, limits: Limits = Limits
         say(f"search: {done} completed trial(s) in the study, running {trials - done} more")
         study.optimize(_Objective(recipe, out, limits), n_trials=trials - done, catch=(EdgeshipError,))
     return _write_outputs(optuna, study, out, limits)
+
+
+def _check_recipe(recipe: Recipe) -> None:
+    """Fail before the first trial on what every trial would fail on."""
+    from edgeship import train
+
+    if not recipe.search.declared():
+        raise SearchError(f"Expected a [search] table with at least one key in recipe {recipe.name}. "
+                          "Received: none. Fix: add e.g. [search] width = [8, 16].")
+    if "int8" not in recipe.quantize.tflite or "tflite" not in recipe.export.formats or not recipe.quantize.enabled:
+        raise SearchError(f"Expected a recipe that ships an int8 TFLite file (search measures it). Received: "
+                          f"[quantize] tflite = {recipe.quantize.tflite}, [export] formats = {recipe.export.formats}. "
+                          "Fix: add \"int8\" to [quantize] tflite and \"tflite\" to [export] formats.")
+    for arch in recipe.search.arch or []:
+        train.model_info(arch)  # RecipeError listing the zoo's names
 
 
 def _open_study(optuna: Any, recipe: Recipe, out: Path, storage: str | None) -> Any:

@@ -1,0 +1,121 @@
+"""``edgeship search``: real tiny builds (digits, small_cnn width 4-8, 2 epochs, int8 TFLite only)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import tomllib
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("optuna", reason="edgeship search needs optuna (the build extra)")
+
+from edgeship.cli import main  # noqa: E402
+from edgeship.errors import RecipeError, SearchError  # noqa: E402
+from edgeship.recipe import Recipe  # noqa: E402
+
+TINY = """
+name = "tiny-search"
+[model]
+arch = "small_cnn"
+width = 8
+[train]
+epochs = 2
+[prune]
+enabled = false
+[quantize]
+tflite = ["int8"]
+[budget]
+enabled = false
+[export]
+formats = ["tflite"]
+measure_rss = false
+[search]
+width = [4, 8]
+learning_rate = {low = 0.001, high = 0.01, log = true}
+"""
+
+
+@pytest.fixture
+def recipe_file(tmp_path: Path) -> Path:
+    path = tmp_path / "search.toml"
+    path.write_text(TINY, encoding="utf-8")
+    return path
+
+
+def _completed(db: Path) -> int:
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+
+
+def test_search_table_rejects_unknown_keys_and_bad_ranges() -> None:
+    with pytest.raises(RecipeError, match="unknown key 'search.depth'"):
+        Recipe.from_dict({"search": {"depth": [1, 2]}})
+    with pytest.raises(RecipeError, match="low < high"):
+        Recipe.from_dict({"search": {"dropout": {"low": 0.5, "high": 0.1}}})
+    ok = Recipe.from_dict({"search": {"arch": ["small_cnn"], "dropout": {"low": 0.1, "high": 0.5}}})
+    assert list(ok.search.declared()) == ["arch", "dropout"]
+
+
+def test_recipe_toml_round_trip() -> None:
+    r = Recipe.from_dict({"model": {"width": 8}, "search": {"width": [4, 8]}})
+    again = Recipe.from_dict(tomllib.loads(r.to_toml()))
+    assert again == r and again.sha256() == r.sha256()
+
+
+def test_search_rejects_unknown_arch_before_any_trial(recipe_file: Path, tmp_path: Path) -> None:
+    from edgeship.search import search
+
+    bad = Recipe.from_toml(recipe_file).model_copy(update={"search": Recipe.from_dict(
+        {"search": {"arch": ["no_such_net"]}}).search})
+    with pytest.raises(RecipeError, match="no_such_net"):
+        search(bad, tmp_path / "out", trials=1)
+    assert not (tmp_path / "out" / "study.db").exists()
+
+
+@pytest.mark.slow
+def test_search_writes_best_toml_that_rebuilds_the_same_recipe(recipe_file: Path, tmp_path: Path) -> None:
+    from edgeship.build import build
+
+    out = tmp_path / "out"
+    assert main(["search", str(recipe_file), "--trials", "2", "--out", str(out), "-q"]) == 0
+    rows = list(csv.DictReader((out / "trials.csv").open(encoding="utf-8")))
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
+    assert all(float(r["flash_bytes"]) > 0 and float(r["latency_ms"]) > 0 for r in rows)
+    assert "data:image/png;base64," in (out / "search_report.html").read_text(encoding="utf-8")
+    best = Recipe.from_toml(out / "best.toml")
+    best_row = max(rows, key=lambda r: float(r["accuracy"]))
+    trial = json.loads((out / "trials" / f"trial-{int(best_row['trial']):04d}" / "manifest.json").read_text())
+    assert best.sha256() == trial["recipe_sha256"]
+    assert best.model.width == int(best_row["width"]) and not best.search.declared()
+    again = json.loads((build(best, tmp_path / "again") / "manifest.json").read_text())
+    assert again["recipe_sha256"] == trial["recipe_sha256"]
+
+
+@pytest.mark.slow
+def test_search_resumes_to_the_requested_trial_count(recipe_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["search", str(recipe_file), "--out", str(out), "-q", "--trials"]
+    assert main([*args, "1"]) == 0
+    assert _completed(out / "study.db") == 1
+    assert main([*args, "2"]) == 0
+    assert _completed(out / "study.db") == 2
+    assert main([*args, "2"]) == 0  # already there: no new trial
+    assert _completed(out / "study.db") == 2
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["trial-0000", "trial-0001"]
+
+
+@pytest.mark.slow
+def test_impossible_limit_is_a_typed_error_naming_the_closest_trial(
+        recipe_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgeship.search import Limits, search
+
+    out = tmp_path / "out"
+    assert main(["search", str(recipe_file), "--trials", "1", "--max-flash", "10", "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "SearchError" in err and "closest is trial 0" in err
+    assert (out / "trials.csv").is_file() and not (out / "best.toml").exists()
+    with pytest.raises(SearchError, match="flash <= 10"):  # same study, resumed: nothing to run, still infeasible
+        search(Recipe.from_toml(recipe_file), out, trials=1, limits=Limits(max_flash=10))
