@@ -150,6 +150,8 @@ BAD_INPUTS = {
                         "a recipe .toml or an .npz"),
     "export-missing-model": ("export --model {folder}/none.keras --data {x.npz} --out {folder}/o", "InputError",
                              "does not exist"),
+    "search-missing-recipe": ("search {folder}/none.toml --trials 1 --out {folder}/o", "RecipeError", "does not exist"),
+    "search-trials-zero": ("search {folder}/none.toml --trials 0 --out {folder}/o", "UsageError", "integer >= 1"),
     "inspect-missing": ("inspect {folder}/none.tflite", "ModelFileError", "does not exist"),
     "inspect-garbled": ("inspect {garbled.tflite}", "ModelFileError", "not a TFLite flatbuffer"),
     "inspect-npy": ("inspect {ok.npy}", "ModelFileError", "Expected a .tflite or .onnx model"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 pytest.importorskip("optuna", reason="edgeship search needs optuna (the build extra)")
 
