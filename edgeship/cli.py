@@ -58,7 +58,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe)
     limits = Limits(max_flash=args.max_flash, max_ram=args.max_ram, max_latency_ms=args.max_latency_ms)
-    result = search(recipe, args.out, args.trials, limits, storage=args.storage)
+    result = search(recipe, args.out, args.trials, limits, storage=args.storage, workers=args.workers)
     print(f"best: trial {result.best_trial}, accuracy {result.metrics['accuracy']:.4f}, "
           f"{result.metrics['latency_ms']:.4f} ms, {int(result.metrics['flash_bytes'])} B flash")
     for path in (result.best_toml, result.trials_csv, result.report_html):
@@ -275,6 +275,7 @@ def _add_search_parser(sub: Any, output: argparse.ArgumentParser) -> None:
     p.add_argument("--max-ram", type=_count(1), help="largest tensor-arena estimate, bytes")
     p.add_argument("--max-latency-ms", type=_non_negative, help="largest p50 latency on this machine, ms")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db; resumes when it exists)")
+    p.add_argument("--workers", type=_count(1), default=1, help="processes on this machine sharing the study (default 1)")
     p.add_argument("--out", required=True, help="folder for trials/, best.toml, trials.csv, search_report.html")
     p.set_defaults(func=_cmd_search)
 

@@ -132,23 +132,70 @@ class _Objective:
 
 
 def search(recipe: Recipe, out: str | Path, trials: int, limits: Limits = Limits(),
-           storage: str | None = None) -> SearchResult:
+           storage: str | None = None, workers: int = 1) -> SearchResult:
     """Run (or resume) the study until it holds ``trials`` completed trials; write best.toml, trials.csv, the report.
 
+    ``workers`` > 1 starts that many processes on this machine against the same
+    storage; each stops when the study holds ``trials`` completed trials (a
+    trial already running then still finishes, so the study may end up to
+    ``workers - 1`` trials past the count).
+
     Raises:
-        SearchError: no completed trial meets every limit (names the closest one), or
-            the recipe has no ``[search]`` keys.
+        SearchError: no completed trial meets every limit (names the closest one),
+            the recipe has no ``[search]`` keys, or a worker process died.
     """
     optuna = require("optuna", "edgeship search")
     out = Path(out)
     _check_recipe(recipe)
     out.mkdir(parents=True, exist_ok=True)
-    study = _open_study(optuna, recipe, out, storage)
+    url = storage or f"sqlite:///{(out / 'study.db').absolute()}"
+    study = _open_study(optuna, recipe, url, 0)
     done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     if trials > done:
-        say(f"search: {done} completed trial(s) in the study, running {trials - done} more")
-        study.optimize(_Objective(recipe, out, limits), n_trials=trials - done, catch=(EdgeshipError,))
-    return _write_outputs(optuna, study, out, limits)
+        say(f"search: {done} completed trial(s) in the study, running {trials - done} more on {workers} worker(s)")
+        if workers == 1:
+            _optimize(recipe, out, limits, url, trials, 0)
+        else:
+            _spawn(recipe, out, limits, url, trials, workers)
+    return _write_outputs(optuna, _open_study(optuna, recipe, url, 0), out, limits)
+
+
+def _optimize(recipe: Recipe, out: Path, limits: Limits, url: str, trials: int, worker: int) -> None:
+    """One worker: run trials until the study holds ``trials`` completed ones."""
+    optuna = require("optuna", "edgeship search")
+    study = _open_study(optuna, recipe, url, worker)
+    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    stop = optuna.study.MaxTrialsCallback(trials, states=(optuna.trial.TrialState.COMPLETE,))
+    study.optimize(_Objective(recipe, out, limits), n_trials=max(0, trials - done), catch=(EdgeshipError,),
+                   callbacks=[stop])
+
+
+def _worker_main(recipe: dict[str, Any], out: str, limits: Limits, url: str, trials: int, worker: int) -> None:
+    from edgeship import _progress
+
+    _progress.configure("quiet")
+    _optimize(Recipe.from_dict(recipe), Path(out), limits, url, trials, worker)
+
+
+def _spawn(recipe: Recipe, out: Path, limits: Limits, url: str, trials: int, workers: int) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+    procs = [ctx.Process(target=_worker_main, args=(recipe.to_dict(), str(out), limits, url, trials, i))
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        raise
+    failed = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode != 0]
+    if failed:
+        raise SearchError(f"Expected {workers} search workers to exit 0. Received: exit codes {failed} "
+                          "(worker, code). Fix: see the worker's error above; finished trials are kept, rerun to resume.")
 
 
 def _check_recipe(recipe: Recipe) -> None:
@@ -166,17 +213,18 @@ def _check_recipe(recipe: Recipe) -> None:
         train.model_info(arch)  # RecipeError listing the zoo's names
 
 
-def _open_study(optuna: Any, recipe: Recipe, out: Path, storage: str | None) -> Any:
-    url = storage or f"sqlite:///{(out / 'study.db').absolute()}"
+def _open_study(optuna: Any, recipe: Recipe, url: str, worker: int) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    existing = 0
+    # Heartbeats: a trial whose process was killed is marked FAIL by the next run after the grace period.
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=10, grace_period=30)
     try:
-        existing = len(optuna.load_study(study_name=recipe.name, storage=url).trials)
+        existing = len(optuna.load_study(study_name=recipe.name, storage=storage).trials)
     except KeyError:  # no such study yet
-        pass
-    # A resumed run seeds its sampler past the trials it has, so it does not repeat their points.
-    sampler = optuna.samplers.NSGAIISampler(seed=recipe.seed + existing)
-    return optuna.create_study(study_name=recipe.name, storage=url, load_if_exists=True, sampler=sampler,
+        existing = 0
+    # Seeded past the trials the study has (and apart per worker), so a resumed run does not repeat their points.
+    sampler = optuna.samplers.NSGAIISampler(seed=recipe.seed + existing + 1000 * worker)
+    return optuna.create_study(study_name=recipe.name, storage=storage, load_if_exists=True, sampler=sampler,
                                directions=["maximize", "minimize"])
 
 

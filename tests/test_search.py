@@ -119,3 +119,15 @@ def test_impossible_limit_is_a_typed_error_naming_the_closest_trial(
     assert (out / "trials.csv").is_file() and not (out / "best.toml").exists()
     with pytest.raises(SearchError, match="flash <= 10"):  # same study, resumed: nothing to run, still infeasible
         search(Recipe.from_toml(recipe_file), out, trials=1, limits=Limits(max_flash=10))
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_without_losing_or_duplicating_trials(recipe_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["search", str(recipe_file), "--trials", "2", "--workers", "2", "--out", str(out), "-q"]) == 0
+    with sqlite3.connect(out / "study.db") as con:
+        numbers = [n for (n,) in con.execute("SELECT number FROM trials WHERE state = 'COMPLETE'")]
+    assert len(numbers) >= 2 and len(set(numbers)) == len(numbers)  # a trial in flight may finish past the count
+    assert sorted(p.name for p in (out / "trials").iterdir()) == [f"trial-{n:04d}" for n in sorted(numbers)]
+    rows = list(csv.DictReader((out / "trials.csv").open(encoding="utf-8")))
+    assert sorted(int(r["trial"]) for r in rows if r["state"] == "COMPLETE") == sorted(numbers)
