@@ -19,6 +19,7 @@ import dataclasses
 import io
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,12 @@ __all__ = ["Limits", "SearchResult", "search", "trial_recipe"]
 #: Where each searched key lives in the recipe.
 _SECTION = {"arch": "model", "width": "model", "alpha": "model", "epochs": "train",
             "learning_rate": "train", "dropout": "train", "target_sparsity": "prune"}
+
+
+#: A running trial writes a heartbeat this often; one silent for GRACE_SECONDS (its process was killed)
+#: is marked FAIL when the next trial of the study starts.
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,7 +224,10 @@ def _open_study(optuna: Any, recipe: Recipe, url: str, worker: int) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Heartbeats: a trial whose process was killed is marked FAIL by the next run after the grace period.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=10, grace_period=30)
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; they are what marks a killed trial
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+                                             grace_period=GRACE_SECONDS)
     try:
         existing = len(optuna.load_study(study_name=recipe.name, storage=storage).trials)
     except KeyError:  # no such study yet

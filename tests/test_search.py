@@ -131,3 +131,37 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(recipe
     assert sorted(p.name for p in (out / "trials").iterdir()) == [f"trial-{n:04d}" for n in sorted(numbers)]
     rows = list(csv.DictReader((out / "trials.csv").open(encoding="utf-8")))
     assert sorted(int(r["trial"]) for r in rows if r["state"] == "COMPLETE") == sorted(numbers)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_trial_marks_it_failed_and_a_resume_reaches_the_count(
+        recipe_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from edgeship import search as search_mod
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "edgeship", "search", str(recipe_file), "--trials", "2", "--out", str(out), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "study.db").exists():
+            with sqlite3.connect(out / "study.db", timeout=30) as con:
+                if con.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'trials'").fetchone()[0] and \
+                        con.execute("SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0]:
+                    break
+        time.sleep(0.2)
+    time.sleep(1)  # past the trial's first heartbeat, well before its build ends
+    assert proc.poll() is None, "the search ended before a trial could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    monkeypatch.setattr(search_mod, "GRACE_SECONDS", 1)  # the killed trial's last heartbeat is older than this
+    time.sleep(2)
+    search_mod.search(Recipe.from_toml(recipe_file), out, trials=2)
+    with sqlite3.connect(out / "study.db") as con:
+        states = [s for (s,) in con.execute("SELECT state FROM trials ORDER BY number")]
+    assert states.count("COMPLETE") == 2 and states[0] == "FAIL", states
