@@ -14,6 +14,7 @@ the requested number of completed trials.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import dataclasses
 import io
@@ -160,10 +161,15 @@ def search(recipe: Recipe, out: str | Path, trials: int, limits: Limits = Limits
     done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     if trials > done:
         say(f"search: {done} completed trial(s) in the study, running {trials - done} more on {workers} worker(s)")
-        if workers == 1:
-            _optimize(recipe, out, limits, url, trials, 0)
-        else:
-            _spawn(recipe, out, limits, url, trials, workers)
+        try:
+            if workers == 1:
+                _optimize(recipe, out, limits, url, trials, 0)
+            else:
+                _spawn(recipe, out, limits, url, trials, workers)
+        except KeyboardInterrupt:  # Ctrl-C: the outputs reflect what finished, then the interrupt goes on
+            with contextlib.suppress(SearchError):
+                _write_outputs(optuna, _open_study(optuna, recipe, url, 0), out, limits)
+            raise
     return _write_outputs(optuna, _open_study(optuna, recipe, url, 0), out, limits)
 
 
