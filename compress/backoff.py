@@ -30,7 +30,7 @@ import numpy as np
 
 from edgeship.errors import AccuracyBudgetError
 
-from .budget import text_table
+from .budget import budget_error, judge, met_cell, text_table
 from .distill import Distillation
 from .prune import PruneSchedule, prune
 
@@ -66,7 +66,7 @@ def prune_attempts_table(attempts: list[PruneAttempt]) -> str:
     rows = [("step", "sparsity", "epochs", "steps", "val accuracy", "drop", "met")]
     rows += [
         (a.step, f"{a.target_sparsity:.3f}", str(a.fine_tune_epochs), str(a.fine_tune_steps), f"{a.accuracy:.4f}",
-         f"{a.drop:+.4f}", ("yes" if a.met_budget else "no") + (f" ({a.rejected_by})" if a.rejected_by else ""))
+         f"{a.drop:+.4f}", met_cell(a.met_budget, a.rejected_by))
         for a in attempts
     ]
     return text_table(rows)
@@ -129,24 +129,19 @@ def iter_prune_attempts(
         )
         acc = accuracy(pruned, *(decision or (x_val, y_val)))
         drop = reference_accuracy - acc
-        ok = budget is None or drop <= budget + 1e-9
+        ok, verdict = judge(drop, budget)
         say(f"    prune {step}: sparsity {sched.target_sparsity:.0%}, {epochs} epoch(s) ({epochs * steps} steps): "
             f"val accuracy {acc:.4f}, drop {drop:+.4f}"
-            + ("" if budget is None else f" -> {'meets' if ok else 'misses'} budget {budget:.4f}"))
+            + verdict)
         yield PruneAttempt(step, sched.target_sparsity, epochs, epochs * steps, acc, drop, ok), pruned, sched, epochs
 
 
 def prune_budget_error(attempts: list[PruneAttempt], budget: float | None, reference_accuracy: float,
                        downstream: str = "") -> AccuracyBudgetError:
     """The typed error when no pruning attempt is accepted; the message holds the table."""
-    table = prune_attempts_table(attempts).replace("\n", " | ")
-    return AccuracyBudgetError(
-        f"Expected pruning within budget.max_accuracy_drop={'none' if budget is None else f'{budget:.4g}'} (validation top-1 of the trained float32 model "
-        f"{reference_accuracy:.4f}). Received: {len(attempts)} attempts, none accepted: {table}."
-        + (f" {downstream}" if downstream else "")
-        + " Fix: lower prune.target_sparsity, raise prune.fine_tune_epochs or budget.max_accuracy_drop, "
-        "or set prune.enabled = false."
-    )
+    return budget_error("pruning", prune_attempts_table(attempts), len(attempts), budget, reference_accuracy, downstream,
+                        "lower prune.target_sparsity, raise prune.fine_tune_epochs or budget.max_accuracy_drop, "
+                        "or set prune.enabled = false.")
 
 
 def prune_to_budget(*args: Any, **kwargs: Any) -> tuple[Any, PruneSchedule, int, list[PruneAttempt]]:

@@ -48,7 +48,7 @@ def attempts_table(attempts: list[Attempt]) -> str:
     """The attempts as a fixed-width text table (one line per attempt)."""
     rows = [("artifact", "step", "method", "accuracy", "drop", "bytes", "met")]
     rows += [
-        (a.artifact, a.step, a.method, f"{a.accuracy:.4f}", f"{a.drop:+.4f}", f"{a.bytes:,}", "yes" if a.met_budget else "no")
+        (a.artifact, a.step, a.method, f"{a.accuracy:.4f}", f"{a.drop:+.4f}", f"{a.bytes:,}", met_cell(a.met_budget))
         for a in attempts
     ]
     return text_table(rows)
@@ -65,6 +65,27 @@ def effective_budget(budget: float | None, samples: int) -> float | None:
     if budget is None or samples <= 0:
         return budget
     return max(float(budget), 1.0 / samples)
+
+
+def judge(drop: float, budget: float | None) -> tuple[bool, str]:
+    """Whether a top-1 ``drop`` is within ``budget`` (``None``: no budget, always), and the progress-line suffix."""
+    ok = budget is None or drop <= budget + 1e-9
+    return ok, "" if budget is None else f" -> {'meets' if ok else 'misses'} budget {budget:.4f}"
+
+
+def met_cell(met: bool, rejected_by: str = "") -> str:
+    """The "met" column of an attempts table: yes / no, and why a later stage turned the attempt down."""
+    return ("yes" if met else "no") + (f" ({rejected_by})" if rejected_by else "")
+
+
+def budget_error(what: str, table: str, attempts: int, budget: float | None, reference: float, downstream: str,
+                 fix: str) -> AccuracyBudgetError:
+    """The typed error when no attempt of a back-off is accepted; the message holds the attempts ``table``."""
+    return AccuracyBudgetError(
+        f"Expected {what} within budget.max_accuracy_drop={'none' if budget is None else f'{budget:.4g}'} "
+        f"(validation top-1 of the trained float32 model {reference:.4f}). Received: {attempts} attempts, "
+        f"none accepted: {table.replace(chr(10), ' | ')}." + (f" {downstream}" if downstream else "") + f" Fix: {fix}"
+    )
 
 
 def meet_budget(
@@ -86,11 +107,11 @@ def meet_budget(
         data = make()
         acc = float(evaluate(data))
         drop = reference - acc
-        ok = budget is None or drop <= budget + 1e-9
+        ok, verdict = judge(drop, budget)
         history.append(Attempt(artifact, step, method, acc, drop, len(data), ok))
         tried += 1
         say(f"    {artifact} {step} ({method}): accuracy {acc:.4f}, drop {drop:+.4f}, {len(data):,} bytes"
-            + ("" if budget is None else f" -> {'meets' if ok else 'misses'} budget {budget:.4f}"))
+            + verdict)
         if ok:
             return data
     mine = [a for a in history if a.artifact == artifact]

@@ -24,9 +24,9 @@ import numpy as np
 from edgeship.errors import AccuracyBudgetError
 
 from .backoff import longer_fine_tune_epochs
-from .budget import text_table
+from .budget import budget_error, judge, met_cell, text_table
 from .channels import ChannelReport, Ranking, prune_channels
-from .distill import Distillation, distiller
+from .distill import Distillation, distill_from
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def channel_attempts_table(attempts: list[ChannelAttempt]) -> str:
     rows = [("step", "ratio", "epochs", "distilled", "params", "MACs", "acc (no ft)", "val accuracy", "drop", "met")]
     rows += [(a.step, f"{a.channel_ratio:.3f}", str(a.fine_tune_epochs), "yes" if a.distilled else "no",
               f"{a.params:,}", f"{a.macs:,}", f"{a.accuracy_before_fine_tune:.4f}", f"{a.accuracy:.4f}",
-              f"{a.drop:+.4f}", ("yes" if a.met_budget else "no") + (f" ({a.rejected_by})" if a.rejected_by else ""))
+              f"{a.drop:+.4f}", met_cell(a.met_budget, a.rejected_by))
              for a in attempts]
     return text_table(rows)
 
@@ -84,12 +84,7 @@ def fine_tune_channels(narrow: Any, teacher: Any, x_train: np.ndarray, y_train: 
 
     _, keras = tf_modules()
     set_seed(seed)
-    trainee = narrow
-    if distill is not None:
-        frozen = keras.models.clone_model(teacher)
-        frozen.set_weights(teacher.get_weights())
-        trainee = distiller(frozen, narrow, temperature=distill.temperature,
-                            student_loss_weight=distill.student_loss_weight)
+    trainee = narrow if distill is None else distill_from(teacher, narrow, distill)
     compile_classifier(trainee, learning_rate)
     best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs + 1, restore_best_weights=True)
     fine_tune(trainee, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size, callbacks=[best],
@@ -121,11 +116,11 @@ def iter_channel_attempts(
                            learning_rate=learning_rate, seed=seed, augment=augment, distill=distill)
         acc = accuracy(narrow, x_dec, y_dec)
         drop = reference_accuracy - acc
-        ok = budget is None or drop <= budget + 1e-9
+        ok, verdict = judge(drop, budget)
         say(f"    channels {step}: keep {ratio:.0%} ({report.params[1]:,} of {report.params[0]:,} parameters, "
             f"{report.macs[1] / max(1, report.macs[0]):.0%} of the MACs), {epochs} epoch(s)"
             f"{' distilled' if distill else ''}: val accuracy {before:.4f} -> {acc:.4f}, drop {drop:+.4f}"
-            + ("" if budget is None else f" -> {'meets' if ok else 'misses'} budget {budget:.4f}"))
+            + verdict)
         attempt = ChannelAttempt(step, ratio, epochs, distill is not None, report.params[1], report.macs[1],
                                  before, acc, drop, ok)
         yield attempt, narrow, report
@@ -134,11 +129,6 @@ def iter_channel_attempts(
 def channel_budget_error(attempts: list[ChannelAttempt], budget: float | None, reference_accuracy: float,
                          downstream: str = "") -> AccuracyBudgetError:
     """The typed error when no channel-pruning attempt is accepted; the message holds the table."""
-    table = channel_attempts_table(attempts).replace("\n", " | ")
-    return AccuracyBudgetError(
-        f"Expected channel pruning within budget.max_accuracy_drop={'none' if budget is None else f'{budget:.4g}'} "
-        f"(validation top-1 of the trained float32 model {reference_accuracy:.4f}). Received: {len(attempts)} "
-        f"attempts, none accepted: {table}." + (f" {downstream}" if downstream else "")
-        + " Fix: raise prune.channel_ratio, enable [distill], raise prune.fine_tune_epochs or "
-        "budget.max_accuracy_drop, or set prune.structure = \"unstructured\"."
-    )
+    return budget_error("channel pruning", channel_attempts_table(attempts), len(attempts), budget, reference_accuracy,
+                        downstream, "raise prune.channel_ratio, enable [distill], raise prune.fine_tune_epochs or "
+                        "budget.max_accuracy_drop, or set prune.structure = \"unstructured\".")

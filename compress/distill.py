@@ -100,3 +100,16 @@ def distiller(teacher: Any, student: Any, *, temperature: float = 3.0, student_l
 
     return Distiller()
 
+
+def distill_from(teacher: Any, student: Any, distill: Distillation) -> Any:
+    """A :func:`distiller` training ``student`` against a frozen copy of ``teacher``.
+
+    The copy leaves the caller's teacher untouched (its ``trainable`` flag too), and
+    keeps it apart from a student that shares layer objects with it (tfmot's wrapped
+    clone, a rebuilt narrow model).
+    """
+    _, keras = tf_modules()
+    copy = keras.models.clone_model(teacher)
+    copy.set_weights(teacher.get_weights())
+    return distiller(copy, student, temperature=distill.temperature, student_loss_weight=distill.student_loss_weight)
+

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edgeship._tf import check_keras2_model, tf_modules, tfmot
-from edgeship.compress.distill import Distillation, distiller
+from edgeship.compress.distill import Distillation, distill_from
 from edgeship.errors import RecipeError
 from edgeship.train import compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
 
@@ -153,7 +153,7 @@ def prune(
     steps_per_epoch = max(1, math.ceil(len(x_train) / batch_size))
     sched = (schedule or PruneSchedule(target_sparsity=target_sparsity)).resolved(steps_per_epoch, fine_tune_epochs)
     wrapped = _wrapped_copy(model, set(excluded_layers(model, exclude)), sched)
-    trainee = wrapped if distill is None else _distiller(model, wrapped, distill)
+    trainee = wrapped if distill is None else distill_from(model, wrapped, distill)
     compile_classifier(trainee, learning_rate)
     best = _best_at_target(sched, steps_per_epoch, fine_tune_epochs)
     fine_tune(trainee, x_train, y_train, x_val, y_val, epochs=fine_tune_epochs, batch_size=batch_size,
@@ -185,14 +185,6 @@ def _wrapped_copy(model: Any, skip: set[str], sched: PruneSchedule) -> Any:
         return mot.sparsity.keras.prune_low_magnitude(layer, **params)
 
     return keras.models.clone_model(source, clone_function=wrap)
-
-
-def _distiller(teacher: Any, student: Any, distill: Distillation) -> Any:
-    """``student`` trained against a copy of ``teacher`` (the wrapped student shares the source's unpruned layers)."""
-    _, keras = tf_modules()
-    copy = keras.models.clone_model(teacher)
-    copy.set_weights(teacher.get_weights())
-    return distiller(copy, student, temperature=distill.temperature, student_loss_weight=distill.student_loss_weight)
 
 
 def _best_at_target(sched: PruneSchedule, steps_per_epoch: int, epochs: int) -> Any:

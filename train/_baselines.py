@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.bundle import ChanceCheck as ChanceRecord
+
 #: The linear baseline fits on at most this many samples (a seeded subsample), to bound its cost.
 MAX_LINEAR_SAMPLES = 5000
 
@@ -78,32 +80,17 @@ def baselines(ds: Any, *, seed: int = 0) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class ChanceCheck:
-    """The chance-level gate for one accuracy: is it significantly above the majority baseline?"""
+CHANCE_RULE = "one-sided exact binomial test against the majority baseline: P(X >= correct | n, majority) < alpha"
 
-    accuracy: float
-    majority: float
-    samples: int
-    alpha: float
-    required_accuracy: float
-    p_value: float
 
-    @property
-    def passed(self) -> bool:
-        return self.p_value < self.alpha
+@dataclass(frozen=True, kw_only=True)
+class ChanceCheck(ChanceRecord):
+    """The chance-level gate for one accuracy: the manifest's record, plus how much data would let it pass."""
 
     def samples_needed(self) -> int:
         """The fewest test samples on which a perfect score would pass: ``majority ** n < alpha``."""
         p0 = min(max(self.majority, 1e-12), 1.0 - 1e-12)
         return int(math.floor(math.log(self.alpha) / math.log(p0))) + 1
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "rule": "one-sided exact binomial test against the majority baseline: P(X >= correct | n, majority) < alpha",
-            "accuracy": self.accuracy, "majority": self.majority, "samples": self.samples, "alpha": self.alpha,
-            "required_accuracy": self.required_accuracy, "p_value": self.p_value, "passed": self.passed,
-        }
 
 
 def chance_check(accuracy: float, samples: int, majority: float, alpha: float = 0.01) -> ChanceCheck:
@@ -117,4 +104,5 @@ def chance_check(accuracy: float, samples: int, majority: float, alpha: float = 
     ks = np.arange(n + 1)
     ok = ks[binom.sf(ks - 1, n, p0) < alpha]
     required = float(ok[0] / n) if n and len(ok) else 1.0
-    return ChanceCheck(float(accuracy), float(majority), n, float(alpha), required, p_value)
+    return ChanceCheck(rule=CHANCE_RULE, accuracy=float(accuracy), majority=float(majority), samples=n,
+                       alpha=float(alpha), required_accuracy=required, p_value=p_value, passed=p_value < alpha)
