@@ -23,15 +23,22 @@ from edgeship._progress import say
 LATENCY_SEARCH_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2)
 
 
-def int8_tflite_cost(model: Any, base: Any, calibration: np.ndarray, *, rounds: int = 15) -> dict[str, Any]:
-    """``model``'s int8 TFLite latency over ``base``'s (interleaved, one thread, batch 1) and both files' bytes."""
+def int8_tflite(model: Any, calibration: np.ndarray) -> bytes:
+    """``model`` as a full-int8 TFLite file, calibrated on ``calibration``."""
     from edgeship._tf import quiet_engine
     from edgeship.export import to_tflite
+
+    with quiet_engine():
+        return to_tflite(model, "int8", calibration)
+
+
+def int8_tflite_cost(model: Any, base_int8: bytes, calibration: np.ndarray, *, rounds: int = 15) -> dict[str, Any]:
+    """``model``'s int8 TFLite latency over the unpruned file ``base_int8`` (interleaved, one thread, batch 1)
+    and both files' bytes. The unpruned file is converted once by the caller, not per candidate."""
     from edgeship.runtime._check import measure_pair_ratio
     from edgeship.runtime._load import load_file
 
-    with quiet_engine():
-        files = [to_tflite(m, "int8", calibration) for m in (model, base)]
+    files = [int8_tflite(model, calibration), base_int8]
     with tempfile.TemporaryDirectory(prefix="edgeship-channels-") as tmp:
         paths = [Path(tmp) / f"{i}.tflite" for i in range(2)]
         for p, content in zip(paths, files):
@@ -43,7 +50,8 @@ def int8_tflite_cost(model: Any, base: Any, calibration: np.ndarray, *, rounds: 
             "unpruned_int8_tflite_bytes": len(files[1]), "threads": 1, "rounds": rounds}
 
 
-def ratio_for_latency(model: Any, calibration: np.ndarray, target: float, ranking: str) -> tuple[float, list[dict]]:
+def ratio_for_latency(model: Any, calibration: np.ndarray, target: float, ranking: str,
+                      base_int8: bytes | None = None) -> tuple[float, list[dict]]:
     """The widest channel ratio whose int8 TFLite latency ratio to the unpruned int8 model is at most ``target``.
 
     Untrained narrow copies suffice: latency depends on the shapes, not the weights.
@@ -51,10 +59,11 @@ def ratio_for_latency(model: Any, calibration: np.ndarray, target: float, rankin
     """
     from edgeship.compress import prune_channels
 
+    base_int8 = base_int8 if base_int8 is not None else int8_tflite(model, calibration)
     tried: list[dict] = []
     for ratio in LATENCY_SEARCH_RATIOS:
         narrow, _ = prune_channels(model, ratio, ranking=ranking)  # type: ignore[arg-type]
-        cost = int8_tflite_cost(narrow, model, calibration)
+        cost = int8_tflite_cost(narrow, base_int8, calibration)
         tried.append({"channel_ratio": ratio, **cost})
         say(f"    latency search: keep {ratio:.0%} -> int8 TFLite latency ratio {cost['int8_tflite_latency_ratio']:.3f}")
         if cost["int8_tflite_latency_ratio"] <= target:
@@ -76,9 +85,12 @@ def channel_candidates(recipe: Any, ds: Any, plan: Any, augment: Any, model: Any
     pc, distill = recipe.prune, recipe.distill
     search: list[dict] = []
     ratio = pc.keep_ratio
+    base_int8: bytes | None = None  # the unpruned int8 file, converted once for every latency ratio
     if pc.target_latency_ratio is not None:
         with stage(f"channels: latency search toward {pc.target_latency_ratio}"):
-            ratio, search = ratio_for_latency(model, calibration, pc.target_latency_ratio, pc.channel_ranking)
+            base_int8 = int8_tflite(model, calibration)
+            ratio, search = ratio_for_latency(model, calibration, pc.target_latency_ratio, pc.channel_ranking,
+                                              base_int8)
     tries = compress.iter_channel_attempts(
         model, ds.x_train, ds.y_train, ds.x_val, ds.y_val, channel_ratio=ratio,
         fine_tune_epochs=pc.fine_tune_epochs or compress.default_fine_tune_epochs(plan.steps_per_epoch),
@@ -96,7 +108,8 @@ def channel_candidates(recipe: Any, ds: Any, plan: Any, augment: Any, model: Any
         attempts.append(attempt)
         if attempt.met_budget:
             with stage("channels: int8 latency against the unpruned model"):
-                cost = int8_tflite_cost(narrow, model, calibration)
+                base_int8 = base_int8 if base_int8 is not None else int8_tflite(model, calibration)
+                cost = int8_tflite_cost(narrow, base_int8, calibration)
             say(f"  int8 TFLite latency ratio {cost['int8_tflite_latency_ratio']:.3f} "
                 f"({cost['int8_tflite_bytes']:,} of {cost['unpruned_int8_tflite_bytes']:,} bytes)")
             info = {**report.to_json(), **cost, "target_latency_ratio": pc.target_latency_ratio,
