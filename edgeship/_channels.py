@@ -97,7 +97,7 @@ def channel_candidates(recipe: Any, ds: Any, plan: Any, augment: Any, model: Any
         reference_accuracy=decision.reference, budget=decision.budget, decision=(decision.x, decision.y),
         batch_size=plan.batch_size, learning_rate=plan.learning_rate / 4, seed=recipe.seed,
         ranking=pc.channel_ranking, augment=augment,
-        distill=compress.Distillation(distill.temperature, distill.alpha) if distill.enabled else None, say=say,
+        distill=distill.spec(), say=say,
     )
     while True:
         with stage(f"channels, attempt {len(attempts) + 1}"):

@@ -293,7 +293,7 @@ class _Candidates:
             reference_accuracy=self.decision.reference, budget=self.decision.budget,
             decision=(self.decision.x, self.decision.y), batch_size=self.plan.batch_size,
             learning_rate=self.plan.learning_rate / 4, seed=recipe.seed, exclude=pc.exclude, augment=self.augment,
-            distill=compress.Distillation(distill.temperature, distill.alpha) if distill.enabled else None, say=say,
+            distill=distill.spec(), say=say,
         )
         while True:
             with self.run.stage(f"prune, attempt {len(self.attempts) + 1}"):

@@ -275,6 +275,14 @@ class DistillConfig(_Section):
     temperature: float = Field(3.0, gt=0.0)
     alpha: float = Field(0.5, ge=0.0, le=1.0)
 
+    def spec(self) -> Any:
+        """``edgeship.compress.Distillation`` for the fine-tuning steps, or ``None`` when off."""
+        if not self.enabled:
+            return None
+        from edgeship.compress.distill import Distillation
+
+        return Distillation(self.temperature, self.alpha)
+
 
 class ExportConfig(_Section):
     """Which formats the bundle holds, and the parity limits every artifact must meet.

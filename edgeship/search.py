@@ -18,7 +18,6 @@ import contextlib
 import csv
 import dataclasses
 import io
-import json
 import math
 import warnings
 from pathlib import Path
@@ -92,21 +91,24 @@ def _suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
 
 def measure(bundle: Path) -> dict[str, float]:
     """Flash, RAM, latency (p50 ms and ratio to the reference) of the int8 TFLite file, and validation accuracy."""
-    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
-    baseline = json.loads((bundle / "baseline.json").read_text(encoding="utf-8"))
-    art = next((a for a in manifest["artifacts"] if a["format"] == "tflite" and a["precision"] == "int8"), None)
-    if art is None:
+    from edgeship.runtime._bundle import read_manifest
+    from edgeship.runtime._check import BASELINE_FILE, read_baseline
+
+    manifest = read_manifest(bundle)  # through the bundle records, as every reader of a manifest
+    found = manifest.artifact("tflite", "int8")
+    if not found:
         raise SearchError(f"Expected an int8 TFLite file in {bundle}. Received: "
-                          f"{[a['file'] for a in manifest['artifacts']]}. Fix: add \"int8\" to [quantize] tflite.")
-    timed = baseline["artifacts"][art["file"]]
-    metrics = manifest["metrics"]
-    acc = metrics.get("keras_float32_val_accuracy")
+                          f"{[a.file for a in manifest.artifacts]}. Fix: add \"int8\" to [quantize] tflite.")
+    art = found[0]
+    timed = read_baseline(bundle / BASELINE_FILE)["artifacts"][art.file]
+    metrics = manifest.metrics
+    acc = metrics.keras_float32_val_accuracy if metrics else None
     return {
-        "accuracy": float(acc if acc is not None else metrics["keras_reference_accuracy"]),
+        "accuracy": float(acc if acc is not None else metrics.keras_reference_accuracy),  # type: ignore[union-attr]
         "latency_ms": float(timed["latency_ms"]["p50"]),
         "latency_ratio": float(timed["latency_ratio"]),
-        "flash_bytes": float(art["bytes"]),
-        "ram_bytes": float(art["estimates"]["ram_arena_bytes"]),
+        "flash_bytes": float(art.bytes),
+        "ram_bytes": float(art.estimates.ram_arena_bytes),  # type: ignore[union-attr]
     }
 
 
