@@ -70,6 +70,10 @@ class _Decision:
     reference: float
     budget: float | None
     concerns: tuple[str, ...]
+    #: Whether the chain prunes (``prune.enabled``, or when unset whether the budget can see pruning's loss).
+    prune: bool
+    #: Why pruning is skipped although the recipe left ``prune.enabled`` unset.
+    prune_skipped: str | None
 
 
 def build(recipe: Recipe, out: str | Path) -> Path:
@@ -222,14 +226,22 @@ def _decision(recipe: Recipe, ds: Any, augment: Any, trained: _Trained) -> _Deci
     # the budget's floor stays one validation image.
     budget = compress.effective_budget(recipe.budget.limit, len(ds.y_val))
     concerns: list[str] = []
-    if budget is not None and recipe.budget.limit is not None and budget > recipe.budget.limit:
+    unresolved = budget is not None and recipe.budget.limit is not None and budget > recipe.budget.limit
+    prune, skipped = recipe.prune.enabled, None
+    if prune is None:
+        prune = not unresolved
+        if unresolved:
+            skipped = (f"the validation split ({len(ds.y_val)} samples) cannot show a pruning loss within "
+                       f"budget.max_accuracy_drop = {recipe.budget.limit}; prune.enabled = true prunes anyway")
+    if unresolved:
         concerns.append(
             f"the validation split ({len(ds.y_val)} samples) cannot resolve budget.max_accuracy_drop = "
-            f"{recipe.budget.limit}; it is judged as at most one sample ({budget:.4f}). "
-            "More data gives a tighter check."
+            f"{recipe.budget.limit}; it is judged as at most one sample ({budget:.4f})"
+            + ("; pruning is skipped (prune.enabled = true prunes anyway)" if skipped else "")
+            + ". More data gives a tighter check."
         )
         say(f"WARNING: {concerns[-1]}")
-    return _Decision(x, y, copies, reference, budget, tuple(concerns))
+    return _Decision(x, y, copies, reference, budget, tuple(concerns), prune, skipped)
 
 
 @dataclasses.dataclass
@@ -261,7 +273,7 @@ class _Candidates:
 
     def __iter__(self) -> Iterator[_Candidate]:
         pc = self.run.recipe.prune
-        if not (pc.enabled and pc.structure == "channels"):
+        if not (self.decision.prune and pc.structure == "channels"):
             yield from self._unstructured(self.trained.model, None)
             return
         from edgeship._channels import channel_candidates
@@ -277,7 +289,7 @@ class _Candidates:
         from edgeship import compress
 
         recipe, pc = self.run.recipe, self.run.recipe.prune
-        if not (pc.enabled and pc.target_sparsity > 0):
+        if not (self.decision.prune and pc.target_sparsity > 0):
             self._from_channels = channels is not None
             yield _Candidate(base, None, [], channels)
             return
@@ -348,6 +360,7 @@ def _ship(run: _Run, ds: Any, plan: Any, trained: _Trained, decision: _Decision,
         seed=recipe.seed, pruned=bool(sparsity), sparsity=sparsity, schedule=candidate.schedule,
         reference_accuracy=decision.reference, prune_attempts=list(candidate.attempts), channels=candidate.channels,
         x_decision=decision.x if decision.copies else None, y_decision=decision.y if decision.copies else None,
+        prune_skipped=decision.prune_skipped,
     )
     info = {
         "dataset": {"name": ds.name, "train": len(ds.x_train), "val": len(ds.x_val), "test": len(ds.x_test)},

@@ -347,6 +347,9 @@ class Compression(Record):
         "(per-layer channels before/after, parameters, MACs, int8 bytes, measured int8 latency ratio)"))
     channel_attempts: tuple[dict[str, Any], ...] | None = field(default=None, metadata=_doc(
         "every channel-pruning attempt (ratio, fine-tune epochs, distilled, accuracy, met_budget)"))
+    prune_skipped: str | None = field(default=None, metadata=_doc(
+        "why the build did not prune although the recipe left prune.enabled unset (a validation split "
+        "too small to resolve the budget)"))
 
 
 @dataclass(frozen=True, kw_only=True)

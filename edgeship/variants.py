@@ -62,6 +62,8 @@ class CompressData:
     prune_attempts: list[Any] = field(default_factory=list)
     #: Structured channel pruning: ``{"report": ..., "attempts": [...]}`` when ``prune.structure = "channels"``.
     channels: dict[str, Any] | None = None
+    #: Why pruning was skipped although the recipe left ``prune.enabled`` unset.
+    prune_skipped: str | None = None
     #: The budget's decision set when it is not the validation split itself (``edgeship.train.decision_set``).
     x_decision: np.ndarray | None = None
     y_decision: np.ndarray | None = None
@@ -189,6 +191,7 @@ class VariantMaker:
             "sqnr_db": {k: dict(v) for k, v in self.sqnr_db.items()},
             **({"channels": self.data.channels["report"],
                 "channel_attempts": [a.to_json() for a in self.data.channels["attempts"]]} if self.data.channels else {}),
+            **({"prune_skipped": self.data.prune_skipped} if self.data.prune_skipped else {}),
         }
 
     # -- the chain -------------------------------------------------------
