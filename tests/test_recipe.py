@@ -12,7 +12,7 @@ def test_default_recipe_is_digits_small_cnn_pruned_int8() -> None:
     r = Recipe.default()
     assert r.data.dataset == "digits"
     assert r.model.arch == "small_cnn"
-    assert r.prune.enabled is None and r.prune.target_sparsity == 0.5
+    assert r.prune.enabled and r.prune.target_sparsity == 0.5
     assert r.quantize.enabled
     assert load_recipe(None) == r
 

@@ -239,8 +239,10 @@ def test_small_photo_build_meets_the_budget_and_beats_the_baselines(tmp_path: Pa
     budget = manifest["budget"]
     assert budget["max_accuracy_drop"] == 0.01 and budget["effective_max_drop"] >= 0.01
     assert "augmented views" in budget["judged_on"] and budget["decision_samples"] > manifest["dataset"]["val"]
-    attempts = manifest["compression"]["prune_attempts"]
-    assert attempts and attempts[-1]["met_budget"] and attempts[-1]["drop"] <= budget["effective_max_drop"] + 1e-9
+    # 40 validation photos cannot show a 1-point pruning loss: left unset, prune.enabled ships the trained model.
+    comp = manifest["compression"]
+    assert not comp["prune_attempts"] and not comp["sparsity"] and "cannot show a pruning loss" in comp["prune_skipped"]
+    assert any("pruning is skipped" in w for w in warnings)
     for art in manifest["artifacts"]:
         assert art["metrics"]["chance_check"]["passed"], art["file"]
     assert manifest["training"]["batch_size"] == 8 and "epochs" in manifest["training"]["auto"]
