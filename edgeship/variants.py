@@ -100,7 +100,11 @@ class VariantMaker:
         y_eval: np.ndarray,
         say: Callable[[str], None] = lambda _: None,
     ) -> None:
-        self.model = model
+        from edgeship.compress.fold import fold_batchnorm
+
+        # BatchNorm folded into the Dense / Conv before it, on the final float model (after pruning;
+        # per-channel scaling keeps its zeros): both converters see one layer instead of two.
+        self.model, self.fold = fold_batchnorm(model)
         self.recipe = recipe
         self.q = recipe.quantize
         self.calibration = calibration
@@ -187,6 +191,7 @@ class VariantMaker:
             "prune_attempts": [a.to_json() for a in self.data.prune_attempts],
             "quantization_attempts": [a.to_json() for a in self.attempts],
             "sqnr_db": {k: dict(v) for k, v in self.sqnr_db.items()},
+            "batchnorm_fold": self.fold.to_json(),
             **({"channels": self.data.channels["report"],
                 "channel_attempts": [a.to_json() for a in self.data.channels["attempts"]]} if self.data.channels else {}),
         }
