@@ -208,7 +208,7 @@ class VariantMaker:
         x, y, task = self.x_dec, self.y_dec, self.task
         return meet_budget(
             artifact, steps, lambda b: artifact_accuracy(b, fmt, x, y, task), self.reference, self.budget,
-            self.attempts, self.say,
+            self.attempts, self.say, "ROC AUC" if task == "anomaly" else "accuracy",
         )
 
     def _single(self, fmt: str, artifact: str, precision: str, make: Callable[[], bytes]) -> bytes:
