@@ -74,6 +74,9 @@ def test_threshold_is_embedded_and_predict_anomaly_works_from_a_bare_tflite(ad_b
     bare = tmp_path / "detector.tflite"  # no manifest anywhere near it
     shutil.copy(ad_bundle / "model.int8.tflite", bare)
     meta = read_metadata(bare)
+    from edgeship.runtime._inspect import format_report, inspect_file
+
+    assert "metadata: anomaly score mse, threshold" in format_report(inspect_file(bare))
     assert meta["anomaly"] == {"score": "mse", "threshold": entry["metrics"]["threshold"], "threshold_quantile": 0.95}
     x, y = load_eval(ad_bundle)
     with load(bare) as model:
