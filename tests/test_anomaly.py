@@ -221,3 +221,15 @@ def test_score_and_predict_anomaly_refuse_what_they_cannot_do(tmp_path: Path) ->
         assert model.score(np.ones((3, 16), np.float32)).shape == (3,)
         with pytest.raises(InputError, match="needs an anomaly threshold"):
             model.predict_anomaly(np.ones((3, 16), np.float32))
+
+
+def test_shipped_anomaly_recipe_is_the_issue_16_build() -> None:
+    from importlib import resources
+
+    from edgeship.recipe import Recipe
+
+    path = resources.files("edgeship.recipes").joinpath("anomaly_digits.toml")
+    r = Recipe.from_toml(str(path))
+    assert (r.model.task, r.model.arch, r.data.dataset, r.data.normal_classes) == ("anomaly", "fc_autoencoder", "digits", [1])
+    assert r.budget.max_accuracy_drop == 0.02 and r.anomaly.threshold_quantile == 0.95 and not r.quantize.per_channel
+    assert Recipe.from_dict(r.to_dict()).sha256() == r.sha256()
