@@ -11,6 +11,10 @@
    (:class:`_Candidates`); the first whose variants all meet the budget is
    written (:func:`edgeship._write.write_bundle`), an int8 miss moves on to the next.
 
+For ``model.task = "anomaly"`` steps 3-6 are :func:`edgeship._anomaly.build_anomaly`
+(PCA baseline, an autoencoder trained on the normal samples, thresholds, the
+budget on ROC AUC, no pruning).
+
 Stages depend one way: ``edgeship.build`` and ``edgeship.variants`` (the
 orchestrator) import train, compress, export and runtime; compress never
 imports export, export never imports train or compress, and the runtime
