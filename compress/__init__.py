@@ -28,6 +28,8 @@ from .channels import prune_channels as prune_channels
 from .distill import Distillation as Distillation
 from .distill import distillation_loss as distillation_loss
 from .distill import distiller as distiller
+from .fold import FoldReport as FoldReport
+from .fold import fold_batchnorm as fold_batchnorm
 from .prune import PruneSchedule as PruneSchedule
 from .prune import excluded_layers as excluded_layers
 from .prune import prune as prune
@@ -37,7 +39,7 @@ from .qat import qat_float_weights as qat_float_weights
 from .qat import quantize_aware as quantize_aware
 
 __all__ = [
-    "Attempt", "ChannelAttempt", "channel_attempts_table", "channel_budget_error", "fine_tune_channels",
+    "Attempt", "ChannelAttempt", "FoldReport", "fold_batchnorm", "channel_attempts_table", "channel_budget_error", "fine_tune_channels",
     "iter_channel_attempts", "ChannelGroup", "ChannelReport", "channel_groups", "count_macs", "prune_channels", "Distillation", "distillation_loss", "distiller", "PruneAttempt", "PruneSchedule", "attempts_table",
     "default_fine_tune_epochs", "effective_budget", "excluded_layers", "iter_prune_attempts", "prune",
     "prune_attempts_table", "prune_budget_error", "prune_to_budget", "qat_float_weights", "quantize_aware",

@@ -96,8 +96,12 @@ def meet_budget(
     budget: float | None,
     history: list[Attempt],
     say: Callable[[str], None] = lambda _: None,
+    metric: str = "accuracy",
 ) -> bytes:
     """Run ``steps`` until one meets ``budget``; append every attempt to ``history``.
+
+    ``metric`` names what ``evaluate`` measures in the messages (``"ROC AUC"`` for an anomaly detector);
+    the attempts keep it in their ``accuracy`` field.
 
     Raises:
         AccuracyBudgetError: no step met the budget; the message holds the table.
@@ -110,14 +114,15 @@ def meet_budget(
         ok, verdict = judge(drop, budget)
         history.append(Attempt(artifact, step, method, acc, drop, len(data), ok))
         tried += 1
-        say(f"    {artifact} {step} ({method}): accuracy {acc:.4f}, drop {drop:+.4f}, {len(data):,} bytes"
+        say(f"    {artifact} {step} ({method}): {metric} {acc:.4f}, drop {drop:+.4f}, {len(data):,} bytes"
             + verdict)
         if ok:
             return data
     mine = [a for a in history if a.artifact == artifact]
     table = attempts_table(mine).replace("\n", " | ")
     raise AccuracyBudgetError(
-        f"Expected {artifact} within budget.max_accuracy_drop={'none' if budget is None else f'{budget:.4g}'} (top-1 drop vs the float32 model's "
+        f"Expected {artifact} within budget.max_accuracy_drop={'none' if budget is None else f'{budget:.4g}'} "
+        f"({'top-1' if metric == 'accuracy' else metric} drop vs the float32 model's "
         f"{reference:.4f}). Received: {tried} attempts, none within budget: {table}. "
         "Fix: raise budget.max_accuracy_drop, raise quantize.qat_epochs / quantize.max_float_layers, "
         f"or drop {artifact.split('.')[1]} from quantize.{artifact.rsplit('.', 1)[-1]}."

@@ -24,12 +24,13 @@ LATENCY_SEARCH_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2)
 
 
 def int8_tflite(model: Any, calibration: np.ndarray) -> bytes:
-    """``model`` as a full-int8 TFLite file, calibrated on ``calibration``."""
+    """``model`` as a full-int8 TFLite file, calibrated on ``calibration``, BatchNorm folded as the bundle's."""
     from edgeship._tf import quiet_engine
+    from edgeship.compress.fold import fold_batchnorm
     from edgeship.export import to_tflite
 
     with quiet_engine():
-        return to_tflite(model, "int8", calibration)
+        return to_tflite(fold_batchnorm(model)[0], "int8", calibration)
 
 
 def int8_tflite_cost(model: Any, base_int8: bytes, calibration: np.ndarray, *, rounds: int = 15) -> dict[str, Any]:

@@ -9,16 +9,22 @@ import numpy as np
 from edgeship.recipe import Recipe
 
 
-def check_task(info: Any, dataset: str) -> None:
-    """Fail before any work when the architecture cannot learn from the dataset."""
+def check_task(info: Any, dataset: str, task: str = "classification") -> None:
+    """Fail before any work when the architecture cannot learn from the dataset or serve the task."""
     from edgeship.errors import RecipeError
 
+    if task == "anomaly":
+        if info.input_kind == "tokens":
+            raise RecipeError(
+                f'model.task = "anomaly" needs a model that reconstructs its numeric input. Received: model.arch = '
+                f"{info.name!r}, which takes token ids. Use fc_autoencoder."
+            )
+        return  # whether a classification arch's output has its input's shape is checked once it is built
     if info.task != "classification":
         raise RecipeError(
-            f"edgeship build trains classifiers. Received: model.arch = {info.name!r}, a {info.task} model "
-            "(anomaly detection: train it on normal samples with MSE and score by reconstruction error). "
-            f"Build it with edgeship.train.create_model({info.name!r}, (640,), 0) and export it with "
-            "edgeship.export, or pick a classifier."
+            f"model.task = \"classification\" needs a classifier. Received: model.arch = {info.name!r}, a "
+            f"{info.task} model. For anomaly detection (trained on normal samples with MSE, scored by "
+            'reconstruction error) set model.task = "anomaly", or pick a classifier.'
         )
     is_text = dataset.partition(":")[0] == "text"
     if is_text != (info.input_kind == "tokens"):
@@ -60,12 +66,29 @@ def gate_chance(what: str, accuracy: float, samples: int, base: dict[str, Any], 
 
 
 def bundle_warnings(artifacts: list[dict[str, Any]], base: dict[str, Any] | None, budget: float | None,
-              test_samples: int, decision: str) -> list[str]:
-    """One line per real concern: artifacts below the linear baseline; artifacts whose test-split drop
-    exceeds the budget although the decision split (validation) met it."""
+                    test_samples: int, decision: str, *, anomaly_baselines: dict[str, Any] | None = None) -> list[str]:
+    """One line per real concern: artifacts below the linear baseline (anomaly detection: the PCA baseline's
+    ROC AUC); artifacts whose test-split drop (top-1, or ROC AUC) exceeds the budget although the decision
+    split (validation) met it."""
     from edgeship.compress import effective_budget
 
     out: list[str] = []
+    if anomaly_baselines is not None:
+        pca = anomaly_baselines.get("pca_roc_auc")
+        below = [a for a in artifacts if pca is not None and a["metrics"]["roc_auc"] < pca]
+        if below:
+            names = ", ".join(f"{a['file']} {a['metrics']['roc_auc']:.4f}" for a in below)
+            out.append(
+                f"below the PCA baseline's ROC AUC ({pca:.4f}, {anomaly_baselines['pca_components']} components): "
+                f"{names}. The autoencoder does no better than a linear subspace; try more data, more epochs or "
+                "another model.arch."
+            )
+        over = [a for a in artifacts if budget is not None and a["metrics"]["roc_auc_drop"] > budget + 1e-9]
+        if over:
+            names = ", ".join(f"{a['file']} {a['metrics']['roc_auc_drop']:+.4f}" for a in over)
+            out.append(f"on the test split these artifacts lose more ROC AUC than the budget ({budget:.4f}) against "
+                       f"the trained float32 model, although the {decision} met it: {names}.")
+        return out
     if base and np.isfinite(base.get("linear", float("nan"))):
         below = [a for a in artifacts if a["metrics"]["accuracy"] < base["linear"]]
         if below:

@@ -22,9 +22,15 @@ import edgeship
 from edgeship._progress import say, stage
 from edgeship.bundle import Manifest, Variant
 from edgeship.export._report import write_reports
-from edgeship.metrics import top1_accuracy
+from edgeship.metrics import SCORE_RULE, top1_accuracy
 from edgeship.recipe import Recipe
 from edgeship.variants import CompressData, VariantMaker
+
+#: The parity rule of a reconstruction output (manifest ``parity.rule``): no class scores, so no top-1.
+RECONSTRUCTION_PARITY_RULE = (
+    "reconstruction output (an anomaly detector): float variants by max abs diff (atol), quantized variants by "
+    "output SQNR (min_sqnr_db); top-1 agreement does not apply (the output is not class scores)"
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,23 @@ class ShipData:
     labels: list[str]
     preprocessing: dict[str, Any]
     reference_acc: float
+    #: Anomaly detection (``model.task = "anomaly"``): thresholds and the float32 reference AUC.
+    anomaly: AnomalyShip | None = None
+
+
+@dataclass(frozen=True)
+class AnomalyShip:
+    """What an anomaly detector's artifacts are thresholded and judged with.
+
+    ``x_normal_val``: the validation normal samples; each artifact's threshold is
+    the ``quantile`` of its own scores on them. ``reference_auc``: the trained
+    float32 model's test ROC AUC (each artifact's ``roc_auc_drop`` is from it).
+    """
+
+    x_normal_val: np.ndarray
+    quantile: float
+    reference_auc: float
+    baselines: dict[str, Any] | None = None
 
 
 @dataclass
@@ -63,6 +86,31 @@ def evaluate_artifact(path: Path, fmt: str, precision: str, x: np.ndarray,
         acc = top1_accuracy(probs, y)
         f1 = macro_f1(y, np.argmax(probs, axis=-1), probs.shape[-1])
         return acc, [t.to_json() for t in model.inputs], [t.to_json() for t in model.outputs], f1
+
+
+def anomaly_metrics(path: Path, fmt: str, precision: str, x: np.ndarray, y: np.ndarray, threshold: float,
+                    ) -> tuple[dict[str, float], list[dict[str, Any]], list[dict[str, Any]]]:
+    """An anomaly detector's ROC AUC and threshold figures through the runtime, and its I/O description."""
+    from edgeship.metrics import detection_metrics
+    from edgeship.runtime._load import load_file
+
+    with load_file(path, fmt, precision=precision) as model:
+        figures = detection_metrics(model.score(x), y, threshold)
+        return figures, [t.to_json() for t in model.inputs], [t.to_json() for t in model.outputs]
+
+
+def artifact_threshold(content: bytes, fmt: str, x_normal: np.ndarray, quantile: float) -> float:
+    """The ``quantile`` of an artifact's scores on ``x_normal`` (validation normals), from its bytes."""
+    import tempfile
+
+    from edgeship.metrics import threshold_at_quantile
+    from edgeship.runtime._load import load_file
+
+    with tempfile.TemporaryDirectory(prefix="edgeship-threshold-") as tmp:
+        path = Path(tmp, f"artifact.{fmt}")
+        path.write_bytes(content)
+        with load_file(path, fmt, probe=False) as model:
+            return threshold_at_quantile(model.score(x_normal), quantile)
 
 
 def write_bundle(model: Any, recipe: Recipe, out: str | Path, data: ShipData, *, info: dict[str, Any],
@@ -112,7 +160,7 @@ def write_bundle(model: Any, recipe: Recipe, out: str | Path, data: ShipData, *,
             **info,
             "artifacts": verified.artifacts,
             "compression": maker.manifest(),
-            "budget": _budget_entry(recipe, maker, data.reference_acc, compress_data),
+            "budget": _budget_entry(recipe, maker, data.reference_acc, compress_data, data.anomaly),
             "warnings": warnings,
             "parity": {"passed": not failures, "allowed_failure": bool(failures) and recipe.export.allow_parity_failure,
                        "failures": failures, "cross_format": cross},
@@ -133,18 +181,35 @@ def _write_variant(bundle: Any, maker: VariantMaker, checker: _Checker, variant:
     from edgeship.runtime._ram import estimates
 
     fmt, precision, name = variant.format, variant.precision, variant.file
+    anomaly = checker.data.anomaly
     with stage(f"export {name}", timings):
-        data = embed_metadata(maker.make(fmt, precision, name), fmt, checker.meta)  # before the sha256 is taken
+        made, meta = maker.make(fmt, precision, name), checker.meta
+        if anomaly is not None:  # this file's own threshold travels inside it
+            threshold = artifact_threshold(made, fmt, anomaly.x_normal_val, anomaly.quantile)
+            meta = {**meta, "anomaly": {"score": SCORE_RULE, "threshold": threshold,
+                                        "threshold_quantile": anomaly.quantile}}
+        data = embed_metadata(made, fmt, meta)  # before the sha256 is taken
         path = bundle.write_bytes(name, data)
     with stage(f"evaluate {name}", timings):
-        acc, inputs, outputs, f1 = evaluate_artifact(path, fmt, precision, checker.data.x_eval, checker.data.y_eval)
+        extra: dict[str, Any] = {}
+        if anomaly is not None:
+            figures, inputs, outputs = anomaly_metrics(path, fmt, precision, checker.data.x_eval,
+                                                       checker.data.y_eval, threshold)
+            acc, f1 = figures["accuracy"], figures["f1"]
+            extra = {"roc_auc": figures["roc_auc"], "roc_auc_drop": anomaly.reference_auc - figures["roc_auc"],
+                     "threshold": threshold, "precision": figures["precision"], "recall": figures["recall"]}
+        else:
+            acc, inputs, outputs, f1 = evaluate_artifact(path, fmt, precision, checker.data.x_eval,
+                                                         checker.data.y_eval)
         parity, outs = checker.parity(path, fmt, precision, maker.source_model(name))
         verified.parity.append(parity)
         if precision == "int8":
             verified.int8_outputs[fmt] = outs
         chance = checker.chance(name, acc)
         est = estimates(path, measure=checker.recipe.export.measure_rss)
-        say(f"  {name}: accuracy {acc:.4f} ({acc - checker.data.reference_acc:+.4f} vs keras), {len(data):,} bytes, "
+        quality = (f"ROC AUC {extra['roc_auc']:.4f} ({-extra['roc_auc_drop']:+.4f} vs keras), threshold "
+                   f"{threshold:.4g}" if extra else f"accuracy {acc:.4f} ({acc - checker.data.reference_acc:+.4f} vs keras)")
+        say(f"  {name}: {quality}, {len(data):,} bytes, "
             f"parity {'ok' if parity['passed'] else 'FAILED'}, arena {est['ram_arena_bytes']:,} B")
     verified.artifacts.append({
         **export.file_entry(path),
@@ -156,6 +221,7 @@ def _write_variant(bundle: Any, maker: VariantMaker, checker: _Checker, variant:
             "accuracy": acc, "accuracy_drop": checker.data.reference_acc - acc, "macro_f1": f1,
             "gzip_bytes": len(gzip.compress(data, compresslevel=9)),
             **({"chance_check": chance} if chance is not None else {}),
+            **extra,
         },
         "parity": parity,
         "estimates": est,
@@ -182,7 +248,11 @@ class _Checker:
         from edgeship.export._parity import check_artifact, keras_outputs
 
         expected = self.reference if source is None else keras_outputs(source, self.data.x_eval)
-        return check_artifact(path, fmt, precision, expected, self.data.x_eval, self.tolerance, self.classifier)
+        result, outs = check_artifact(path, fmt, precision, expected, self.data.x_eval, self.tolerance,
+                                      self.classifier)
+        if self.data.anomaly is not None:
+            result["rule"] = RECONSTRUCTION_PARITY_RULE
+        return result, outs
 
     def chance(self, name: str, accuracy: float) -> dict[str, Any] | None:
         from edgeship._gates import gate_chance
@@ -209,21 +279,25 @@ class _Checker:
     def warnings(self, artifacts: list[dict[str, Any]], decision_samples: int) -> list[str]:
         from edgeship._gates import bundle_warnings
 
+        anomaly = self.data.anomaly
         lines = bundle_warnings(artifacts, self.base, self.recipe.budget.limit, len(self.data.y_eval),
-                                f"decision split ({decision_samples} samples)")
+                                f"decision split ({decision_samples} samples)",
+                                anomaly_baselines=anomaly.baselines if anomaly is not None else None)
         for line in lines:
             say(f"WARNING: {line}")
         return lines
 
 
-def _budget_entry(recipe: Recipe, maker: VariantMaker, reference_acc: float, data: CompressData | None) -> dict[str, Any]:
+def _budget_entry(recipe: Recipe, maker: VariantMaker, reference_acc: float, data: CompressData | None,
+                  anomaly: AnomalyShip | None = None) -> dict[str, Any]:
     return {
         "max_accuracy_drop": recipe.budget.limit,
         "effective_max_drop": maker.budget,
         "decision_samples": len(maker.y_dec),
-        "reference": "validation top-1 of the trained float32 model before pruning",
+        "reference": "validation ROC AUC (normal samples and held-out anomalies) of the trained float32 model"
+        if anomaly is not None else "validation top-1 of the trained float32 model before pruning",
         "reference_val_accuracy": maker.reference,
-        "reference_test_accuracy": reference_acc,
+        "reference_test_accuracy": anomaly.reference_auc if anomaly is not None else reference_acc,
         "judged_on": _judged_on(data),
     }
 

@@ -11,6 +11,10 @@
    (:class:`_Candidates`); the first whose variants all meet the budget is
    written (:func:`edgeship._write.write_bundle`), an int8 miss moves on to the next.
 
+For ``model.task = "anomaly"`` steps 3-6 are :func:`edgeship._anomaly.build_anomaly`
+(PCA baseline, an autoencoder trained on the normal samples, thresholds, the
+budget on ROC AUC, no pruning).
+
 Stages depend one way: ``edgeship.build`` and ``edgeship.variants`` (the
 orchestrator) import train, compress, export and runtime; compress never
 imports export, export never imports train or compress, and the runtime
@@ -89,12 +93,17 @@ def build(recipe: Recipe, out: str | Path) -> Path:
     out = Path(out)
     check_target(out.absolute())  # fail before training, not after
     say(f"recipe {recipe.name} (sha256 {recipe.sha256()[:12]}), bundle -> {out}")
-    check_task(train.model_info(recipe.model.arch), recipe.data.dataset)  # unknown arch: RecipeError, before any work
+    check_task(train.model_info(recipe.model.arch), recipe.data.dataset, recipe.model.task)  # before any work
     run = _Run(recipe, out, Path(tempfile.mkdtemp(prefix="edgeship-train-")))  # checkpoint + logs, copied at the end
     try:
         with run.stage("data"):
             train.set_seed(recipe.seed)
             ds = load_data(recipe)
+        if recipe.model.task == "anomaly":
+            from edgeship._anomaly import build_anomaly
+
+            build_anomaly(run, ds, _plan(recipe, len(ds.x_train)), _model_factory(recipe, ds))
+            return _finish_build(run, out)
         with run.stage("baselines: majority class, logistic regression"):
             base = train.baselines(ds, seed=recipe.seed)
             say(f"  majority {base['majority']:.4f}, linear {base['linear']:.4f} (test split)")
@@ -114,10 +123,14 @@ def build(recipe: Recipe, out: str | Path) -> Path:
                 candidates.reject(exc)
         else:
             raise candidates.error()
-        if (run.work / "training").is_dir():  # checkpoint / TensorBoard logs, not part of the verified artifacts
-            shutil.copytree(run.work / "training", out / "training", dirs_exist_ok=True)
+        return _finish_build(run, out)
     finally:
         shutil.rmtree(run.work, ignore_errors=True)
+
+
+def _finish_build(run: _Run, out: Path) -> Path:
+    if (run.work / "training").is_dir():  # checkpoint / TensorBoard logs, not part of the verified artifacts
+        shutil.copytree(run.work / "training", out / "training", dirs_exist_ok=True)
     say(f"bundle written: {out}")
     return out
 
@@ -127,6 +140,15 @@ def load_data(recipe: Recipe) -> Any:
     from edgeship import train
 
     d = recipe.data
+    if recipe.model.task == "anomaly":
+        ds = train.load_anomaly_dataset(
+            d.dataset, normal_classes=d.normal_classes, seed=recipe.seed, test_fraction=d.test_fraction,
+            val_fraction=d.val_fraction, label_column=d.label_column,
+            flatten=train.model_info(recipe.model.arch).input_kind == "vector",
+        )
+        say(f"  {ds.name}: {len(ds.x_train)} train (normal) / {len(ds.x_val)} val ({int(ds.y_val.sum())} anomalous) / "
+            f"{len(ds.x_test)} test ({int(ds.y_test.sum())} anomalous), input {ds.input_shape}")
+        return ds
     ds = train.load_dataset(
         d.dataset, seed=recipe.seed, test_fraction=d.test_fraction, val_fraction=d.val_fraction,
         image_size=tuple(d.image_size), color_mode=d.color_mode, rescale=d.rescale,

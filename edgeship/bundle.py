@@ -166,11 +166,21 @@ class ChanceCheck(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class ArtifactMetrics(Record):
-    accuracy: float = field(metadata=_doc("top-1 accuracy on eval.npz, through the runtime"))
+    accuracy: float = field(metadata=_doc(
+        "top-1 accuracy on eval.npz, through the runtime (anomaly detection: accuracy of score > threshold)"))
     accuracy_drop: float = field(metadata=_doc("reference test accuracy minus accuracy"))
     macro_f1: float
     gzip_bytes: int
     chance_check: ChanceCheck | None = None
+    roc_auc: float | None = field(default=None, metadata=_doc(
+        "anomaly detection: ROC AUC of the anomaly score on eval.npz (anomalous = positive)"))
+    roc_auc_drop: float | None = field(default=None, metadata=_doc(
+        "anomaly detection: the trained float32 model's test ROC AUC minus roc_auc"))
+    threshold: float | None = field(default=None, metadata=_doc(
+        "anomaly detection: this file's threshold on the score (anomaly.threshold_quantile of its validation "
+        "normal scores); also embedded in the file"))
+    precision: float | None = field(default=None, metadata=_doc("anomaly detection: precision of score > threshold"))
+    recall: float | None = field(default=None, metadata=_doc("anomaly detection: recall of score > threshold"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -280,6 +290,26 @@ class Baselines(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AnomalyInfo(Record):
+    """Anomaly detection (``model.task = "anomaly"``): the score rule, the threshold rule and the float32 figures."""
+
+    score: Literal["mse"] = field(metadata=_doc(
+        "mse: mean over all features of (x - reconstruction(x))**2, per sample; higher is more anomalous"))
+    threshold_quantile: float = field(metadata=_doc(
+        "each artifact's threshold is this quantile of its scores on the validation normal samples"))
+    threshold: float = field(metadata=_doc("the trained float32 Keras model's threshold"))
+    roc_auc: float = field(metadata=_doc("the trained float32 Keras model's test ROC AUC"))
+    precision: float
+    recall: float
+    validation_normals: int
+    normal_classes: tuple[int, ...] | None = None
+    baselines: dict[str, Any] | None = field(default=None, metadata=_doc(
+        "what the network has to beat: PCA reconstruction error ROC AUC (pca_roc_auc), the rule"))
+    roc_curve: dict[str, Any] | None = field(default=None, metadata=_doc(
+        "float32 Keras model's test ROC curve: fpr, tpr (for the report)"))
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelMetrics(Record):
     """Accuracy of the Keras model(s) the artifacts come from (a build records all; an export the reference)."""
 
@@ -350,6 +380,8 @@ class Compression(Record):
     prune_skipped: str | None = field(default=None, metadata=_doc(
         "why the build did not prune although the recipe left prune.enabled unset (a validation split "
         "too small to resolve the budget)"))
+    batchnorm_fold: dict[str, Any] | None = field(default=None, metadata=_doc(
+        "BatchNorm folded into the layer before it before export: folded {bn: layer}, unfolded [bn]"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -380,6 +412,7 @@ class Manifest(Record):
     warnings: tuple[str, ...] | None = None
     metrics: ModelMetrics | None = None
     text: dict[str, Any] | None = None
+    anomaly: AnomalyInfo | None = None
     artifacts: tuple[ArtifactRecord, ...] = field(metadata=_doc("one entry per model file", minItems=1))
     compression: Compression | None = None
     budget: BudgetRecord | None = None
@@ -449,6 +482,7 @@ class BaselineArtifact(Record):
     ram_bytes: int | None = None
     accuracy: float | None = None
     accuracy_error: str | None = None
+    roc_auc: float | None = None
     latency_ratio: float | None = None
     latency_ratio_rounds: tuple[float, ...] | None = None
     latency_ms: dict[str, float] | None = None

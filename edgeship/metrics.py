@@ -53,3 +53,56 @@ def top1_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     """Share of samples whose highest score is at the true label (scores flattened per sample)."""
     scores = np.asarray(scores)
     return float(np.mean(np.argmax(scores.reshape(len(scores), -1), axis=-1) == np.asarray(labels)))
+
+
+#: How an anomaly score is computed from a reconstruction model's output (manifest and file metadata).
+SCORE_RULE = "mse"
+SCORE_RULE_TEXT = "mean over all features of (x - reconstruction(x))**2, per sample; higher is more anomalous"
+
+
+def reconstruction_error(x: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+    """Per-sample mean squared error between inputs and their reconstructions (float64, shape ``(batch,)``)."""
+    x = np.asarray(x, dtype=np.float64)
+    r = np.asarray(reconstruction, dtype=np.float64)
+    n = len(x)
+    return np.mean(np.square(x.reshape(n, -1) - r.reshape(n, -1)), axis=1)
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``labels`` (1 = positive, here anomalous).
+
+    The Mann-Whitney form with tied scores counted one half, which equals
+    scikit-learn's ``roc_auc_score``; numpy only, so the device can compute it.
+    ``NaN`` when ``labels`` hold a single class.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    # average ranks over ties (1-based)
+    starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
+    ends = np.r_[starts[1:], len(s)]
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def threshold_at_quantile(normal_scores: np.ndarray, quantile: float) -> float:
+    """The anomaly threshold: the ``quantile`` (linear interpolation) of the normal samples' scores."""
+    return float(np.quantile(np.asarray(normal_scores, dtype=np.float64), quantile))
+
+
+def detection_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """ROC AUC, and accuracy / precision / recall / F1 of ``score > threshold`` (anomalous = positive)."""
+    y = np.asarray(labels).ravel().astype(bool)
+    pred = np.asarray(scores).ravel() > threshold
+    tp, fp, fn = int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & y).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"roc_auc": roc_auc(scores, labels), "accuracy": float(np.mean(pred == y)), "precision": precision,
+            "recall": recall, "f1": f1, "threshold": float(threshold)}

@@ -48,10 +48,13 @@ class DataConfig(_Section):
     """Which dataset, and how it is split (stratified, fixed by ``seed``).
 
     ``dataset``: ``"digits"``, ``"images:PATH"`` (class sub-folders, or
-    ``train/`` + ``test/`` folders of them) or ``"text:PATH"`` (CSV/TSV).
+    ``train/`` + ``test/`` folders of them) or ``"text:PATH"`` (CSV/TSV);
+    for ``model.task = "anomaly"``: ``"digits"`` with ``normal_classes`` (the
+    one-class protocol) or ``"anomaly:PATH"`` (CSV or NPZ with a
+    normal/anomalous label, ``edgeship.train.load_anomaly_dataset``).
     ``image_size`` / ``color_mode`` / ``rescale`` / ``augmentation`` apply to
     images; ``text_column`` / ``label_column`` / ``sequence_length`` /
-    ``vocab_size`` to text.
+    ``vocab_size`` to text (``label_column`` also to an anomaly CSV).
     """
 
     dataset: str = "digits"
@@ -65,6 +68,14 @@ class DataConfig(_Section):
     label_column: str = Field("label", min_length=1)
     sequence_length: int = Field(64, ge=1, le=4096)
     vocab_size: int = Field(2000, ge=3, le=1_000_000)
+    normal_classes: list[int] | None = Field(None, min_length=1)
+
+    @field_validator("normal_classes")
+    @classmethod
+    def _distinct(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(set(v)) != len(v) or min(v) < 0):
+            raise ValueError(f"list each normal class id once, ids >= 0; got {v}")
+        return v
 
 
 class ModelConfig(_Section):
@@ -79,6 +90,7 @@ class ModelConfig(_Section):
     """
 
     arch: str = "small_cnn"
+    task: Literal["classification", "anomaly"] = "classification"
     weights: str | None = Field(None, min_length=1)
     alpha: float = Field(0.35, gt=0.0, le=1.4)  # mobilenet_v2 width multiplier
     width: int | None = Field(None, ge=1, le=4096)  # small_cnn filters (None: the zoo's default)
@@ -314,6 +326,18 @@ class ExportConfig(_Section):
     measure_rss: bool = True
 
 
+class AnomalyConfig(_Section):
+    """Anomaly detection (``model.task = "anomaly"``): the threshold on the anomaly score.
+
+    The score is the reconstruction error, ``mean((x - model(x))**2)`` per
+    sample. ``threshold_quantile``: the threshold is this quantile of the
+    validation normal samples' scores (0.95: about 5% of normal samples are
+    flagged). Each artifact gets its own threshold, from its own scores.
+    """
+
+    threshold_quantile: float = Field(0.95, gt=0.0, lt=1.0)
+
+
 class SearchRange(_Section):
     """A numeric range for ``edgeship search``: uniform in [low, high], or log-uniform with ``log = true``."""
 
@@ -369,6 +393,7 @@ class Recipe(_Section):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
 
     @model_validator(mode="after")
@@ -377,6 +402,28 @@ class Recipe(_Section):
         q = self.quantize.accuracy_budget
         if q is not None and "max_accuracy_drop" not in self.budget.model_fields_set:
             self.budget = self.budget.model_copy(update={"max_accuracy_drop": q})
+        return self
+
+    @model_validator(mode="after")
+    def _anomaly_keys(self) -> Recipe:
+        anomaly = self.model.task == "anomaly"
+        if self.data.normal_classes is not None and not anomaly:
+            raise ValueError('data.normal_classes needs model.task = "anomaly"; set it, or remove normal_classes')
+        if not anomaly:
+            return self
+        kind = self.data.dataset.partition(":")[0]
+        if kind not in ("digits", "anomaly"):
+            raise ValueError(f'model.task = "anomaly" reads data.dataset "digits" (with data.normal_classes) or '
+                             f'"anomaly:PATH"; got {self.data.dataset!r}')
+        if kind == "digits" and self.data.normal_classes is None:
+            raise ValueError('model.task = "anomaly" on "digits" needs data.normal_classes, e.g. [1]: the classes '
+                             "that are normal (the others are the anomalies)")
+        if kind == "anomaly" and self.data.normal_classes is not None:
+            raise ValueError("data.normal_classes applies to \"digits\"; an anomaly:PATH file labels each row "
+                             "normal or anomalous itself. Remove normal_classes")
+        if self.prune.enabled and (self.prune.target_sparsity > 0 or self.prune.structure == "channels"):
+            raise ValueError('pruning is not supported yet for model.task = "anomaly" (its fine-tuning trains '
+                             "classifiers); set [prune] enabled = false")
         return self
 
     # -- constructors ----------------------------------------------------
@@ -481,6 +528,8 @@ def _explain(exc: ValidationError, source: str) -> str:
             where = f"[{section}]" if section else "the top level"
             valid = ", ".join(_valid_keys(Recipe, loc))
             lines.append(f"unknown key '{key}' in {where}; valid keys there: {valid}")
+        elif not loc:  # a check across sections: the message names the keys
+            lines.append(str(err["msg"]).removeprefix("Value error, "))
         else:
             got = err.get("input")
             got_s = "nothing" if err["type"] == "missing" else repr(got)

@@ -69,14 +69,18 @@ class CompressData:
     y_decision: np.ndarray | None = None
 
 
-def artifact_accuracy(data: bytes, fmt: str, x: np.ndarray, y: np.ndarray) -> float:
+def artifact_accuracy(data: bytes, fmt: str, x: np.ndarray, y: np.ndarray, task: str = "classification") -> float:
+    """Top-1 accuracy of the artifact ``data`` on ``(x, y)``; for ``task = "anomaly"`` the ROC AUC of its score."""
     from edgeship._tf import quiet_engine
+    from edgeship.metrics import roc_auc
     from edgeship.runtime._load import load_file
 
     with tempfile.TemporaryDirectory(prefix="edgeship-attempt-") as tmp:
         path = Path(tmp, f"attempt.{fmt}")
         path.write_bytes(data)
         with quiet_engine(), load_file(path, fmt) as model:  # LiteRT prints its XNNPACK line on first load
+            if task == "anomaly":
+                return roc_auc(model.score(x), y)
             probs = model.predict(x)
     return top1_accuracy(np.asarray(probs), y)
 
@@ -102,8 +106,13 @@ class VariantMaker:
         y_eval: np.ndarray,
         say: Callable[[str], None] = lambda _: None,
     ) -> None:
-        self.model = model
+        from edgeship.compress.fold import fold_batchnorm
+
+        # BatchNorm folded into the Dense / Conv before it, on the final float model (after pruning;
+        # per-channel scaling keeps its zeros): both converters see one layer instead of two.
+        self.model, self.fold = fold_batchnorm(model)
         self.recipe = recipe
+        self.task = recipe.model.task  # "anomaly": the budget's metric is ROC AUC, not top-1
         self.q = recipe.quantize
         self.calibration = calibration
         self.data = data or CompressData()
@@ -130,6 +139,8 @@ class VariantMaker:
     @property
     def budget(self) -> float | None:
         """``budget.max_accuracy_drop`` as the decision split can resolve it (:func:`effective_budget`)."""
+        if self.task == "anomaly":  # ROC AUC moves in steps of 1 / (normals x anomalies): no one-sample floor
+            return self.recipe.budget.limit
         views = self.data.y_decision is not None and self.data.y_val is not None
         # Augmented views of one image are not independent samples: the floor stays one validation image.
         return effective_budget(self.recipe.budget.limit, len(self.data.y_val) if views else len(self.y_dec))
@@ -189,6 +200,7 @@ class VariantMaker:
             "prune_attempts": [a.to_json() for a in self.data.prune_attempts],
             "quantization_attempts": [a.to_json() for a in self.attempts],
             "sqnr_db": {k: dict(v) for k, v in self.sqnr_db.items()},
+            "batchnorm_fold": self.fold.to_json(),
             **({"channels": self.data.channels["report"],
                 "channel_attempts": [a.to_json() for a in self.data.channels["attempts"]]} if self.data.channels else {}),
             **({"prune_skipped": self.data.prune_skipped} if self.data.prune_skipped else {}),
@@ -196,9 +208,10 @@ class VariantMaker:
 
     # -- the chain -------------------------------------------------------
     def _chain(self, fmt: str, artifact: str, steps: Iterator[Step]) -> bytes:
-        x, y = self.x_dec, self.y_dec
+        x, y, task = self.x_dec, self.y_dec, self.task
         return meet_budget(
-            artifact, steps, lambda b: artifact_accuracy(b, fmt, x, y), self.reference, self.budget, self.attempts, self.say,
+            artifact, steps, lambda b: artifact_accuracy(b, fmt, x, y, task), self.reference, self.budget,
+            self.attempts, self.say, "ROC AUC" if task == "anomaly" else "accuracy",
         )
 
     def _single(self, fmt: str, artifact: str, precision: str, make: Callable[[], bytes]) -> bytes:

@@ -53,6 +53,7 @@ def variant_rows(
                 "gzip_bytes": _num(met.gzip_bytes if met else None),
                 "accuracy": _num(met.accuracy if met else b.accuracy if b else None),
                 "accuracy_drop": _num(met.accuracy_drop if met else None),
+                "roc_auc": _num(met.roc_auc if met else b.roc_auc if b else None),
                 "p50_ms": _num(lat.get("p50")),
                 "p99_ms": _num(lat.get("p99")),
                 "latency_ratio": _num(b.latency_ratio if b else None),
@@ -74,6 +75,7 @@ def _columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         ("gzip_bytes", "gzip (bytes)", "int"),
         ("accuracy", "accuracy", "f4"),
         ("accuracy_drop", "drop vs keras", "d4"),
+        ("roc_auc", "ROC AUC", "f4"),
         ("p50_ms", "p50 (ms)", "f3"),
         ("p99_ms", "p99 (ms)", "f3"),
         ("latency_ratio", "latency / reference", "x"),
@@ -234,7 +236,9 @@ def report_sections(
 ) -> list[Section]:
     """The report's sections in order; only those whose data exists."""
     m, bl = as_records(manifest, baseline)
-    builders = (_intro, _warnings, _baselines, _budget, _channels, _prune_attempts, _variants, _evaluation, _parity,
+    from ._report_anomaly import anomaly_sections
+
+    builders = (_intro, _warnings, _baselines, anomaly_sections, _budget, _channels, _prune_attempts, _variants, _evaluation, _parity,
                 _kernel_sparsity, _schedule, _quantization_attempts, _sqnr, _timings)
     return [s for build in builders for s in build(m, bl)]
 
@@ -290,7 +294,7 @@ def _budget(m: Manifest, bl: Baseline | None) -> list[Section]:
     if b is None:
         return []
     return [Section(None, [Text.para(
-        f"Budget: every artifact within {_cell(b.max_accuracy_drop)} top-1 "
+        f"Budget: every artifact within {_cell(b.max_accuracy_drop)} {'ROC AUC' if m.anomaly else 'top-1'} "
         f"(judged as {_cell(b.effective_max_drop)} on {_cell(b.decision_samples)} "
         f"{b.judged_on} samples) of the {b.reference} "
         f"({_cell(b.reference_val_accuracy)})."
@@ -506,7 +510,7 @@ def render_markdown(manifest: Manifest | dict[str, Any], baseline: Baseline | di
     return "\n".join(lines) + "\n"
 
 
-def _md_block(block: Table | Text | Plot) -> list[str]:
+def _md_block(block: Any) -> list[str]:
     """The block's lines after the blank line that opens it; nothing for a block the Markdown leaves out."""
     if isinstance(block, Table) and block.only != "html":
         return ["", *_md_table(block.headers, [[c.text for c in r] for r in block.rows], block.right)]
@@ -646,8 +650,14 @@ def render_html(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[s
     return "\n".join(parts) + "\n"
 
 
-def _html_block(block: Table | Text | Plot) -> str | None:
+def _html_block(block: Any) -> str | None:
     """The block's markup; ``None`` for a block the page leaves out (or a plot without data or matplotlib)."""
+    from ._report_anomaly import RocPlot, roc_png
+
+    if isinstance(block, RocPlot):
+        roc = roc_png(block)
+        return None if roc is None else (
+            f'<img alt="ROC curve" src="data:image/png;base64,{base64.b64encode(roc).decode()}">')
     if isinstance(block, Table):
         if block.only == "md":
             return None

@@ -20,7 +20,7 @@ from edgeship.metrics import top1_accuracy
 
 from ._bundle import is_bundle, read_manifest, verify_bundle
 from ._errors import InputError
-from ._load import load, load_eval, load_file
+from ._load import anomaly_of, load, load_eval, load_file
 from ._model import Model
 
 # Largest sample input ``sample_input`` builds (a model asking for more is corrupt).
@@ -163,9 +163,14 @@ def _measure(
         }
         if eval_data is not None:
             xe, ye = eval_data
-            probs = model.predict(xe)
-            probs = probs[0] if isinstance(probs, list) else probs
-            out["accuracy"] = top1_accuracy(probs, ye)
+            if model.anomaly is not None:  # an anomaly detector: ROC AUC of its score stands for accuracy
+                from edgeship.metrics import roc_auc
+
+                out["accuracy"], out["metric"] = roc_auc(model.score(xe), ye), "roc_auc"
+            else:
+                probs = model.predict(xe)
+                probs = probs[0] if isinstance(probs, list) else probs
+                out["accuracy"] = top1_accuracy(probs, ye)
     return out
 
 
@@ -205,14 +210,15 @@ def benchmark(
         def open_model(t: int | None = threads, entry: ArtifactRecord = entry) -> Model:
             return load_file(
                 p / entry.file, entry.format, threads=t, precision=entry.precision,
-                labels=manifest.label_list(), text=manifest.text,
+                labels=manifest.label_list(), text=manifest.text, anomaly=anomaly_of(manifest, entry),
             )
 
         r = {
             "file": entry.file,
             "bytes": entry.bytes,
             "threads": threads,
-            "manifest_accuracy": entry.metrics.accuracy if entry.metrics else None,
+            "manifest_accuracy": (entry.metrics.roc_auc if manifest.anomaly is not None else entry.metrics.accuracy)
+            if entry.metrics else None,
             **_measure(open_model, x, eval_data=eval_data, **kw),
         }
         if thread_sweep:

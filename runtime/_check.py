@@ -5,7 +5,8 @@ a RAM estimate (when the manifest has one) and latency as a *ratio* to the fixed
 reference workload (:mod:`edgeship.runtime._reference`). ``check`` re-measures the
 same quantities and compares them with tolerances:
 
-- accuracy: fails when it falls more than ``accuracy`` (absolute, 0.01 = 1 point)
+- accuracy: fails when it falls more than ``accuracy`` (absolute, 0.01 = 1 point); for an
+  anomaly detector (``manifest["anomaly"]``) the metric is ROC AUC (``roc_auc``), same tolerance
   below the baseline;
 - latency: fails when the ratio exceeds the baseline ratio by more than
   ``latency`` (relative, 0.25 = 25 % slower);
@@ -175,6 +176,17 @@ def _accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float | None,
     return top1_accuracy(out, y), None
 
 
+def _roc_auc(model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float | None, str | None]:
+    """An anomaly detector's ROC AUC on eval.npz (score = reconstruction error, label 1 = anomalous)."""
+    from edgeship.metrics import roc_auc
+
+    try:
+        scores = model.score(x)
+    except InputError as exc:
+        return None, f"cannot score eval.npz: {exc}"
+    return roc_auc(scores, y), None
+
+
 def machine_info() -> dict[str, Any]:
     """Where a baseline was measured; a check on another machine says so."""
     cpu = cpu_model()
@@ -218,7 +230,9 @@ def measure_bundle(
         if fmt not in refs:
             refs[fmt] = {"sha256": reference_sha256(fmt)}
         with load_file(folder / entry.file, fmt, threads=threads, precision=entry.precision) as model:
-            acc, acc_error = _accuracy(model, x_eval, y_eval)
+            # Anomaly detectors are gated on ROC AUC (the threshold's accuracy follows from it).
+            metric = "roc_auc" if manifest.anomaly is not None else "accuracy"
+            acc, acc_error = (_roc_auc if metric == "roc_auc" else _accuracy)(model, x_eval, y_eval)
             lat = measure_latency_ratio(
                 model, _timing_input(model, x_eval), rounds=rounds, block_seconds=block_seconds, threads=threads
             )
@@ -229,7 +243,7 @@ def measure_bundle(
             "sha256": entry.sha256,
             "bytes": (folder / entry.file).stat().st_size,
             "ram_bytes": entry.estimates.ram_arena_bytes if entry.estimates else None,
-            "accuracy": acc,
+            metric: acc,
             **({"accuracy_error": acc_error} if acc_error else {}),
             "latency_ratio": lat["ratio"],
             "latency_ratio_rounds": lat["ratio_rounds"],
@@ -391,13 +405,14 @@ def compare(baseline: dict[str, Any], measured: dict[str, Any], tolerances: dict
         if now is None:
             rows.append(Row(name, "artifact", None, None, None, False, "missing from the bundle"))
             continue
-        # accuracy: absolute points
-        b, c = base.get("accuracy"), now.get("accuracy")
-        if b is not None:
-            limit = b - tolerances["accuracy"]
-            ok = c is not None and c >= limit - 1e-12
-            note = now.get("accuracy_error", "") if c is None else f"{c - b:+.4f}"
-            rows.append(Row(name, "accuracy", b, c, limit, ok, note))
+        # accuracy (ROC AUC for an anomaly detector): absolute points
+        for metric in ("accuracy", "roc_auc"):
+            b, c = base.get(metric), now.get(metric)
+            if b is not None:
+                limit = b - tolerances["accuracy"]
+                ok = c is not None and c >= limit - 1e-12
+                note = now.get("accuracy_error", "") if c is None else f"{c - b:+.4f}"
+                rows.append(Row(name, metric, b, c, limit, ok, note))
         # latency: ratio to the reference, relative tolerance
         b, c = base.get("latency_ratio"), now.get("latency_ratio")
         if b is not None:

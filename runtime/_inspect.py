@@ -162,6 +162,10 @@ def format_report(r: dict[str, Any]) -> str:
             lines.append(f"metadata: preprocessing {md['preprocessing']}")
         if "recipe_sha256" in md:
             lines.append(f"metadata: recipe sha256 {md['recipe_sha256']}")
+        if isinstance(md.get("anomaly"), dict):
+            a = md["anomaly"]
+            lines.append(f"metadata: anomaly score {a.get('score')}, threshold {a.get('threshold')} "
+                         f"(quantile {a.get('threshold_quantile')} of the validation normals' scores)")
         if "error" in md:
             lines.append(f"metadata: unreadable ({md['error']})")
     else:

@@ -86,6 +86,7 @@ def load_file(
     preprocessing: dict[str, Any] | None = None,
     text: dict[str, Any] | None = None,
     probe: bool | None = None,
+    anomaly: dict[str, Any] | None = None,
 ) -> Model:
     try:
         content = p.read_bytes()
@@ -105,6 +106,7 @@ def load_file(
         preprocessing=preprocessing,
         text=text,
         nan_policy=nan_policy,
+        anomaly=anomaly,
     )
 
 
@@ -155,7 +157,18 @@ def _load_bundle(
         preprocessing=manifest.preprocessing,
         text=manifest.text,
         probe=probe,
+        anomaly=anomaly_of(manifest, entry),
     )
+
+
+def anomaly_of(manifest: Any, entry: Any) -> dict[str, Any] | None:
+    """An anomaly detector's score rule and this artifact's threshold, from the manifest (``None``: not one)."""
+    info = manifest.anomaly
+    if info is None:
+        return None
+    threshold = entry.metrics.threshold if entry.metrics is not None and entry.metrics.threshold is not None else None
+    return {"score": info.score, "threshold_quantile": info.threshold_quantile,
+            "threshold": info.threshold if threshold is None else threshold}
 
 
 def load_eval(folder: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -8,9 +8,11 @@ Layout written by ``edgeship.export._metadata``:
 
 * ONNX ``metadata_props``: ``edgeship.labels`` (JSON list),
   ``edgeship.preprocessing`` (JSON object: scale, mean, layout, ...),
-  ``edgeship.recipe_sha256``, plus ``edgeship.schema``.
+  ``edgeship.recipe_sha256``, plus ``edgeship.schema``; anomaly detectors also
+  ``edgeship.anomaly`` (JSON object ``{"score": "mse", "threshold": t,
+  "threshold_quantile": q}``: the score rule and this file's threshold).
 * TFLite: one ``Model.metadata`` entry named ``edgeship`` whose buffer holds
-  the UTF-8 JSON object ``{"schema", "labels", "preprocessing", "recipe_sha256"}``.
+  the UTF-8 JSON object ``{"schema", "labels", "preprocessing", "recipe_sha256"[, "anomaly"]}``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ._errors import ModelFileError
 METADATA_SCHEMA = "edgeship.metadata/1"
 TFLITE_METADATA_NAME = "edgeship"
 ONNX_PREFIX = "edgeship."
-KEYS = ("labels", "preprocessing", "recipe_sha256")
+KEYS = ("labels", "preprocessing", "recipe_sha256", "anomaly")
 
 
 def read_metadata(
@@ -136,4 +138,6 @@ def attach_embedded(model: Any) -> Any:
         model.labels = list(labels)
     if not model.preprocessing and isinstance(meta.get("preprocessing"), dict):
         model.preprocessing = dict(meta["preprocessing"])
+    if model.anomaly is None and isinstance(meta.get("anomaly"), dict):
+        model.anomaly = dict(meta["anomaly"])
     return model

@@ -47,8 +47,11 @@ class Model:
         preprocessing: dict[str, Any] | None = None,
         nan_policy: NanPolicy = "raise",
         text: dict[str, Any] | None = None,
+        anomaly: dict[str, Any] | None = None,
     ) -> None:
         self._backend = backend
+        #: Anomaly detectors: ``{"score": "mse", "threshold": t, ...}`` from the manifest or the file's metadata.
+        self.anomaly = dict(anomaly) if anomaly else None
         self.path = path
         self.format = format
         self.precision = precision
@@ -194,6 +197,43 @@ class Model:
         if isinstance(probs, list):
             probs = probs[0]
         return [self.labels[int(i)] for i in np.argmax(probs.reshape(len(probs), -1), axis=1)]
+
+    def score(self, x: Any) -> np.ndarray:
+        """Anomaly scores of a batch: the reconstruction error, ``mean((x - predict(x))**2)`` per sample.
+
+        For a model whose output has its input's shape (an autoencoder); float64, shape ``(batch,)``.
+        Higher is more anomalous. Works on any such model, with or without a threshold.
+        """
+        from edgeship.metrics import reconstruction_error
+
+        rule = (self.anomaly or {}).get("score", "mse")
+        if rule != "mse":
+            raise ModelFileError(
+                f"Expected the anomaly score rule 'mse' (reconstruction error). Received: {rule!r} in "
+                f"{self.path.name}'s metadata. Use the edgeship release that built it."
+            )
+        out = self.predict(x)
+        if isinstance(out, list) or not self._single:
+            raise InputError(f"score needs a model with one input and one output. Received: {self.path.name} "
+                             f"with {len(self.inputs)} input(s), {len(self.outputs)} output(s).")
+        xs = np.asarray(x, dtype=np.float32)
+        if xs.shape != out.shape:
+            raise InputError(
+                f"score needs a reconstruction model: output shaped like the input. Received: input "
+                f"{tuple(xs.shape)}, output {tuple(out.shape)} from {self.path.name}. Use predict() for a classifier."
+            )
+        return reconstruction_error(xs, out)
+
+    def predict_anomaly(self, x: Any) -> np.ndarray:
+        """``score(x) > threshold`` per sample (booleans, True = anomalous), at the bundle's threshold."""
+        threshold = (self.anomaly or {}).get("threshold")
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+            raise InputError(
+                f"predict_anomaly needs an anomaly threshold. Received: {self.path.name} carries none. Load an "
+                "anomaly-detection bundle (model.task = \"anomaly\") or one of its files, or compare score(x) "
+                "with your own threshold."
+            )
+        return self.score(x) > float(threshold)
 
     # -- slow paths ------------------------------------------------------
     def _coerce(self, x: Any, spec: TensorInfo) -> np.ndarray:

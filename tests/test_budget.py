@@ -87,7 +87,7 @@ def test_fallback_chain_meets_the_budget_and_records_every_attempt(outlier: dict
     out = _write(outlier, tmp_path / "bundle", {"accuracy_budget": budget, "qat_epochs": 1}, ["tflite", "onnx"])
     manifest = json.loads((out / "manifest.json").read_text())
     comp = manifest["compression"]
-    assert set(comp) == {"sparsity", "schedule", "prune_attempts", "quantization_attempts", "sqnr_db"}
+    assert set(comp) == {"sparsity", "schedule", "prune_attempts", "quantization_attempts", "sqnr_db", "batchnorm_fold"}
     attempts = [a for a in comp["quantization_attempts"] if a["step"] != "export"]  # float32 files: one attempt each
     keys = {"artifact", "step", "method", "accuracy", "drop", "bytes", "met_budget"}
     assert all(set(a) == keys for a in attempts)

@@ -13,7 +13,8 @@ import pytest
 def test_default_bundle_records_compression(default_bundle: Path) -> None:
     manifest = json.loads((default_bundle / "manifest.json").read_text())
     comp = manifest["compression"]
-    assert set(comp) == {"sparsity", "schedule", "prune_attempts", "quantization_attempts", "sqnr_db"}
+    assert set(comp) == {"sparsity", "schedule", "prune_attempts", "quantization_attempts", "sqnr_db", "batchnorm_fold"}
+    assert comp["batchnorm_fold"] == {"folded": {"bn1": "conv1", "bn2": "conv2", "bn3": "conv3"}, "unfolded": []}
     assert comp["prune_attempts"][-1]["met_budget"] and comp["prune_attempts"][0]["step"] == "as_recipe"
     target = manifest["recipe"]["prune"]["target_sparsity"]
     assert comp["sparsity"] and all(v == pytest.approx(target, abs=0.01) for v in comp["sparsity"].values())
@@ -36,6 +37,12 @@ def test_default_bundle_records_compression(default_bundle: Path) -> None:
     f32 = next(a for a in manifest["artifacts"] if a["file"] == "model.float32.tflite")
     i8 = next(a for a in manifest["artifacts"] if a["file"] == "model.int8.tflite")
     assert i8["metrics"]["gzip_bytes"] < 0.35 * f32["metrics"]["gzip_bytes"]
+    # BatchNorm folded into the pruned convs scales each output channel: the zeros ship in the int8 file
+    from edgeship.compress import tflite_weight_sparsity
+
+    shipped = tflite_weight_sparsity((default_bundle / "model.int8.tflite").read_bytes())
+    convs = {k: v for k, v in shipped.items() if "conv" in k.lower()}
+    assert len(convs) == 3 and all(v >= target - 0.02 for v in convs.values()), shipped
 
 
 @pytest.mark.slow

@@ -1,5 +1,8 @@
 """edgeship.train — datasets, the model zoo and the fit loop (needs ``edgeship[build]``)."""
 
+from ._anomaly import load_anomaly_dataset as load_anomaly_dataset
+from ._anomaly import one_class_split as one_class_split
+from ._anomaly import pca_baseline as pca_baseline
 from ._baselines import baselines as baselines
 from ._batchnorm import recalibrate_batchnorm as recalibrate_batchnorm
 from ._batchnorm import set_batchnorm_momentum as set_batchnorm_momentum
@@ -48,6 +51,7 @@ __all__ = [
     "fit",
     "learning_rate_schedule",
     "list_datasets",
+    "load_anomaly_dataset",
     "list_models",
     "load_pretrained",
     "load_dataset",
@@ -55,6 +59,8 @@ __all__ = [
     "make_augmenter",
     "mixed_precision_policy",
     "model_info",
+    "one_class_split",
+    "pca_baseline",
     "plan_training",
     "recalibrate_batchnorm",
     "register_dataset",

@@ -80,13 +80,19 @@ def learning_rate_schedule(
     )
 
 
-def compile_classifier(model: Any, learning_rate: Any) -> None:
-    """Adam + sparse categorical cross-entropy + accuracy; ``learning_rate`` may be a schedule."""
+CLASSIFIER_LOSS = "sparse_categorical_crossentropy"
+
+
+def compile_classifier(model: Any, learning_rate: Any, loss: str = CLASSIFIER_LOSS) -> None:
+    """Adam + sparse categorical cross-entropy + accuracy; ``learning_rate`` may be a schedule.
+
+    ``loss="mse"`` compiles a reconstruction model (an autoencoder: targets are the inputs), without accuracy.
+    """
     _, keras = tf_modules()
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=["accuracy"] if loss == CLASSIFIER_LOSS else [],
     )
 
 
@@ -134,6 +140,7 @@ def train_model(
     pretrained: Callable[[Any], list[str]] | None = None,
     head_epochs: int = 0,
     recalibrate: bool = True,
+    loss: str = CLASSIFIER_LOSS,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Build a classifier with ``build_fn`` and train it; returns ``(model, history)``.
 
@@ -153,6 +160,8 @@ def train_model(
             at ``learning_rate / 10``, the usual Keras transfer-learning recipe.
         recalibrate: Re-estimate BatchNorm statistics on ``x_train`` after training
             (:func:`~edgeship.train.recalibrate_batchnorm`).
+        loss: ``"sparse_categorical_crossentropy"`` (a classifier) or ``"mse"`` (a
+            reconstruction model: pass the inputs as ``y_train`` / ``y_val``).
 
     BatchNorm momentum follows the steps per epoch (:func:`~edgeship.train.set_batchnorm_momentum`).
     Early stopping watches ``val_loss`` from ``min_epochs`` on and restores the best
@@ -185,37 +194,38 @@ def train_model(
             set_batchnorm_momentum(model, steps)
             add_l2(model, l2)
         if base and head_epochs > 0:
-            _train_head(model, base, dist, learning_rate, seed, lambda: run(model, head_epochs, []))
+            _train_head(model, base, dist, learning_rate, seed, lambda: run(model, head_epochs, []), loss)
             final_lr = learning_rate / 10
         with dist.scope():
-            compile_classifier(model, schedule(final_lr))
+            compile_classifier(model, schedule(final_lr), loss)
         callbacks = _training_callbacks(patience, min_epochs, checkpoint_path, log_dir)
         set_seed(seed)  # same RNG state at the first batch whatever building the model consumed
         hist = run(model, epochs, callbacks)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if not default_strategy or policy != "float32":
-        model = _plain_clone(build_fn, model, final_lr)
+        model = _plain_clone(build_fn, model, final_lr, loss)
     if recalibrate:
         recalibrate_batchnorm(model, x_train, seed=seed)
     return model, hist
 
 
-def _train_head(model: Any, base: list[str], dist: Any, learning_rate: float, seed: int, run: Callable[[], Any]) -> None:
+def _train_head(model: Any, base: list[str], dist: Any, learning_rate: float, seed: int, run: Callable[[], Any],
+                loss: str = CLASSIFIER_LOSS) -> None:
     """Transfer learning's first phase: the pretrained ``base`` layers frozen while the head trains."""
     set_trainable(model, base, False)
     with dist.scope():
-        compile_classifier(model, learning_rate)
+        compile_classifier(model, learning_rate, loss)
     set_seed(seed)
     run()
     set_trainable(model, base, True)
 
 
-def _plain_clone(build_fn: Callable[[], Any], model: Any, learning_rate: float) -> Any:
+def _plain_clone(build_fn: Callable[[], Any], model: Any, learning_rate: float, loss: str = CLASSIFIER_LOSS) -> Any:
     """A fresh float32 clone outside any strategy scope: tfmot and the converters get plain variables."""
     clone = build_fn()
     clone.set_weights(model.get_weights())
-    compile_classifier(clone, learning_rate)
+    compile_classifier(clone, learning_rate, loss)
     return clone
 
 
