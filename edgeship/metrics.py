@@ -53,3 +53,26 @@ def top1_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     """Share of samples whose highest score is at the true label (scores flattened per sample)."""
     scores = np.asarray(scores)
     return float(np.mean(np.argmax(scores.reshape(len(scores), -1), axis=-1) == np.asarray(labels)))
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` (higher: more likely positive) for 0/1 ``labels``.
+
+    The Mann-Whitney form with tied scores counted as half (the value scikit-learn's
+    ``roc_auc_score`` gives), numpy only so the device package can score anomaly
+    models. ``NaN`` when only one class is present.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    # average ranks (1-based) over runs of tied scores
+    starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
+    ends = np.r_[starts[1:], len(s)]
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
