@@ -80,7 +80,7 @@ TASKS = [
     Task("kws", "keyword spotting", "ds_cnn", (49, 10, 1), 12, 12, "kws_ref_model.tflite",
          "kws_ref_model_float32.tflite", 0.90,
          "digits 8x8 resized bilinearly to 49x10x1; 10 classes used of the 12 outputs"),
-    Task("vww", "visual wake words", "mobilenet_v1_025", (96, 96, 3), 2, 4, "vww_96_int8.tflite",
+    Task("vww", "visual wake words", "mobilenet_v1_025", (96, 96, 3), 2, 10, "vww_96_int8.tflite",
          "vww_96_float.tflite", 0.80, "digits resized bilinearly to 96x96, grey to 3 channels; 2 classes: digit < 5 vs >= 5"),
     Task("ic", "image classification", "resnet8", (32, 32, 3), 10, 6, "pretrainedResnet_quant.tflite",
          "pretrainedResnet.tflite", 0.85, "digits resized bilinearly to 32x32, grey to 3 channels; 10 classes"),

@@ -166,6 +166,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
               f"({chosen['median_ms']:.4f} ms): {chosen['file']}" + ("" if args.no_record else f"; recorded in {profile}"))
         if any(r.get("within_budget") is False for r in rows):
             print("x outside the accuracy budget")
+        from edgeship.runtime._bundle import read_manifest
+        from edgeship.runtime._choice import describe
+
+        rule = describe(read_manifest(Path(args.path)), Path(args.path))
+        print(f"without a device profile load() returns {rule['file']} ({rule['reason']})")
     return 0
 
 

@@ -94,7 +94,7 @@ def default_choice(manifest: Manifest, folder: Path | None = None) -> tuple[Arti
     """The artifact by the rule in the module doc, and a one-line reason."""
     by = {(a.format, a.precision): a for a in manifest.artifacts}
     want = ("tflite", "float32")
-    reason = "float32 TFLite: compute-bound model on a CPU without an int8 dot-product advantage"
+    reason = "float32 TFLite: compute-bound model, no ARM int8 dot product"
     f32 = by.get(("tflite", "float32"))
     intensity = macs_per_weight(folder / f32.file) if (f32 is not None and folder is not None) else None
     if intensity is not None and intensity < MEMORY_BOUND_MACS_PER_WEIGHT:
