@@ -350,7 +350,8 @@ def side_by_side(task: Task, bundle: Path, rounds: int, min_seconds: float) -> d
 def picks(task: Task, bundle: Path, rows: dict[str, Any]) -> dict[str, Any]:
     """``load(bundle)``'s pick with the device profile and without it, each against the best within budget."""
     from edgeship.runtime import load
-    from edgeship.runtime._bundle import default_choice, read_manifest
+    from edgeship.runtime._bundle import read_manifest
+    from edgeship.runtime._choice import default_choice
     from edgeship.runtime._profile import accuracy_budget, eligible
 
     manifest = read_manifest(bundle)
@@ -361,7 +362,8 @@ def picks(task: Task, bundle: Path, rows: dict[str, Any]) -> dict[str, Any]:
     best = min((v for v in variants if v["file"] in ok), key=lambda v: v["median_ms"])
     with load(bundle, threads=1) as m:
         with_profile = m.path.name
-    without = default_choice(manifest).file
+    rule, reason = default_choice(manifest, bundle)
+    without = rule.file
     speed = {v["file"]: v["median_ms"] for v in variants}
     return {
         "accuracy_budget": budget,
@@ -370,6 +372,7 @@ def picks(task: Task, bundle: Path, rows: dict[str, Any]) -> dict[str, Any]:
         "pick_with_profile": with_profile,
         "ratio_with_profile": speed[with_profile] / best["median_ms"],
         "pick_without_profile": without,
+        "rule_reason": reason,
         "ratio_without_profile": speed[without] / best["median_ms"],
     }
 

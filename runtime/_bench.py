@@ -344,7 +344,7 @@ def measure_interleaved(
             "init_ms": h["init_ms"],
             "first_ms": h["first_ms"],
             "median_ms": float(np.median(med)),
-            "round_ms": [round(v, 6) for v in med],
+            "round_ms": med,
             "rounds": rounds,
             "latency_ms": latency_stats(t),
             "runs": len(t),

@@ -20,7 +20,14 @@ from edgeship.bundle import Manifest
 from edgeship.metrics import roc_auc
 from edgeship.runtime import load
 from edgeship.runtime._bench import bench_bundle, quality
-from edgeship.runtime._choice import MEMORY_BOUND_MACS_PER_WEIGHT, default_choice, macs_per_weight
+from edgeship.runtime._choice import (
+    DEEP_REDUCTION,
+    MEMORY_BOUND_MACS_PER_WEIGHT,
+    default_choice,
+    int8_dot_product_arm,
+    workload,
+    x86_vnni,
+)
 from edgeship.runtime._profile import PROFILE_FILE, device_fingerprint, eligible, select_fastest
 
 
@@ -160,28 +167,55 @@ def test_select_fastest_ranks_by_median_of_rounds_and_judges_accuracy_on_the_dev
     assert select_fastest(worse, 0.0)["file"] == "model.int8.onnx"  # nothing float to judge against: best accuracy
 
 
-def test_no_profile_rule_reads_arithmetic_intensity(tmp_path: Path) -> None:
-    ad = find_reference("ad01_int8.tflite")
-    kws = find_reference("kws_ref_model_float32.tflite")
-    assert ad is not None and kws is not None
-    assert macs_per_weight(ad) == pytest.approx(1.0)  # fully connected at batch 1: one MAC per weight
-    assert macs_per_weight(kws) > 100 > MEMORY_BOUND_MACS_PER_WEIGHT
-    rng = np.random.default_rng(0)
-    # A bundle whose float32 file is the (fully connected) autoencoder: memory-bound -> int8 TFLite.
-    ad_bundle = make_bundle(tmp_path / "ad", {"model.float32.tflite": "ad01_int8.tflite",
-                                              "model.int8.tflite": "ad01_int8.tflite"},
-                            rng.random((4, 640)), np.array([0, 0, 1, 1]))
-    choice, reason = default_choice(Manifest.from_json(json.loads((ad_bundle / "manifest.json").read_text())), ad_bundle)
-    assert choice.file == "model.int8.tflite" and "memory-bound" in reason
-    conv = make_bundle(tmp_path / "conv", {"model.float32.tflite": "kws_ref_model_float32.tflite",
-                                           "model.int8.tflite": "kws_ref_model.tflite"},
-                       rng.random((2, 49, 10, 1)), np.array([0, 1]))
-    choice, _ = default_choice(Manifest.from_json(json.loads((conv / "manifest.json").read_text())), conv)
-    from edgeship.runtime._choice import int8_dot_product_arm
+def _rule(bundle: Path) -> tuple[str, str]:
+    choice, reason = default_choice(Manifest.from_json(json.loads((bundle / "manifest.json").read_text())), bundle)
+    return choice.file, reason
 
-    assert choice.file == ("model.int8.tflite" if int8_dot_product_arm() else "model.float32.tflite")
-    with load(conv) as m:
-        assert m.path.name == choice.file
+
+def test_workload_of_the_reference_models() -> None:
+    ad, kws, ic = (workload(find_reference(f)) for f in  # type: ignore[arg-type]
+                   ("ad01_int8.tflite", "kws_ref_model.tflite", "pretrainedResnet_quant.tflite"))
+    assert ad is not None and kws is not None and ic is not None
+    assert ad.macs == ad.weights == 264_192 and ad.macs_per_weight == 1.0  # fully connected at batch 1
+    assert kws.macs == 2_656_768 and kws.macs_per_weight > 100 > MEMORY_BOUND_MACS_PER_WEIGHT
+    assert kws.reduction < DEEP_REDUCTION < ic.reduction  # depthwise-separable vs full 3x3 convolutions
+    assert ic.macs == 12_501_632
+
+
+def test_no_profile_rule(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    arm, vnni = int8_dot_product_arm(), x86_vnni()
+    # memory-bound (the autoencoder's fully connected layers): int8 TFLite
+    ad = make_bundle(tmp_path / "ad", {"model.float32.tflite": "ad01_int8.tflite", "model.int8.tflite": "ad01_int8.tflite"},
+                     rng.random((4, 640)), np.array([0, 0, 1, 1]))
+    file, reason = _rule(ad)
+    assert file == "model.int8.tflite" and "memory-bound" in reason
+    # depthwise-separable (shallow reductions): float32 TFLite unless ARM with dot product
+    kws = make_bundle(tmp_path / "kws", {"model.float32.tflite": "kws_ref_model_float32.tflite",
+                                         "model.int8.tflite": "kws_ref_model.tflite"},
+                      rng.random((2, 49, 10, 1)), np.array([0, 1]))
+    assert _rule(kws)[0] == ("model.int8.tflite" if arm else "model.float32.tflite")
+    with load(kws) as m:
+        assert m.path.name == _rule(kws)[0]
+    # full convolutions (deep reductions) on x86 VNNI: int8 ONNX (any .onnx file stands in for the record)
+    onnx = Path(__import__("edgeship.runtime", fromlist=["x"]).__file__).parent / "reference.onnx"
+    ic = make_bundle(tmp_path / "ic", {"model.float32.tflite": "pretrainedResnet_quant.tflite",
+                                       "model.int8.tflite": "pretrainedResnet_quant.tflite"},
+                     rng.random((2, 32, 32, 3)), np.array([0, 1]))
+    shutil.copyfile(onnx, ic / "model.int8.onnx")
+    manifest = json.loads((ic / "manifest.json").read_text())
+    entry = {"file": "model.int8.onnx", "sha256": _sha(ic / "model.int8.onnx"),
+             "bytes": (ic / "model.int8.onnx").stat().st_size, "format": "onnx", "precision": "int8"}
+    manifest["artifacts"].append(entry)
+    (ic / "manifest.json").write_text(json.dumps(manifest))
+    want = "model.int8.tflite" if arm else "model.int8.onnx" if vnni else "model.float32.tflite"
+    assert _rule(ic)[0] == want
+    # ... but never a variant the build recorded as missing the budget
+    manifest["compression"] = {"sparsity": {}, "schedule": {}, "prune_attempts": [], "sqnr_db": {},
+                               "quantization_attempts": [{"artifact": "model.int8.onnx", "met_budget": False},
+                                                         {"artifact": "model.int8.tflite", "met_budget": False}]}
+    (ic / "manifest.json").write_text(json.dumps(manifest))
+    assert _rule(ic)[0] == "model.float32.tflite"
 
 
 def test_anomaly_bundle_is_judged_on_roc_auc(tmp_path: Path) -> None:
