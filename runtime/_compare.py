@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ._graph import read_graph
 from ._inspect import inspect_file
 
 
@@ -24,6 +25,22 @@ def _spec(t: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def weight_dtypes(path: str | Path) -> dict[str, list[str]]:
+    """Per operator type, the dtypes of its constant weight inputs (the second input: kernels, filters).
+
+    Tells a float32 model from a dynamic-range one (int8 weights, float32 activations),
+    which have the same I/O and operators.
+    """
+    graph = read_graph(path)
+    out: dict[str, set[str]] = {}
+    for op in graph.ops:
+        if len(op.inputs) > 1:
+            t = graph.tensors.get(op.inputs[1])
+            if t is not None and t.constant and t.shape and len(t.shape) >= 2:
+                out.setdefault(op.type, set()).add(t.dtype)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def compare_models(ours: str | Path, reference: str | Path) -> dict[str, Any]:
     """What differs between model file ``ours`` and ``reference`` (both ``.tflite`` or ``.onnx``).
 
@@ -32,7 +49,8 @@ def compare_models(ours: str | Path, reference: str | Path) -> dict[str, Any]:
         dtype and whether quantized), ``io`` (per side: the specs and quantization,
         and ``differences``: one line each), ``same_operators`` (the same operator
         types), ``operators`` (``only_ours``, ``only_reference``, and per common type the
-        two counts where they differ), ``bytes`` and ``weights_bytes`` per side, and
+        two counts where they differ), ``weight_dtypes`` per side (:func:`weight_dtypes`),
+        ``bytes``, ``weights_bytes`` and ``arena_bytes`` per side, and
         ``differences``: every difference as one line, empty when the two match.
     """
     a, b = inspect_file(ours), inspect_file(reference)
@@ -61,6 +79,10 @@ def compare_models(ours: str | Path, reference: str | Path) -> dict[str, Any]:
         diffs.append("operators only in the reference: " + ", ".join(f"{k} x{ob[k]}" for k in only_ref))
     for k, c in counts.items():
         diffs.append(f"{k}: {c['ours']} ours vs {c['reference']} reference")
+    wa, wb = weight_dtypes(ours), weight_dtypes(reference)
+    for k in sorted(set(wa) & set(wb)):
+        if wa[k] != wb[k]:
+            diffs.append(f"{k} weights: ours {'/'.join(wa[k])} vs reference {'/'.join(wb[k])}")
     return {
         "ours": a["file"],
         "reference": b["file"],
@@ -69,6 +91,7 @@ def compare_models(ours: str | Path, reference: str | Path) -> dict[str, Any]:
         "same_operators": not only_ours and not only_ref,
         "operators": {"only_ours": {k: oa[k] for k in only_ours}, "only_reference": {k: ob[k] for k in only_ref},
                       "counts_differ": counts},
+        "weight_dtypes": {"ours": wa, "reference": wb},
         "bytes": {"ours": a["bytes"], "reference": b["bytes"]},
         "weights_bytes": {"ours": a["weights_bytes"], "reference": b["weights_bytes"]},
         "arena_bytes": {"ours": a["estimates"]["ram_arena_bytes"], "reference": b["estimates"]["ram_arena_bytes"]},

@@ -169,3 +169,12 @@ def test_compare_models_reports_operator_and_shape_differences() -> None:
     assert c["operators"]["counts_differ"]["FULLY_CONNECTED"] == {"ours": 10, "reference": 1}
     assert "inputs[0] shape: ours [-1, 640] vs reference [-1, 49, 10, 1]" in c["differences"]
     assert any(d.startswith("operators only in the reference: ") and "CONV_2D x5" in d for d in c["differences"])
+
+
+def test_compare_models_reports_weight_dtypes() -> None:
+    """The 'float32' KWS reference is dynamic-range: int8 conv kernels, float32 activations and I/O."""
+    c = compare_models(_ref("kws", "float32"), _ref("kws", "int8"))
+    assert c["weight_dtypes"]["ours"]["CONV_2D"] == ["int8"]
+    assert c["weight_dtypes"]["ours"]["DEPTHWISE_CONV_2D"] == ["float32"]
+    assert "DEPTHWISE_CONV_2D weights: ours float32 vs reference int8" in c["differences"]
+    assert not any(d.startswith("CONV_2D weights") for d in c["differences"])  # int8 kernels in both
