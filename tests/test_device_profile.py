@@ -25,6 +25,7 @@ from edgeship.runtime._choice import (
     MEMORY_BOUND_MACS_PER_WEIGHT,
     default_choice,
     int8_dot_product_arm,
+    l2_cache_bytes,
     workload,
     x86_vnni,
 )
@@ -189,7 +190,11 @@ def test_no_profile_rule(tmp_path: Path) -> None:
     ad = make_bundle(tmp_path / "ad", {"model.float32.tflite": "ad01_int8.tflite", "model.int8.tflite": "ad01_int8.tflite"},
                      rng.random((4, 640)), np.array([0, 0, 1, 1]))
     file, reason = _rule(ad)
-    assert file == "model.int8.tflite" and "memory-bound" in reason
+    l2 = l2_cache_bytes()
+    if l2 is None or 4 * 264_192 > l2:
+        assert file == "model.int8.tflite" and "memory-bound" in reason
+    else:
+        assert file == "model.float32.tflite" and "fit in L2" in reason
     # depthwise-separable (shallow reductions): float32 TFLite unless ARM with dot product
     kws = make_bundle(tmp_path / "kws", {"model.float32.tflite": "kws_ref_model_float32.tflite",
                                          "model.int8.tflite": "kws_ref_model.tflite"},
@@ -241,3 +246,14 @@ def test_roc_auc_matches_scikit_learn() -> None:
         assert roc_auc(s, y) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     assert roc_auc(np.arange(4.0), np.array([0, 0, 1, 1])) == 1.0
     assert np.isnan(roc_auc(np.arange(3.0), np.zeros(3)))
+
+
+def test_memory_bound_rule_follows_the_l2_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeship.runtime import _choice
+
+    ad = make_bundle(tmp_path / "ad", {"model.float32.tflite": "ad01_int8.tflite", "model.int8.tflite": "ad01_int8.tflite"},
+                     np.zeros((2, 640)), np.array([0, 1]))
+    monkeypatch.setattr(_choice, "int8_dot_product_arm", lambda: False)
+    for l2, want in ((512 << 10, "model.int8.tflite"), (2 << 20, "model.float32.tflite"), (None, "model.int8.tflite")):
+        monkeypatch.setattr(_choice, "l2_cache_bytes", lambda l2=l2: l2)
+        assert _rule(ad)[0] == want, l2
