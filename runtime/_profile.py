@@ -1,12 +1,15 @@
 """Device profiles: which artifact of a bundle is fastest on this device.
 
-``edgeship bench BUNDLE`` measures every artifact, picks the fastest one whose
-accuracy on the bundle's held-out sample stays within the accuracy budget of the
-best float32 artifact, and writes that choice to ``device_profile.json`` in the
-bundle. ``load(BUNDLE)`` with no format/precision then loads that artifact — but
-only on the device that measured it: the profile records a device fingerprint
-(OS, CPU architecture and model, core count), and a bundle copied to another
-device falls back to the default order until it is benchmarked there.
+``edgeship bench BUNDLE`` loads every artifact, times them interleaved (rounds of
+one block per artifact, median of the rounds), measures quality on the bundle's
+held-out sample, picks the fastest artifact within the accuracy budget
+(:func:`eligible`: within the budget of the best float32 artifact on this device,
+and not recorded by the build as missing it) and writes that choice, its sha256
+and every candidate to ``device_profile.json`` in the bundle. ``load(BUNDLE)``
+with no format/precision then loads that artifact — but only on the device that
+measured it: the profile records a device fingerprint (OS, CPU architecture and
+model, core count), and a bundle copied to another device, or rebuilt, falls back
+to the no-profile rule (:mod:`._choice`) until it is benchmarked there.
 """
 
 from __future__ import annotations
