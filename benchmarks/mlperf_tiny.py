@@ -398,10 +398,10 @@ def sizes_and_parity(task: Task, bundle: Path) -> dict[str, Any]:
 
 
 def run_bench(bundle: Path, rounds: int) -> list[dict[str, Any]]:
-    """What ``edgeship bench BUNDLE --threads 1`` does: interleaved rounds, device_profile.json written."""
+    """``edgeship bench BUNDLE --threads 1 --rounds R --min-seconds 3``: interleaved rounds, device_profile.json written."""
     from edgeship.runtime._bench import bench_bundle
 
-    rows, _ = bench_bundle(bundle, threads=1, rounds=rounds, runs=rounds * 20, min_seconds=1.0, warmup=20)
+    rows, _ = bench_bundle(bundle, threads=1, rounds=rounds, runs=rounds * 20, min_seconds=3.0, warmup=20)
     return [{k: r[k] for k in ("file", "median_ms", "metric", "accuracy", "within_budget", "fastest_within_budget")}
             for r in rows]
 

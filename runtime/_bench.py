@@ -389,6 +389,8 @@ def bench_bundle(
 ) -> tuple[list[dict[str, Any]], Path]:
     """Benchmark every artifact of a bundle, interleaved, and pick the fastest within the accuracy budget.
 
+    Among artifacts within 2% of the fastest (``_profile.TIE``), the no-profile rule's pick
+    is kept, so re-benchmarking on a busy machine does not flip the choice on noise.
     Marks each result with ``within_budget`` (see :func:`edgeship.runtime._profile.eligible`),
     ``fastest_within_budget`` and the ``accuracy_budget`` used, and, with ``record``, writes
     the choice and every candidate's figures to the bundle's ``device_profile.json``, so
@@ -405,7 +407,10 @@ def bench_bundle(
     assert isinstance(results, list)
     manifest = read_manifest(folder)
     budget = budget_of(manifest, accuracy_budget)
-    chosen = select_fastest(results, budget, manifest)
+    from ._choice import default_choice
+
+    rule = default_choice(manifest, folder)[0].file  # kept when within TIE of the fastest
+    chosen = select_fastest(results, budget, manifest, prefer=rule)
     ok = eligible(results, budget, manifest)
     for r in results:
         r["accuracy_budget"] = budget

@@ -96,16 +96,28 @@ def eligible(results: list[dict[str, Any]], budget: float, manifest: Manifest | 
     return {r["file"] for r in measured if r["accuracy"] >= reference - budget - 1e-12 and met.get(r["file"], True)}
 
 
-def select_fastest(results: list[dict[str, Any]], budget: float, manifest: Manifest | None = None) -> dict[str, Any]:
+#: Variants this close to the fastest count as tied: the no-profile rule's pick is kept among them
+#: (a re-benchmark on a busy machine then does not flip the choice on noise).
+TIE = 0.02
+
+
+def select_fastest(results: list[dict[str, Any]], budget: float, manifest: Manifest | None = None,
+                   prefer: str | None = None, tie: float = TIE) -> dict[str, Any]:
     """The fastest result (:func:`_speed`) among :func:`eligible` ones.
 
-    When none is eligible (every artifact misses the budget on this device), the
-    most accurate one is chosen: a profile never makes ``load()`` trade accuracy for speed.
+    ``prefer`` (the no-profile rule's file) wins when it is eligible and at most
+    ``tie`` (relative) slower than the fastest. When none is eligible (every
+    artifact misses the budget on this device), the most accurate one is chosen: a
+    profile never makes ``load()`` trade accuracy for speed.
     """
     ok = eligible(results, budget, manifest)
     pool = [r for r in results if r["file"] in ok]
     if pool:
-        return min(pool, key=_speed)
+        fastest = min(pool, key=_speed)
+        preferred = next((r for r in pool if r["file"] == prefer), None)
+        if preferred is not None and _speed(preferred) <= (1.0 + tie) * _speed(fastest):
+            return preferred
+        return fastest
     measured = [r for r in results if isinstance(r.get("accuracy"), float)]
     return max(measured, key=lambda r: r["accuracy"]) if measured else min(results, key=_speed)
 

@@ -12,7 +12,7 @@ import pytest
 import edgeship.runtime._backends as backends
 from edgeship.runtime import BackendMissingError, InputError, ModelFileError, load, load_eval
 from edgeship.runtime._bench import bench_bundle, benchmark
-from edgeship.runtime._profile import PROFILE_FILE, device_fingerprint
+from edgeship.runtime._profile import PROFILE_FILE, TIE, device_fingerprint
 
 
 def test_tflite_engine_order_prefers_litert() -> None:
@@ -136,7 +136,8 @@ def test_bench_bundle_records_device_profile(default_bundle: Path, tmp_path: Pat
     chosen = next(r for r in rows if r["fastest_within_budget"])
     best_float = max(r["accuracy"] for r in rows if r["precision"] == "float32")
     assert chosen["accuracy"] >= best_float  # budget 0: no accuracy lost
-    assert chosen["median_ms"] == min(r["median_ms"] for r in rows if r["within_budget"])  # median of interleaved rounds
+    fastest = min(r["median_ms"] for r in rows if r["within_budget"])  # median of interleaved rounds
+    assert chosen["median_ms"] <= (1 + TIE) * fastest  # the fastest, or the no-profile rule's pick on a tie
     profile = json.loads(path.read_text())
     assert profile["file"] == chosen["file"] and profile["device"] == device_fingerprint()
     with load(bundle) as m:
