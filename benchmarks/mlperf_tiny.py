@@ -455,7 +455,7 @@ def main() -> int:
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--only", nargs="*", help="task keys (kws vww ic ad)")
     ap.add_argument("--build-only", action="store_true")
-    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds of every timing (median taken)")
+    ap.add_argument("--rounds", type=int, default=60, help="interleaved rounds of every timing (median taken)")
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per side-by-side run (all variants)")
     ap.add_argument("--repeats", type=int, default=3, help="side-by-side runs that check load()'s pick")
     ap.add_argument("--out", default=str(HERE / "mlperf_tiny_results.json"))

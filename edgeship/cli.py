@@ -374,8 +374,8 @@ def _add_runtime_parsers(sub: Any) -> None:
     p.add_argument("--min-seconds", type=_non_negative, default=1.0, help="time at least this long (default 1.0)")
     p.add_argument("--threads", type=_count(1), help="engine threads (default: the engine's own)")
     p.add_argument("--sweep", type=_thread_list, help="also measure these thread counts, e.g. 1,2,4")
-    p.add_argument("--rounds", type=_count(1), default=9,
-                   help="bundle: interleaved rounds, one block of calls per artifact each (default 9); "
+    p.add_argument("--rounds", type=_count(1), default=21,
+                   help="bundle: interleaved rounds, one block of calls per artifact each (default 21); "
                         "the fastest is chosen by the median over rounds")
     p.add_argument("--accuracy-budget", type=_non_negative,
                    help="largest top-1 drop vs the best float32 artifact (default: the recipe's, else 0.01)")

@@ -25,7 +25,7 @@ from ._load import load, load_eval, load_file
 from ._model import Model
 
 # Interleaved rounds per bundle benchmark (each artifact timed once per round).
-DEFAULT_ROUNDS = 9
+DEFAULT_ROUNDS = 21
 # Largest sample input ``sample_input`` builds (a model asking for more is corrupt).
 MAX_SAMPLE_BYTES = 1 << 28
 
