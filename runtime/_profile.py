@@ -96,9 +96,12 @@ def eligible(results: list[dict[str, Any]], budget: float, manifest: Manifest | 
     return {r["file"] for r in measured if r["accuracy"] >= reference - budget - 1e-12 and met.get(r["file"], True)}
 
 
-#: Variants this close to the fastest count as tied: the no-profile rule's pick is kept among them
-#: (a re-benchmark on a busy machine then does not flip the choice on noise).
-TIE = 0.02
+#: The profile overrides the no-profile rule only when it measured the rule's pick more than this much
+#: slower than the fastest (relative): 0.05, the 1.05x bar ``load()`` is held to. Closer than that, the
+#: two are within the bar and within a shared machine's run-to-run noise (the MLPerf Tiny autoencoder's
+#: float32 and int8 TFLite files swapped places by 3-15% between runs of 60 interleaved rounds), and
+#: keeping the rule's pick makes re-benchmarking stable.
+TIE = 0.05
 
 
 def select_fastest(results: list[dict[str, Any]], budget: float, manifest: Manifest | None = None,

@@ -264,10 +264,11 @@ def test_memory_bound_rule_follows_the_l2_size(tmp_path: Path, monkeypatch: pyte
 
 
 def test_select_fastest_keeps_the_rule_pick_on_a_tie() -> None:
-    results = [_result("model.float32.tflite", "float32", 0.9, 0.1015), _result("model.int8.tflite", "int8", 0.9, 0.1000)]
+    results = [_result("model.float32.tflite", "float32", 0.9, 0.1045), _result("model.int8.tflite", "int8", 0.9, 0.1000)]
+    assert TIE == 0.05
     assert select_fastest(results, 0.01)["file"] == "model.int8.tflite"
-    assert select_fastest(results, 0.01, prefer="model.float32.tflite")["file"] == "model.float32.tflite"  # 1.5%: tie
-    results[0]["median_ms"] = 0.1030  # 3% slower: no longer a tie
+    assert select_fastest(results, 0.01, prefer="model.float32.tflite")["file"] == "model.float32.tflite"  # 4.5%: tie
+    results[0]["median_ms"] = 0.1060  # 6% slower: no longer a tie
     assert select_fastest(results, 0.01, prefer="model.float32.tflite")["file"] == "model.int8.tflite"
     results[0]["accuracy"], results[1]["accuracy"] = 0.9, 0.5  # the fast one is outside the budget
     assert select_fastest(results, 0.01, prefer="model.int8.tflite")["file"] == "model.float32.tflite"
