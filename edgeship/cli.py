@@ -163,7 +163,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         metric = "AUC" if chosen.get("metric") == "roc_auc" else "top-1"
         print(f"* fastest within the accuracy budget ({metric} at most {chosen['accuracy_budget']:.4f} below the best "
               f"float32) on this device, by the median of {chosen['rounds']} interleaved rounds "
-              f"({chosen['median_ms']:.4f} ms): {chosen['file']}" + ("" if args.no_record else f"; recorded in {profile}"))
+              f"({chosen['median_ms']:.4f} ms; the no-profile rule's pick is kept when within 5% of the fastest): "
+              f"{chosen['file']}" + ("" if args.no_record else f"; recorded in {profile}"))
         if any(r.get("within_budget") is False for r in rows):
             print("x outside the accuracy budget")
         from edgeship.runtime._bundle import read_manifest
