@@ -351,6 +351,23 @@ def side_by_side(task: Task, bundle: Path, rounds: int, min_seconds: float) -> d
     return rows
 
 
+def instance_spread(bundle: Path, rounds: int, seconds: float, copies: int = 3) -> dict[str, Any]:
+    """``copies`` separate loads of each LiteRT file, timed side by side in one run: how much one load differs
+    from another of the same file (weights packed at a different address), against the gap between variants."""
+    from edgeship.runtime._bench import measure_interleaved
+    from edgeship.runtime._load import load_file
+
+    x = np.ascontiguousarray(np.load(bundle / "eval.npz")["x"][:1])
+    files = [f for f in ("model.float32.tflite", "model.int8.tflite") for _ in range(copies)]
+    timed = measure_interleaved([lambda f=f: load_file(bundle / f, "tflite", threads=1) for f in files], x,
+                                rounds=rounds, runs=rounds * 20, min_seconds=seconds)
+    out: dict[str, list[float]] = {}
+    for f, (model, r) in zip(files, timed):
+        model.close()
+        out.setdefault(f, []).append(r["median_ms"] * 1e3)
+    return {f: {"median_us_per_load": v, "spread": max(v) / min(v)} for f, v in out.items()}
+
+
 def picks(task: Task, bundle: Path, rows: dict[str, Any]) -> dict[str, Any]:
     """``load(bundle)``'s pick with the device profile and without it, each against the best within budget."""
     from edgeship.runtime import load
@@ -509,6 +526,7 @@ def main() -> int:
             "bench": bench_rows,
             "latency": rows,
             "picks": pick,
+            "instance_spread": instance_spread(bundle, max(10, args.rounds // 2), args.seconds / 2),
         }
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print()
