@@ -455,6 +455,14 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {key} | {' / '.join(sorted(set(p['best_repeats'])))} | {p['pick_with_profile']} | "
                      f"{runs('ratio_with_profile')} | {p['pick_without_profile']} | {runs('ratio_without_profile')} | "
                      f"{p['rule_reason']} |")
+    lines += ["", "| task | LiteRT float32: 3 loads, µs | spread | LiteRT int8: 3 loads, µs | spread |",
+              "|---|---|---:|---|---:|"]
+    for key, t in results["tasks"].items():
+        sp = t.get("instance_spread")
+        if sp:
+            f, i = sp["model.float32.tflite"], sp["model.int8.tflite"]
+            lines.append(f"| {key} | {' / '.join(f'{v:.1f}' for v in f['median_us_per_load'])} | {f['spread']:.3f} | "
+                         f"{' / '.join(f'{v:.1f}' for v in i['median_us_per_load'])} | {i['spread']:.3f} |")
     lines += ["", "| task | precision | I/O same as reference | operators same | differences |", "|---|---|---|---|---|"]
     for key, t in results["tasks"].items():
         for prec in ("int8", "float32"):
