@@ -17,10 +17,13 @@ connected operators at batch 1 (:func:`workload`):
    lane per instruction against one float32 MAC).
 3. **x86 with VNNI (``avx512_vnni`` / ``avx_vnni``) and deep reductions (a
    MAC-weighted mean of at least 128 products per output, e.g. resnet8's full 3x3
-   convolutions, 260): int8 ONNX** (ONNX Runtime's u8s8 VNNI GEMM kernels). A
-   depthwise-separable net reduces over few products per output (ds_cnn 55,
-   MobileNetV1-0.25 91: depthwise 3x3 = 9, pointwise = the input channels), where
-   int8 gains little and XNNPACK's float32 kernels win.
+   convolutions, 260; the digits ``small_cnn``, 435): int8.** A depthwise-separable
+   net reduces over few products per output (ds_cnn 55, MobileNetV1-0.25 91:
+   depthwise 3x3 = 9, pointwise = the input channels), where int8 gains little and
+   XNNPACK's float32 kernels win. The engine: int8 ONNX (ONNX Runtime's u8s8 VNNI
+   GEMM kernels) from :data:`LARGE_MACS` MACs per inference (resnet8, 12.5 M: 1.2x
+   faster than int8 TFLite), int8 TFLite below it, where ONNX Runtime's larger fixed
+   cost per call dominates (small_cnn, 2.0 M: int8 TFLite 22 µs, int8 ONNX 54 µs).
 4. **Otherwise float32 TFLite.**
 
 How far each lands from the fastest, measured side by side on the MLPerf Tiny
@@ -42,6 +45,7 @@ from edgeship.bundle import ArtifactRecord, Manifest
 DEFAULT_ORDER = (("tflite", "float32"), ("onnx", "float32"), ("tflite", "int8"), ("onnx", "int8"))
 MEMORY_BOUND_MACS_PER_WEIGHT = 4.0
 DEEP_REDUCTION = 128.0
+LARGE_MACS = 5_000_000
 _WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
@@ -169,8 +173,10 @@ def default_choice(manifest: Manifest, folder: Path | None = None) -> tuple[Arti
     if int8_dot_product_arm():
         wants.append((("tflite", "int8"), "int8 TFLite: ARM CPU with the int8 dot product (asimddp)"))
     if work is not None and work.reduction >= DEEP_REDUCTION and x86_vnni():
-        wants.append((("onnx", "int8"), f"int8 ONNX: x86 VNNI and deep reductions ({work.reduction:.0f} products "
-                                         "per output)"))
+        deep = f"x86 VNNI and deep reductions ({work.reduction:.0f} products per output)"
+        if work.macs >= LARGE_MACS:
+            wants.append((("onnx", "int8"), f"int8 ONNX: {deep}, {work.macs / 1e6:.1f} M MACs"))
+        wants.append((("tflite", "int8"), f"int8 TFLite: {deep}, {work.macs / 1e6:.1f} M MACs"))
     detail = f", {work.reduction:.0f} products per output" if work is not None else ""
     wants.append((("tflite", "float32"), f"float32 TFLite: compute-bound model{detail}"))
     for key, reason in wants:
