@@ -6,23 +6,26 @@ batch-1 input (the bundle's first held-out sample when there is one).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeship.bundle import ArtifactRecord
-from edgeship.metrics import top1_accuracy
+from edgeship.metrics import roc_auc, top1_accuracy
 
 from ._bundle import is_bundle, read_manifest, verify_bundle
 from ._errors import InputError
 from ._load import anomaly_of, load, load_eval, load_file
 from ._model import Model
 
+# Interleaved rounds per bundle benchmark (each artifact timed once per round).
+DEFAULT_ROUNDS = 21
 # Largest sample input ``sample_input`` builds (a model asking for more is corrupt).
 MAX_SAMPLE_BYTES = 1 << 28
 
@@ -162,15 +165,7 @@ def _measure(
             "peak_rss_mb": peak_rss_mb(),
         }
         if eval_data is not None:
-            xe, ye = eval_data
-            if model.anomaly is not None:  # an anomaly detector: ROC AUC of its score stands for accuracy
-                from edgeship.metrics import roc_auc
-
-                out["accuracy"], out["metric"] = roc_auc(model.score(xe), ye), "roc_auc"
-            else:
-                probs = model.predict(xe)
-                probs = probs[0] if isinstance(probs, list) else probs
-                out["accuracy"] = top1_accuracy(probs, ye)
+            out["metric"], out["accuracy"] = quality(model, eval_data)
     return out
 
 
@@ -182,16 +177,25 @@ def benchmark(
     runs: int = 100,
     min_seconds: float = 1.0,
     thread_sweep: Sequence[int] | None = None,
+    rounds: int = DEFAULT_ROUNDS,
 ) -> dict[str, Any] | list[dict[str, Any]]:
     """Benchmark a model file (one dict) or every artifact of a bundle (a list).
 
     Each result holds ``latency_ms`` {min, mean, std, p50, p90, p95, p99, max},
     ``init_ms`` (read, verify and engine set-up), ``first_ms``, ``runs``,
     ``throughput_per_s``, ``rss_increase_mb`` (load and runs), ``peak_rss_mb`` (the
-    process's peak so far), ``threads`` and ``file``; for a bundle also ``bytes``,
-    ``accuracy`` (measured here, on the bundle's ``eval.npz``) and
-    ``manifest_accuracy`` (recorded at build time). With ``thread_sweep`` each
+    process's peak so far), ``threads`` and ``file``. With ``thread_sweep`` each
     result gets ``sweep``: the same measurement per engine thread count.
+
+    A bundle's artifacts are all loaded and timed *interleaved*: ``rounds`` rounds,
+    each timing one block of calls per artifact (the order rotates and reverses
+    between rounds), so a slow spell on a shared machine hits every artifact alike.
+    Each bundle result also holds ``median_ms`` (the median over rounds of each
+    block's median call time: the figure the fastest artifact is chosen by),
+    ``round_ms`` (every round's block median), ``rounds``, ``bytes``,
+    ``accuracy`` and ``metric`` (measured here on the bundle's ``eval.npz``:
+    ``"top1"``, or ``"roc_auc"`` of the reconstruction error for a reconstruction /
+    anomaly model) and ``manifest_accuracy`` (recorded at build time).
     """
     p = Path(path)
     kw = {"warmup": warmup, "runs": runs, "min_seconds": min_seconds}
@@ -200,11 +204,13 @@ def benchmark(
         if thread_sweep:
             result["sweep"] = _sweep(lambda t: load(p, threads=t), None, thread_sweep, kw)
         return result
+    if rounds < 1:
+        raise InputError(f"Expected rounds >= 1. Received: {rounds}. Pass rounds=9 or more.")
     manifest = read_manifest(p)
     verify_bundle(p, manifest)
     eval_data = load_eval(p)
     x = np.ascontiguousarray(eval_data[0][:1])
-    results = []
+    openers = []
     for entry in manifest.artifacts:
 
         def open_model(t: int | None = threads, entry: ArtifactRecord = entry) -> Model:
@@ -213,18 +219,152 @@ def benchmark(
                 labels=manifest.label_list(), text=manifest.text, anomaly=anomaly_of(manifest, entry),
             )
 
+        openers.append(open_model)
+    timed = measure_interleaved(openers, x, rounds=rounds, **kw)
+    anomaly = is_anomaly_manifest(manifest)
+    results = []
+    for entry, open_model, (model, r) in zip(manifest.artifacts, openers, timed):
+        with model:
+            metric, value = quality(model, eval_data, anomaly)
         r = {
             "file": entry.file,
             "bytes": entry.bytes,
             "threads": threads,
             "manifest_accuracy": (entry.metrics.roc_auc if manifest.anomaly is not None else entry.metrics.accuracy)
             if entry.metrics else None,
-            **_measure(open_model, x, eval_data=eval_data, **kw),
+            **r,
+            "metric": metric,
+            "accuracy": value,
         }
         if thread_sweep:
             r["sweep"] = _sweep(lambda t, f=open_model: f(t), x, thread_sweep, kw)
         results.append(r)
     return results
+
+
+def is_anomaly_manifest(manifest: Any) -> bool:
+    """Whether the bundle's model scores anomalies by reconstruction error (``[model] task``
+    ``"anomaly"`` or ``"reconstruction"``)."""
+    model = (manifest.recipe or {}).get("model")
+    return isinstance(model, dict) and model.get("task") in ("anomaly", "reconstruction")
+
+
+def quality(model: Model, eval_data: tuple[np.ndarray, np.ndarray], anomaly: bool | None = None) -> tuple[str, float]:
+    """The figure the accuracy budget is judged on, on ``eval_data``: ``("top1", accuracy)``, or for a
+    reconstruction model (``anomaly``, or outputs shaped as the inputs) ``("roc_auc", AUC)`` of the
+    per-sample mean squared reconstruction error against the 0 (normal) / 1 (anomalous) labels."""
+    xe, ye = eval_data
+    if model.anomaly is not None:  # an anomaly detector scores by its own embedded rule
+        return "roc_auc", roc_auc(model.score(xe), ye)
+    out = model.predict(xe)
+    out = out[0] if isinstance(out, list) else out
+    if anomaly or (anomaly is None and out.shape == xe.shape):
+        err = ((out.reshape(len(xe), -1) - xe.reshape(len(xe), -1)) ** 2).mean(axis=1)
+        return "roc_auc", roc_auc(err, ye)
+    return "top1", top1_accuracy(out, ye)
+
+
+def measure_interleaved(
+    openers: Sequence[Callable[[], Model]],
+    x: Any,
+    *,
+    rounds: int = DEFAULT_ROUNDS,
+    warmup: int = 10,
+    runs: int = 100,
+    min_seconds: float = 1.0,
+) -> list[tuple[Model, dict[str, Any]]]:
+    """Load every model, then time them side by side: ``rounds`` rounds of one block per model.
+
+    Each block is at least ``ceil(runs / rounds)`` calls and about
+    ``min_seconds / (rounds * len(openers))`` seconds; round ``r`` runs the models in
+    an order rotated by ``r``, reversed on odd rounds. Garbage collection is off
+    while timing.
+
+    Returns:
+        Per model, in order: the open model (the caller closes it) and its result:
+        ``median_ms`` (median over rounds of the block medians), ``round_ms``,
+        ``rounds``, ``latency_ms`` (over every timed call), ``first_ms``,
+        ``init_ms``, ``runs``, ``batch``, ``seconds``, ``throughput_per_s``,
+        ``rss_increase_mb``, ``peak_rss_mb``, ``format``, ``precision``, ``engine``.
+    """
+    import gc
+
+    models: list[Model] = []
+    heads: list[dict[str, Any]] = []
+    try:
+        for open_model in openers:
+            rss_before = rss_mb()
+            t0 = time.perf_counter()
+            model = open_model()
+            init_ms = (time.perf_counter() - t0) * 1e3
+            models.append(model)
+            xi = sample_input(model) if x is None else x
+            t1 = time.perf_counter_ns()
+            model.predict(xi)
+            first_ms = (time.perf_counter_ns() - t1) / 1e6
+            for _ in range(warmup):
+                model.predict(xi)
+            heads.append({"x": xi, "init_ms": init_ms, "first_ms": first_ms, "rss_increase_mb": rss_mb() - rss_before})
+        block_s = min_seconds / (rounds * max(1, len(models)))
+        per_block = math.ceil(runs / rounds)
+        calls = []
+        for model, h in zip(models, heads):
+            probe = _block(model.predict, h["x"], 5)
+            per_call = max(float(np.median(probe)) / 1e9, 1e-7)
+            calls.append(int(min(100_000, max(per_block, block_s / per_call))))
+        times: list[list[int]] = [[] for _ in models]
+        medians: list[list[float]] = [[] for _ in models]
+        order = list(range(len(models)))
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for r in range(rounds):
+                k = r % len(order)
+                this = order[k:] + order[:k]
+                for i in (this[::-1] if r % 2 else this):
+                    block = _block(models[i].predict, heads[i]["x"], calls[i])
+                    times[i] += block
+                    medians[i].append(float(np.median(block)) / 1e6)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+    except BaseException:
+        for m in models:
+            m.close()
+        raise
+    out = []
+    for model, h, t, med in zip(models, heads, times, medians):
+        seconds = sum(t) / 1e9
+        xi = h["x"]
+        batch = int((xi[0] if isinstance(xi, list) else xi).shape[0])
+        out.append((model, {
+            "format": model.format,
+            "precision": model.precision,
+            "engine": model.engine,
+            "init_ms": h["init_ms"],
+            "first_ms": h["first_ms"],
+            "median_ms": float(np.median(med)),
+            "round_ms": med,
+            "rounds": rounds,
+            "latency_ms": latency_stats(t),
+            "runs": len(t),
+            "batch": batch,
+            "seconds": seconds,
+            "throughput_per_s": batch * len(t) / seconds if seconds > 0 else float("inf"),
+            "rss_increase_mb": h["rss_increase_mb"],
+            "peak_rss_mb": peak_rss_mb(),
+        }))
+    return out
+
+
+def _block(predict: Callable[[Any], Any], x: Any, calls: int) -> list[int]:
+    clock = time.perf_counter_ns
+    times = []
+    for _ in range(calls):
+        t0 = clock()
+        predict(x)
+        times.append(clock() - t0)
+    return times
 
 
 def _sweep(open_model: Any, x: Any | None, counts: Sequence[int], kw: dict[str, Any]) -> list[dict[str, Any]]:
@@ -247,30 +387,37 @@ def bench_bundle(
     record: bool = True,
     **kw: Any,
 ) -> tuple[list[dict[str, Any]], Path]:
-    """Benchmark every artifact of a bundle and pick the fastest within the accuracy budget.
+    """Benchmark every artifact of a bundle, interleaved, and pick the fastest within the accuracy budget.
 
-    Marks each result with ``within_budget`` and ``fastest_within_budget`` (and the
-    ``accuracy_budget`` used), and, with ``record``, writes the choice to the
-    bundle's ``device_profile.json`` so that ``load(bundle)`` picks it on this device.
+    When the no-profile rule's pick is within 5% of the fastest (``_profile.TIE``, the bar
+    ``load()`` is held to), it is kept, so re-benchmarking on a busy machine does not flip the
+    choice on noise.
+    Marks each result with ``within_budget`` (see :func:`edgeship.runtime._profile.eligible`),
+    ``fastest_within_budget`` and the ``accuracy_budget`` used, and, with ``record``, writes
+    the choice and every candidate's figures to the bundle's ``device_profile.json``, so
+    that ``load(bundle)`` picks it on this device.
 
     Returns:
         The results, and the path of the device profile (written or not).
     """
-    from ._profile import PROFILE_FILE, select_fastest, write_profile
+    from ._profile import PROFILE_FILE, eligible, select_fastest, write_profile
     from ._profile import accuracy_budget as budget_of
 
     folder = Path(path)
     results = benchmark(folder, **kw)
     assert isinstance(results, list)
-    budget = budget_of(read_manifest(folder), accuracy_budget)
-    chosen = select_fastest(results, budget)
-    floats = [r["accuracy"] for r in results if r.get("precision") == "float32" and isinstance(r.get("accuracy"), float)]
-    reference = max(floats) if floats else max((r.get("accuracy") or 0.0) for r in results)
+    manifest = read_manifest(folder)
+    budget = budget_of(manifest, accuracy_budget)
+    from ._choice import default_choice
+
+    rule = default_choice(manifest, folder)[0].file  # kept when within TIE of the fastest
+    chosen = select_fastest(results, budget, manifest, prefer=rule)
+    ok = eligible(results, budget, manifest)
     for r in results:
         r["accuracy_budget"] = budget
-        r["within_budget"] = bool(isinstance(r.get("accuracy"), float) and r["accuracy"] >= reference - budget - 1e-12)
+        r["within_budget"] = r["file"] in ok
         r["fastest_within_budget"] = r is chosen
     profile = folder / PROFILE_FILE
     if record:
-        write_profile(folder, chosen, results, budget)
+        write_profile(folder, chosen, results, budget, manifest)
     return results, profile

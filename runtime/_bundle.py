@@ -9,13 +9,11 @@ from typing import Any
 
 from edgeship.bundle import MANIFEST, ArtifactRecord, EvalFile, Manifest
 
+from ._choice import DEFAULT_ORDER as DEFAULT_ORDER  # the no-profile fallback order (see _choice)
 from ._errors import BundleError, IntegrityError
 
 EVAL_FILE = "eval.npz"
 MODEL_SUFFIXES = {".tflite": "tflite", ".onnx": "onnx"}
-# With no argument and no device profile, load() prefers the float32 TFLite model:
-# it is the most portable artifact and the reference the others are checked against.
-DEFAULT_ORDER = (("tflite", "float32"), ("onnx", "float32"), ("tflite", "int8"), ("onnx", "int8"))
 
 
 def sha256_file(path: Path) -> str:
@@ -86,8 +84,17 @@ def choose_artifact(
     format: str | None = None,
     precision: str | None = None,
     profile: dict[str, Any] | None = None,
+    folder: Path | None = None,
 ) -> ArtifactRecord:
-    """Pick an artifact by the arguments, else the device profile, else the default order."""
+    """Pick an artifact: by the arguments, else by the device profile, else by the no-profile rule
+    (:func:`edgeship.runtime._choice.default_choice`, which reads the float32 TFLite file in ``folder``).
+
+    ``format`` / ``precision`` restrict the choice; among several matches the
+    profile's fastest candidate within the budget wins, else the first in manifest
+    order. A profile only counts for the file it names when that file's sha256 is
+    still the manifest's (a rebuilt bundle ignores a stale profile); the caller
+    drops profiles measured on another device (:func:`edgeship.runtime._profile.profile_applies`).
+    """
     artifacts = manifest.artifacts
     if format or precision:
         hits = manifest.artifact(format, precision)
@@ -97,13 +104,25 @@ def choose_artifact(
                 f"No artifact with format={format!r} precision={precision!r} in this bundle. "
                 f"Received bundle with: {have}. Pick one of those."
             )
-        return hits[0]
+        ranked = _profile_ranking(hits, profile)
+        return ranked[0] if ranked else hits[0]
     if profile and profile.get("file"):
         for a in artifacts:
-            if a.file == profile["file"]:
+            if a.file == profile["file"] and profile.get("sha256") in (None, a.sha256):
                 return a
-    for fmt, prec in DEFAULT_ORDER:
-        for a in artifacts:
-            if a.format == fmt and a.precision == prec:
-                return a
-    return artifacts[0]
+    from ._choice import default_choice
+
+    return default_choice(manifest, folder)[0]
+
+
+def _profile_ranking(hits: list[ArtifactRecord], profile: dict[str, Any] | None) -> list[ArtifactRecord]:
+    """``hits`` the profile measured within the budget, fastest first."""
+    if not profile or not isinstance(profile.get("candidates"), list):
+        return []
+    sha = {h.file: h.sha256 for h in hits}
+    speed: dict[str, float] = {}
+    for c in profile["candidates"]:
+        if (isinstance(c, dict) and c.get("file") in sha and c.get("within_budget") is True
+                and c.get("sha256") in (None, sha[c["file"]]) and isinstance(c.get("median_ms"), (int, float))):
+            speed[c["file"]] = float(c["median_ms"])
+    return sorted((h for h in hits if h.file in speed), key=lambda h: speed[h.file])

@@ -145,7 +145,7 @@ def _load_bundle(
     manifest = read_manifest(folder)
     if verify:
         verify_bundle(folder, manifest)
-    entry = choose_artifact(manifest, format, precision, read_profile(folder))
+    entry = choose_artifact(manifest, format, precision, read_profile(folder), folder)
     return load_file(
         folder / entry.file,
         entry.format,
