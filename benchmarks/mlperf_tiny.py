@@ -13,14 +13,15 @@ image classification ``resnet8``, anomaly detection ``fc_autoencoder``):
    - VWW 96x96x3: digits resized bilinearly to 96x96, grey copied to 3 channels;
      2 classes: digit < 5 vs >= 5;
    - IC 32x32x3: digits resized bilinearly to 32x32, grey copied to 3 channels; 10 classes;
-   - AD 640: digits resized bilinearly to 32x20 and flattened; one-class protocol:
-     trained on digit 1 only (MSE), tested on held-out 1s (normal) and all other
-     digits (anomalous); the anomaly score is the reconstruction MSE.
+   - AD 640: digits resized bilinearly to 32x20 and flattened, written as an
+     ``anomaly:PATH`` npz (digit 1 normal, every other digit anomalous); one-class
+     protocol: trained on 1s only (MSE); the anomaly score is the reconstruction MSE.
 
    Classifiers go through ``edgeship.build.write_bundle`` (no pruning, PTQ only).
-   The AD model is a plain reconstruction model exported here with
-   ``edgeship.export`` until ``[model] task = "anomaly"`` lands; its eval.npz holds
-   the normal(0)/anomalous(1) labels. Epochs are small so the whole run takes minutes.
+   The AD model goes through ``edgeship build`` with ``task = "anomaly"``
+   (per-tensor int8 weights as the reference, BatchNorm folded, ROC AUC budget 0.02);
+   its eval.npz holds the normal(0)/anomalous(1) labels. Epochs are small so the
+   whole run takes minutes.
 2. **Sizes and parameters**: our int8 and float32 TFLite bytes against the
    reference files (``/work/shared/mlperf_tiny``, or ``$EDGESHIP_MLPERF_DIR``).
 3. **Quality**: top-1 (AUC for AD) of every artifact on the bundle's eval.npz,
@@ -115,19 +116,6 @@ def stand_in(task: Task, seed: int = 0) -> dict[str, np.ndarray]:
     """Train / val / test splits of digits in ``task``'s input shape (see the module doc)."""
     x8, y = _digits()
     rng = np.random.default_rng(seed)
-    if task.anomaly:
-        x = _resize(x8, (32, 20)).reshape(len(x8), 640)
-        normal = np.flatnonzero(y == 1)
-        rng.shuffle(normal)
-        n_test_normal = len(normal) // 4
-        test_normal, rest = normal[:n_test_normal], normal[n_test_normal:]
-        n_val = max(10, len(rest) // 8)
-        val, train = rest[:n_val], rest[n_val:]
-        anomalous = np.flatnonzero(y != 1)
-        test_anomalous = rng.choice(anomalous, size=4 * n_test_normal, replace=False)
-        test = np.concatenate([test_normal, test_anomalous])
-        y_test = np.concatenate([np.zeros(len(test_normal)), np.ones(len(test_anomalous))]).astype(np.int64)
-        return {"x_train": x[train], "x_val": x[val], "x_test": x[test], "y_test": y_test}
     h, w, c = task.shape
     x = _resize(x8, (h, w))
     if c == 3:
@@ -189,71 +177,38 @@ def build_classifier(task: Task, out: Path) -> dict[str, Any]:
 
 
 def build_autoencoder(task: Task, out: Path) -> dict[str, Any]:
-    """The AD model as a plain reconstruction model: trained with MSE on normal samples only, exported here."""
-    import hashlib
+    """The AD model through ``edgeship build`` with ``task = "anomaly"`` on an ``anomaly:PATH`` stand-in.
 
-    from edgeship import export, train
-    from edgeship._tf import tf_modules
-    from edgeship.metrics import roc_auc
+    The stand-in is digits resized to 32x20 and flattened to 640 values: digit 1 normal, every other
+    digit anomalous. The recipe is the shipped ``anomaly_digits.toml``'s: per-tensor int8 weights (as
+    the reference file), BatchNorm folded, ROC AUC budget 0.02, threshold at the 0.95 quantile.
+    """
+    from edgeship.build import build
+    from edgeship.recipe import Recipe
 
-    tf, keras = tf_modules()
-    d = stand_in(task)
-    keras.utils.set_random_seed(0)
-    model = train.create_model(task.arch, task.shape, 0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    x8, y = _digits()
+    data = out.parent / f"{task.key}.stand_in.npz"
+    np.savez_compressed(data, x=_resize(x8, (32, 20)).reshape(len(x8), 640), y=(y != 1).astype(np.int64))
+    recipe = Recipe.model_validate({
+        "name": f"mlperf-{task.key}", "seed": 0,
+        "data": {"dataset": f"anomaly:{data}"},
+        "model": {"arch": task.arch, "task": "anomaly"},
+        "train": {"epochs": task.epochs, "batch_size": 32},
+        "prune": {"enabled": False},
+        "quantize": {"calibration_samples": 200, "per_channel": False},
+        "budget": {"max_accuracy_drop": 0.02},
+        "anomaly": {"threshold_quantile": 0.95},
+        "export": {"measure_rss": False},
+    })
     t0 = time.perf_counter()
-    model.fit(d["x_train"], d["x_train"], validation_data=(d["x_val"], d["x_val"]), epochs=task.epochs,
-              batch_size=32, verbose=0)
-    train.recalibrate_batchnorm(model, d["x_train"])
-    train_s = time.perf_counter() - t0
-    recon = model.predict(d["x_test"], verbose=0)
-    auc = roc_auc(((recon - d["x_test"]) ** 2).mean(axis=1), d["y_test"])
-    calib = d["x_train"][:200]
-    with export.BundleWriter(out) as bundle:
-        files = {
-            ("tflite", "float32"): export.to_tflite(model, "float32"),
-            ("tflite", "int8"): export.to_tflite(model, "int8", calib),
-        }
-        onnx_f32 = export.to_onnx(model)
-        files[("onnx", "float32")] = onnx_f32
-        files[("onnx", "int8")] = export.quantize_onnx(onnx_f32, calib)
-        artifacts = []
-        for (fmt, prec), data in files.items():
-            name = f"model.{prec}.{fmt}"
-            bundle.write_bytes(name, data)
-            artifacts.append({"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                              "format": fmt, "precision": prec})
-        eval_path = bundle.path("eval.npz")
-        np.savez_compressed(eval_path, x=d["x_test"].astype(np.float32), y=d["y_test"])
-        bundle.write_manifest({
-            "name": f"mlperf-{task.key}",
-            "recipe": {"model": {"arch": task.arch, "task": "reconstruction"},
-                       "budget": {"enabled": True, "max_accuracy_drop": 0.02}},
-            "labels": ["normal", "anomalous"],
-            "dataset": {"name": f"digits stand-in: {task.stand_in}", "train": len(d["x_train"]),
-                        "val": len(d["x_val"]), "test": len(d["x_test"])},
-            "artifacts": artifacts,
-            "eval": {**export.file_entry(eval_path), "samples": len(d["x_test"])},
-        })
-    # The size gap to the reference int8 file: per-channel weight quantization of the Dense layers stores a
-    # scale and an int64 zero point per output channel (about 40 KB here); the reference quantizes them per tensor.
-    per_tensor = export.to_tflite(model, "int8", calib, per_channel=False)
-    per_tensor_auc = _tflite_auc(per_tensor, d["x_test"], d["y_test"])
-    return {"params": int(model.count_params()), "keras_auc": auc, "train_seconds": train_s, "epochs": task.epochs,
-            "int8_per_tensor_tflite": {"bytes": len(per_tensor), "auc": per_tensor_auc,
-                                       "note": "the same model's int8 TFLite with per-tensor weight scales "
-                                               "(export.to_tflite(per_channel=False)); not in the bundle"}}
+    build(recipe, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    from edgeship import train
 
-
-def _tflite_auc(data: bytes, x: np.ndarray, y: np.ndarray) -> float:
-    from edgeship.metrics import roc_auc
-    from edgeship.runtime._load import load_file
-
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp, "m.tflite")
-        p.write_bytes(data)
-        with load_file(p, "tflite") as m:
-            return roc_auc(((m.predict(x) - x) ** 2).mean(axis=1), y)
+    return {"params": int(train.create_model(task.arch, task.shape, 0).count_params()),
+            "keras_auc": manifest["anomaly"]["roc_auc"], "threshold": manifest["anomaly"]["threshold"],
+            "build_pipeline_seconds": time.perf_counter() - t0, "epochs": task.epochs,
+            "recipe": "task = anomaly, per-tensor int8 weights, BatchNorm folded (edgeship build)"}
 
 
 def build_all(work: Path, rebuild: bool, only: list[str] | None) -> dict[str, dict[str, Any]]:
@@ -504,7 +459,7 @@ def main() -> int:
         "settings": {"threads": 1, "rounds": args.rounds, "side_by_side_seconds": args.seconds,
                      "side_by_side_repeats": args.repeats,
                      "batch": 1, "epochs": {t.key: t.epochs for t in TASKS}, "prune": False,
-                     "quantization": "PTQ per-channel, 200 calibration samples; TFLite int8 I/O, ONNX QDQ u8/s8"},
+                     "quantization": "PTQ, 200 calibration samples, per-channel weights (AD: per-tensor, as the reference); TFLite int8 I/O, ONNX QDQ u8/s8; BatchNorm folded"},
         "tasks": {},
     }
     for task in TASKS:
