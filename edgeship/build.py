@@ -72,10 +72,13 @@ class _Decision:
     concerns: tuple[str, ...]
 
 
-def build(recipe: Recipe, out: str | Path) -> Path:
+def build(recipe: Recipe, out: str | Path, *,
+          on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> Path:
     """Run the whole pipeline and write the bundle to ``out`` atomically.
 
-    Returns the bundle folder. Raises ``EdgeshipError`` subclasses on bad input;
+    ``on_epoch(epoch, logs)`` is called after each training epoch with Keras'
+    logs (``val_accuracy``, ...); an exception it raises ends the build
+    (``edgeship search`` prunes hopeless trials this way). Returns the bundle folder. Raises ``EdgeshipError`` subclasses on bad input;
     on any failure no bundle (and no partial file) is left at ``out``.
     """
     from edgeship import train
@@ -96,7 +99,7 @@ def build(recipe: Recipe, out: str | Path) -> Path:
             say(f"  majority {base['majority']:.4f}, linear {base['linear']:.4f} (test split)")
         plan = _plan(recipe, len(ds.x_train))
         augment = train.make_augmenter(**recipe.data.augmentation.model_dump()) if _is_images(recipe) else None
-        trained = _train(run, ds, plan, augment)
+        trained = _train(run, ds, plan, augment, on_epoch)
         gate_chance("the trained float32 Keras model", trained.test_accuracy, len(ds.y_test), base, recipe)
         decision = _decision(recipe, ds, augment, trained)
         candidates = _Candidates(run, ds, plan, augment, trained, decision)
@@ -185,7 +188,7 @@ def _pretrained(recipe: Recipe, plan: Any) -> Callable[[Any], list[str]] | None:
     return load
 
 
-def _train(run: _Run, ds: Any, plan: Any, augment: Any) -> _Trained:
+def _train(run: _Run, ds: Any, plan: Any, augment: Any, on_epoch: Any = None) -> _Trained:
     from edgeship import train
 
     t = run.recipe.train
@@ -201,7 +204,7 @@ def _train(run: _Run, ds: Any, plan: Any, augment: Any) -> _Trained:
             strategy=t.strategy, mixed_precision=t.mixed_precision, augment=augment,
             checkpoint_path=run.work / "training" / "best.keras" if t.checkpoint else None,
             log_dir=run.work / "training" / "logs" if t.tensorboard else None,
-            pretrained=_pretrained(run.recipe, plan), head_epochs=plan.head_epochs,
+            pretrained=_pretrained(run.recipe, plan), head_epochs=plan.head_epochs, on_epoch=on_epoch,
         )
         trained = _Trained(model, len(history.get("loss", [])), train.accuracy(model, ds.x_test, ds.y_test),
                            train.accuracy(model, ds.x_val, ds.y_val))

@@ -9,7 +9,7 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomllib
 
@@ -330,13 +330,16 @@ class SearchConfig(_Section):
     Each key is a choice list (``arch = ["small_cnn", "mlp"]``) or, for the
     numeric ones, a range table (``learning_rate = {low = 1e-4, high = 1e-2,
     log = true}``). ``width`` is small_cnn's filter count, ``alpha``
-    mobilenet_v2's width multiplier, ``target_sparsity`` the pruning target.
+    mobilenet_v2's width multiplier, ``target_sparsity`` the pruning target,
+    ``input_size`` the side of the square input images (``images:`` datasets
+    only; it sets ``data.image_size = [s, s]``).
     ``build`` ignores this table.
     """
 
     arch: list[str] | None = Field(None, min_length=1)
     width: list[int] | None = Field(None, min_length=1)
     alpha: list[float] | None = Field(None, min_length=1)
+    input_size: list[Annotated[int, Field(ge=8, le=1024)]] | None = Field(None, min_length=1)
     epochs: list[int] | None = Field(None, min_length=1)
     learning_rate: SearchChoice | None = None
     dropout: SearchChoice | None = None
@@ -361,6 +364,14 @@ class Recipe(_Section):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+
+    @model_validator(mode="after")
+    def _input_size_needs_images(self) -> Recipe:
+        if self.search.input_size is not None and not self.data.dataset.startswith("images:"):
+            raise ValueError(f"search.input_size sets data.image_size, which only images:PATH datasets have; "
+                             f"received data.dataset = {self.data.dataset!r}. Remove search.input_size, or search "
+                             "an images:PATH dataset")
+        return self
 
     @model_validator(mode="after")
     def _budget_alias(self) -> Recipe:

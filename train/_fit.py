@@ -56,6 +56,17 @@ def _stage_epochs() -> Any:
     return StageEpochs()
 
 
+def _epoch_hook(fn: Callable[[int, dict[str, float]], None]) -> Any:
+    """A Keras callback handing each finished epoch's logs to ``fn``."""
+    _, keras = tf_modules()
+
+    class EpochHook(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            fn(epoch, {k: float(v) for k, v in (logs or {}).items()})
+
+    return EpochHook()
+
+
 def learning_rate_schedule(
     schedule: str, learning_rate: float, *, steps_per_epoch: int, epochs: int, decay_rate: float = 0.9
 ) -> Any:
@@ -134,6 +145,7 @@ def train_model(
     pretrained: Callable[[Any], list[str]] | None = None,
     head_epochs: int = 0,
     recalibrate: bool = True,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Build a classifier with ``build_fn`` and train it; returns ``(model, history)``.
 
@@ -153,6 +165,9 @@ def train_model(
             at ``learning_rate / 10``, the usual Keras transfer-learning recipe.
         recalibrate: Re-estimate BatchNorm statistics on ``x_train`` after training
             (:func:`~edgeship.train.recalibrate_batchnorm`).
+        on_epoch: Called after each epoch of the main training run with the 0-based epoch and
+            Keras' logs (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``); an exception it
+            raises ends training and propagates (``edgeship search`` prunes a trial this way).
 
     BatchNorm momentum follows the steps per epoch (:func:`~edgeship.train.set_batchnorm_momentum`).
     Early stopping watches ``val_loss`` from ``min_epochs`` on and restores the best
@@ -190,6 +205,8 @@ def train_model(
         with dist.scope():
             compile_classifier(model, schedule(final_lr))
         callbacks = _training_callbacks(patience, min_epochs, checkpoint_path, log_dir)
+        if on_epoch is not None:
+            callbacks.append(_epoch_hook(on_epoch))
         set_seed(seed)  # same RNG state at the first batch whatever building the model consumed
         hist = run(model, epochs, callbacks)
     finally:
