@@ -78,7 +78,12 @@ def build(recipe: Recipe, out: str | Path, *,
 
     ``on_epoch(epoch, logs)`` is called after each training epoch with Keras'
     logs (``val_accuracy``, ...); an exception it raises ends the build
-    (``edgeship search`` prunes hopeless trials this way). Returns the bundle folder. Raises ``EdgeshipError`` subclasses on bad input;
+    (``edgeship search`` prunes hopeless trials this way). Returns the bundle folder.
+
+    With ``train.strategy = "multi_worker"`` every worker of ``TF_CONFIG`` runs
+    this: they train together, then the chief goes on and writes the bundle
+    (its trained weights in ``training/trained.weights.h5``), and every other
+    worker returns ``OUT.worker-N`` holding only its ``trained.weights.h5``. Raises ``EdgeshipError`` subclasses on bad input;
     on any failure no bundle (and no partial file) is left at ``out``.
     """
     from edgeship import train
@@ -100,6 +105,11 @@ def build(recipe: Recipe, out: str | Path, *,
         plan = _plan(recipe, len(ds.x_train))
         augment = train.make_augmenter(**recipe.data.augmentation.model_dump()) if _is_images(recipe) else None
         trained = _train(run, ds, plan, augment, on_epoch)
+        if recipe.train.strategy == "multi_worker":
+            role = train.worker_role()
+            if not role.is_chief:  # the chief alone compresses and writes the bundle
+                return _worker_weights(trained.model, role.weights_folder(out))
+            _worker_weights(trained.model, run.work / "training")  # copied into the bundle's training/
         gate_chance("the trained float32 Keras model", trained.test_accuracy, len(ds.y_test), base, recipe)
         decision = _decision(recipe, ds, augment, trained)
         candidates = _Candidates(run, ds, plan, augment, trained, decision)
@@ -119,6 +129,14 @@ def build(recipe: Recipe, out: str | Path, *,
         shutil.rmtree(run.work, ignore_errors=True)
     say(f"bundle written: {out}")
     return out
+
+
+def _worker_weights(model: Any, folder: Path) -> Path:
+    """Multi-worker training: this worker's trained weights, ``folder/trained.weights.h5`` (all workers agree)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(folder / "trained.weights.h5"))
+    say(f"  multi-worker: trained weights -> {folder / 'trained.weights.h5'}")
+    return folder
 
 
 def load_data(recipe: Recipe) -> Any:

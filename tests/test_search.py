@@ -45,9 +45,13 @@ def recipe_file(tmp_path: Path) -> Path:
     return path
 
 
+#: The searched study's trials; the same file also holds the pruner's companion study "tiny-search.curves".
+STUDY_TRIALS = "(SELECT t.* FROM trials t JOIN studies s USING (study_id) WHERE s.study_name = 'tiny-search')"
+
+
 def _completed(db: Path) -> int:
     with sqlite3.connect(db) as con:
-        return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+        return con.execute(f"SELECT COUNT(*) FROM {STUDY_TRIALS} WHERE state = 'COMPLETE'").fetchone()[0]
 
 
 def test_search_table_rejects_unknown_keys_and_bad_ranges() -> None:
@@ -126,7 +130,7 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(recipe
     out = tmp_path / "out"
     assert main(["search", str(recipe_file), "--trials", "2", "--workers", "2", "--out", str(out), "-q"]) == 0
     with sqlite3.connect(out / "study.db") as con:
-        numbers = [n for (n,) in con.execute("SELECT number FROM trials WHERE state = 'COMPLETE'")]
+        numbers = [n for (n,) in con.execute(f"SELECT number FROM {STUDY_TRIALS} WHERE state = 'COMPLETE'")]
     assert len(numbers) >= 2 and len(set(numbers)) == len(numbers)  # a trial in flight may finish past the count
     assert sorted(p.name for p in (out / "trials").iterdir()) == [f"trial-{n:04d}" for n in sorted(numbers)]
     rows = list(csv.DictReader((out / "trials.csv").open(encoding="utf-8")))
@@ -152,7 +156,7 @@ def test_kill_9_mid_trial_marks_it_failed_and_a_resume_reaches_the_count(
         if (out / "study.db").exists():
             with sqlite3.connect(out / "study.db", timeout=30) as con:
                 if con.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'trials'").fetchone()[0] and \
-                        con.execute("SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0]:
+                        con.execute(f"SELECT COUNT(*) FROM {STUDY_TRIALS} WHERE state = 'RUNNING'").fetchone()[0]:
                     break
         time.sleep(0.2)
     time.sleep(1)  # past the trial's first heartbeat, well before its build ends
@@ -163,7 +167,7 @@ def test_kill_9_mid_trial_marks_it_failed_and_a_resume_reaches_the_count(
     time.sleep(2)
     search_mod.search(Recipe.from_toml(recipe_file), out, trials=2)
     with sqlite3.connect(out / "study.db") as con:
-        states = [s for (s,) in con.execute("SELECT state FROM trials ORDER BY number")]
+        states = [s for (s,) in con.execute(f"SELECT state FROM {STUDY_TRIALS} ORDER BY number")]
     assert states.count("COMPLETE") == 2 and states[0] == "FAIL", states
 
 

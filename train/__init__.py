@@ -3,6 +3,9 @@
 from ._baselines import baselines as baselines
 from ._batchnorm import recalibrate_batchnorm as recalibrate_batchnorm
 from ._batchnorm import set_batchnorm_momentum as set_batchnorm_momentum
+from ._cluster import WorkerRole as WorkerRole
+from ._cluster import local_cluster as local_cluster
+from ._cluster import worker_role as worker_role
 from ._datasets import Dataset as Dataset
 from ._datasets import list_datasets as list_datasets
 from ._datasets import load_dataset as load_dataset
@@ -37,6 +40,7 @@ __all__ = [
     "Dataset",
     "ModelInfo",
     "TrainingPlan",
+    "WorkerRole",
     "accuracy",
     "baselines",
     "classification_report",
@@ -51,6 +55,7 @@ __all__ = [
     "list_models",
     "load_pretrained",
     "load_dataset",
+    "local_cluster",
     "macro_f1",
     "make_augmenter",
     "mixed_precision_policy",
@@ -66,4 +71,5 @@ __all__ = [
     "strategy_plan",
     "text_model",
     "train_model",
+    "worker_role",
 ]

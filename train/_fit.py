@@ -174,10 +174,10 @@ def train_model(
     weights. The returned model is float32, built outside any strategy scope, and compiled.
     """
     tf, keras = tf_modules()
+    dist = select_strategy(strategy)  # first: a multi-worker strategy must exist before devices are listed
     set_seed(seed)
     gpus, _ = visible_devices()
     policy = mixed_precision_policy(mixed_precision, len(gpus))
-    dist = select_strategy(strategy)
     default_strategy = dist is tf.distribute.get_strategy()
     steps = max(1, math.ceil(len(x_train) / batch_size))
     keras.mixed_precision.set_global_policy(policy)
@@ -209,6 +209,12 @@ def train_model(
             callbacks.append(_epoch_hook(on_epoch))
         set_seed(seed)  # same RNG state at the first batch whatever building the model consumed
         hist = run(model, epochs, callbacks)
+    except tf.errors.OpError as exc:
+        if strategy != "multi_worker":
+            raise
+        from ._cluster import cluster_failure, worker_role
+
+        raise cluster_failure(exc, worker_role()) from None  # a peer died or timed out: typed, not a hang
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if not default_strategy or policy != "float32":
