@@ -39,6 +39,10 @@ from edgeship.variants import CompressData
 __all__ = ["ShipData", "build", "calibration_sample", "export_saved_model", "gate_chance", "load_data", "write_bundle"]
 
 
+#: A streamed image folder's artifacts are verified on at most this many test images (a seeded sample).
+STREAMED_EVAL_SAMPLES = 500
+
+
 @dataclasses.dataclass
 class _Run:
     """One build: the recipe, where it goes, its scratch folder and the stage timings."""
@@ -147,18 +151,20 @@ def load_data(recipe: Recipe) -> Any:
     ds = train.load_dataset(
         d.dataset, seed=recipe.seed, test_fraction=d.test_fraction, val_fraction=d.val_fraction,
         image_size=tuple(d.image_size), color_mode=d.color_mode, rescale=d.rescale,
+        stream=d.stream, stream_above_mb=d.stream_above_mb, cache_dir=d.cache_dir,
         text_column=d.text_column, label_column=d.label_column,
         sequence_length=d.sequence_length, vocab_size=d.vocab_size,
     )
     say(f"  {ds.name}: {len(ds.x_train)} train / {len(ds.x_val)} val / {len(ds.x_test)} test, "
-        f"input {ds.input_shape}, {ds.num_classes} classes")
+        f"input {ds.input_shape}, {ds.num_classes} classes"
+        + ("; train and test streamed from disk (tf.data)" if ds.extras.get("streamed") else ""))
     return ds
 
 
 def calibration_sample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
     """``n`` rows of ``x`` (all when fewer), drawn without replacement with ``seed``."""
     rng = np.random.default_rng(seed)
-    return x[rng.choice(len(x), min(n, len(x)), replace=False)]
+    return np.asarray(x[rng.choice(len(x), min(n, len(x)), replace=False)])  # decodes only these rows when streamed
 
 
 def _is_images(recipe: Recipe) -> bool:
@@ -362,8 +368,16 @@ def _ship(run: _Run, ds: Any, plan: Any, trained: _Trained, decision: _Decision,
     evaluation = train.evaluate(candidate.model, ds.x_test, ds.y_test, ds.labels)
     say(f"  keras reference accuracy {evaluation['accuracy']:.4f}, macro F1 {evaluation['macro']['f1']:.4f}"
         + ("; kernel sparsity " + ", ".join(f"{k} {v:.0%}" for k, v in sparsity.items()) if sparsity else ""))
+    x_eval, y_eval, reference = ds.x_test, ds.y_test, trained.test_accuracy
+    if ds.extras.get("streamed") and len(ds.y_test) > STREAMED_EVAL_SAMPLES:
+        # Artifacts are verified on a seeded sample of the streamed test split (eval.npz holds it); the Keras
+        # model's test accuracy and evaluation above cover the whole split.
+        pick = np.sort(np.random.default_rng(recipe.seed).choice(len(ds.y_test), STREAMED_EVAL_SAMPLES, replace=False))
+        x_eval, y_eval = np.asarray(ds.x_test[pick]), ds.y_test[pick]
+        reference = train.accuracy(trained.model, x_eval, y_eval)
+        say(f"  artifacts verified on {STREAMED_EVAL_SAMPLES} of the {len(ds.y_test)} streamed test images")
     data = ShipData(calibration_sample(ds.x_train, recipe.quantize.calibration_samples, recipe.seed),
-                    ds.x_test, ds.y_test, ds.labels, ds.preprocessing, trained.test_accuracy)
+                    np.asarray(x_eval), y_eval, ds.labels, ds.preprocessing, reference)
     compress_data = CompressData(
         ds.x_train, ds.y_train, ds.x_val, ds.y_val, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
         seed=recipe.seed, pruned=bool(sparsity), sparsity=sparsity, schedule=candidate.schedule,

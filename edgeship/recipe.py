@@ -52,6 +52,12 @@ class DataConfig(_Section):
     ``image_size`` / ``color_mode`` / ``rescale`` / ``augmentation`` apply to
     images; ``text_column`` / ``label_column`` / ``sequence_length`` /
     ``vocab_size`` to text.
+
+    ``stream`` (images): ``"auto"`` keeps a folder in memory unless its decoded
+    float32 images would take more than ``stream_above_mb`` MiB, then streams
+    the train and test splits from disk with ``tf.data``; ``"always"`` /
+    ``"never"`` force it. ``cache_dir``: a streamed training split caches its
+    decoded images in a file there (one per folder listing, size and split).
     """
 
     dataset: str = "digits"
@@ -61,6 +67,9 @@ class DataConfig(_Section):
     color_mode: Literal["rgb", "grayscale"] = "rgb"
     rescale: float = Field(1.0 / 255.0, gt=0.0)
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    stream: Literal["auto", "always", "never"] = "auto"
+    stream_above_mb: float = Field(512.0, gt=0.0)
+    cache_dir: str | None = Field(None, min_length=1)
     text_column: str = Field("text", min_length=1)
     label_column: str = Field("label", min_length=1)
     sequence_length: int = Field(64, ge=1, le=4096)

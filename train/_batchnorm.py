@@ -99,7 +99,8 @@ def recalibrate_batchnorm(model: Any, x: np.ndarray, *, batch_size: int = 256, s
         count = 0
         for i in range(0, len(x), batch_size):
             # Eager calls, not predict(): a new probe per layer would retrace predict's tf.function each time.
-            feats = np.asarray(probe(tf.constant(x[i : i + batch_size]), training=False), dtype=np.float64)
+            feats = np.asarray(probe(tf.constant(np.asarray(x[i : i + batch_size])), training=False),
+                               dtype=np.float64)
             ax = [a % feats.ndim for a in axes]
             reduce = tuple(d for d in range(feats.ndim) if d not in ax)
             s1, s2 = feats.sum(axis=reduce), np.square(feats).sum(axis=reduce)

@@ -317,13 +317,21 @@ def fine_tune(
     """
     from edgeship import _progress
 
+    from ._stream import is_lazy
+
     verbosity = keras_verbosity() if verbose is None else verbose
     callbacks = list(callbacks or [])
     if verbosity == 0 and _progress.in_stage():
         callbacks.append(_stage_epochs())  # epochs fold into the stage's line; reads logs, changes nothing
+    validation = x_val.dataset(y_val, batch_size=batch_size) if is_lazy(x_val) else (x_val, y_val)
+    if is_lazy(x_train):  # an image folder streamed from disk (train._stream): tf.data decodes it batch by batch
+        batches = x_train.dataset(y_train, batch_size=batch_size, shuffle=True, seed=seed, augment=augment)
+        history = model.fit(batches, validation_data=validation, epochs=epochs, callbacks=callbacks,
+                            verbose=verbosity)
+        return _history(history)
     if augment is None:
         history = model.fit(
-            x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size, shuffle=True,
+            x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size, shuffle=True,
             callbacks=callbacks, verbose=verbosity,
         )
         return _history(history)
@@ -335,7 +343,7 @@ def fine_tune(
         .map(augment, num_parallel_calls=1)  # one call: augmentation stays seeded
         .prefetch(2)
     )
-    history = model.fit(batches, validation_data=(x_val, y_val), epochs=epochs, callbacks=callbacks,
+    history = model.fit(batches, validation_data=validation, epochs=epochs, callbacks=callbacks,
                         verbose=verbosity)
     return _history(history)
 
@@ -352,8 +360,10 @@ def accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     tf.function (and TF would log a retracing warning for it).
     """
 
+    from ._stream import chunks
+
     tf, _ = tf_modules()
     probs = np.concatenate(
-        [np.asarray(model(tf.constant(x[i : i + 256]), training=False)) for i in range(0, len(x), 256)]
+        [np.asarray(model(tf.constant(part), training=False)) for part in chunks(x, 256)]
     ) if len(x) else np.zeros((0, 1))
     return top1_accuracy(probs.reshape(len(x), -1), y)
