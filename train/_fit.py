@@ -325,9 +325,11 @@ def fine_tune(
         callbacks.append(_stage_epochs())  # epochs fold into the stage's line; reads logs, changes nothing
     validation = x_val.dataset(y_val, batch_size=batch_size) if is_lazy(x_val) else (x_val, y_val)
     if is_lazy(x_train):  # an image folder streamed from disk (train._stream): tf.data decodes it batch by batch
+        from ._stream import _read_errors
+
         batches = x_train.dataset(y_train, batch_size=batch_size, shuffle=True, seed=seed, augment=augment)
-        history = model.fit(batches, validation_data=validation, epochs=epochs, callbacks=callbacks,
-                            verbose=verbosity)
+        history = _read_errors(lambda: model.fit(batches, validation_data=validation, epochs=epochs,
+                                                 callbacks=callbacks, verbose=verbosity), x_train.paths)
         return _history(history)
     if augment is None:
         history = model.fit(

@@ -137,18 +137,33 @@ class ImageFiles:
         return str(folder / f"edgeship-images-{digest.hexdigest()[:16]}")
 
 
-def _read_errors(fn: Callable[[], np.ndarray], paths: np.ndarray) -> np.ndarray:
+def _read_errors(fn: Callable[[], Any], paths: np.ndarray) -> Any:
+    """``fn()``; a TensorFlow decode error becomes a ``DataError`` naming the first unreadable file of ``paths``."""
     from edgeship._tf import tf_modules
-    from edgeship.errors import DataError
 
     tf, _ = tf_modules()
     try:
         return fn()
-    except tf.errors.OpError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise DataError(f"Cannot decode an image among {len(paths)} file(s) from {Path(paths[0]).parent}. "
-                        f"Received: {type(exc).__name__}: {first}. Remove or replace the file "
-                        "(supported: BMP, GIF, JPEG, PNG).") from None
+    except tf.errors.InvalidArgumentError as exc:
+        raise unreadable(paths, exc) from None
+
+
+def unreadable(paths: np.ndarray, exc: Exception) -> Exception:
+    """The ``DataError`` for a decode failure: files are decoded one by one (only now) to name the culprit."""
+    from edgeship._tf import tf_modules
+    from edgeship.errors import DataError
+
+    tf, _ = tf_modules()
+    for path in paths:
+        try:
+            tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
+        except tf.errors.OpError as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            return DataError(f"Cannot read image {path}. Received: {type(err).__name__}: {first}. "
+                             "Remove or replace the file (supported: BMP, GIF, JPEG, PNG).")
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return DataError(f"Expected every image of the streamed folder to decode. Received: {type(exc).__name__}: "
+                     f"{first}. Fix the file named in TensorFlow's message, or set data.stream = \"never\".")
 
 
 def is_lazy(x: Any) -> bool:
