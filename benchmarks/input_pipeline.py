@@ -8,7 +8,7 @@
    ``N`` images per folder for each ``--sizes`` entry, under ``--root`` (kept
    and reused on later runs; nothing downloads).
 2. Peak RSS: for each folder, one fresh process runs a one-epoch
-   ``edgeship build`` (small_cnn, ``image_size = [96, 96]``, pruning off, int8
+   ``edgeship build`` (small_cnn width 16, ``image_size = [96, 96]``, pruning off, int8
    TFLite only) with ``data.stream = "always"`` and reports its own
    ``ru_maxrss``; the same for the smallest folder in memory (``"never"``) for
    reference. The bar (issue 15): when the folder grows 4x, the streamed
@@ -16,7 +16,7 @@
    float32 size (``(8000 - 2000) * 96 * 96 * 3 * 4`` bytes).
 3. Training speed: in one fresh process per pipeline, the smallest folder's
    training split is trained with ``edgeship.train.fine_tune`` (small_cnn,
-   batch 32, 4 epochs) from memory (decoded arrays), streamed, and streamed
+   width 16, batch 32, 4 epochs) from memory (decoded arrays), streamed, and streamed
    with ``data.cache_dir``; steps/s is timed from the end of epoch 1 to the end
    of epoch 4 (``build``'s own pipeline, startup and tracing excluded). The bar:
    streamed steps/s at least 90% of in-memory.
@@ -81,6 +81,7 @@ def recipe(folder: Path, stream: str, epochs: int) -> Any:
         "name": f"input-pipeline-{stream}",
         "data": {"dataset": f"images:{folder}", "image_size": [SIDE, SIDE], "stream": stream,
                  "augmentation": {"horizontal_flip": False, "rotation": 0.0, "zoom": 0.0}},
+        "model": {"arch": "small_cnn", "width": 16},
         "train": {"epochs": epochs, "batch_size": 32, "min_epochs": 0},
         "prune": {"enabled": False},
         "quantize": {"tflite": ["int8"]},
