@@ -79,8 +79,11 @@ class ImageFiles:
         channels, scale = self.channels, self.rescale
 
         def load(path: Any) -> Any:
-            img = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
-            img = tf.image.resize(tf.cast(img, tf.float32), (h, w), method="bilinear", antialias=True)
+            img = tf.cast(tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False),
+                          tf.float32)
+            same = tf.reduce_all(tf.equal(tf.shape(img)[:2], [h, w]))  # files already at the size: no resampling
+            img = tf.cond(same, lambda: img,
+                          lambda: tf.image.resize(img, (h, w), method="bilinear", antialias=True))
             return tf.ensure_shape(img * scale, (h, w, channels))
 
         return load
