@@ -7,11 +7,12 @@ indexing with a slice or an index array gives another lazy view, and only
 split in chunks (evaluation, BatchNorm re-estimation, calibration samples)
 holds one chunk at a time. :meth:`ImageFiles.dataset` is the training
 pipeline: file names shuffled (cheap), decode and resize in parallel
-(``tf.io.decode_image`` + ``tf.image.resize`` bilinear with antialias), an
-optional cache of the decoded images in a file (``data.cache_dir``; a new
+(``tf.io.decode_image`` + ``tf.image.resize`` bilinear with antialias, rounded
+back to 8 bits as Pillow does; no resampling for files already at the size), an
+optional cache of the decoded 8-bit images in a file (``data.cache_dir``; a new
 file per folder listing, size and split, so a changed folder never reads a
 stale cache, and then a bounded shuffle buffer), batch, augmentation on the
-training branch only, prefetch.
+training branch only, ``* rescale`` per batch, prefetch.
 """
 
 from __future__ import annotations
@@ -76,17 +77,26 @@ class ImageFiles:
 
         tf, _ = tf_modules()
         h, w = self.size
-        channels, scale = self.channels, self.rescale
+        channels = self.channels
 
         def load(path: Any) -> Any:
-            img = tf.cast(tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False),
-                          tf.float32)
+            img = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+
+            def resized() -> Any:  # back to 8 bits, as Pillow's resize of an 8-bit image
+                out = tf.image.resize(tf.cast(img, tf.float32), (h, w), method="bilinear", antialias=True)
+                return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+
             same = tf.reduce_all(tf.equal(tf.shape(img)[:2], [h, w]))  # files already at the size: no resampling
-            img = tf.cond(same, lambda: img,
-                          lambda: tf.image.resize(img, (h, w), method="bilinear", antialias=True))
-            return tf.ensure_shape(img * scale, (h, w, channels))
+            return tf.ensure_shape(tf.cond(same, lambda: tf.cast(img, tf.uint8), resized), (h, w, channels))
 
         return load
+
+    def _scale(self, x: Any) -> Any:
+        """uint8 batch -> float32 model input (``* rescale``), after the cache: the cache holds 8-bit pixels."""
+        from edgeship._tf import tf_modules
+
+        tf, _ = tf_modules()
+        return tf.cast(x, tf.float32) * self.rescale
 
     def _decode(self, paths: np.ndarray) -> np.ndarray:
         from edgeship._tf import tf_modules
@@ -95,7 +105,7 @@ class ImageFiles:
         if len(paths) == 0:
             return np.zeros((0, *self.shape[1:]), dtype=np.float32)
         pipe = tf.data.Dataset.from_tensor_slices(paths).map(self._loader(), num_parallel_calls=tf.data.AUTOTUNE,
-                                                             deterministic=True).batch(len(paths))
+                                                             deterministic=True).batch(len(paths)).map(self._scale)
         return _read_errors(lambda: np.asarray(next(iter(pipe)), dtype=np.float32), paths)
 
     def dataset(self, y: np.ndarray | None, *, batch_size: int, shuffle: bool = False, seed: int = 0,
@@ -126,6 +136,7 @@ class ImageFiles:
             ds = ds.cache(cache)
             ds = ds.shuffle(min(SHUFFLE_BUFFER, len(self)), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size)
+        ds = ds.map(self._scale) if y is None else ds.map(lambda x, label: (self._scale(x), label))
         if augment is not None and shuffle and y is not None:
             ds = ds.map(augment, num_parallel_calls=1)  # one call: augmentation stays seeded
         return ds.prefetch(auto)
