@@ -9,6 +9,7 @@ from .errors import AccuracyBudgetError as AccuracyBudgetError
 from .errors import BuildError as BuildError
 from .errors import BundleError as BundleError
 from .errors import ChanceLevelError as ChanceLevelError
+from .errors import ClusterError as ClusterError
 from .errors import DataError as DataError
 from .errors import EdgeshipError as EdgeshipError
 from .errors import MissingExtraError as MissingExtraError
@@ -24,6 +25,7 @@ __all__ = [
     "BuildError",
     "BundleError",
     "ChanceLevelError",
+    "ClusterError",
     "DataError",
     "EdgeshipError",
     "MissingExtraError",

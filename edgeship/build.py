@@ -43,6 +43,10 @@ from edgeship.variants import CompressData
 __all__ = ["ShipData", "build", "calibration_sample", "export_saved_model", "gate_chance", "load_data", "write_bundle"]
 
 
+#: A streamed image folder's artifacts are verified on at most this many test images (a seeded sample).
+STREAMED_EVAL_SAMPLES = 500
+
+
 @dataclasses.dataclass
 class _Run:
     """One build: the recipe, where it goes, its scratch folder and the stage timings."""
@@ -80,10 +84,18 @@ class _Decision:
     prune_skipped: str | None
 
 
-def build(recipe: Recipe, out: str | Path) -> Path:
+def build(recipe: Recipe, out: str | Path, *,
+          on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> Path:
     """Run the whole pipeline and write the bundle to ``out`` atomically.
 
-    Returns the bundle folder. Raises ``EdgeshipError`` subclasses on bad input;
+    ``on_epoch(epoch, logs)`` is called after each training epoch with Keras'
+    logs (``val_accuracy``, ...); an exception it raises ends the build
+    (``edgeship search`` prunes hopeless trials this way). Returns the bundle folder.
+
+    With ``train.strategy = "multi_worker"`` every worker of ``TF_CONFIG`` runs
+    this: they train together, then the chief goes on and writes the bundle
+    (its trained weights in ``training/trained.weights.h5``), and every other
+    worker returns ``OUT.worker-N`` holding only its ``trained.weights.h5``. Raises ``EdgeshipError`` subclasses on bad input;
     on any failure no bundle (and no partial file) is left at ``out``.
     """
     from edgeship import train
@@ -109,7 +121,12 @@ def build(recipe: Recipe, out: str | Path) -> Path:
             say(f"  majority {base['majority']:.4f}, linear {base['linear']:.4f} (test split)")
         plan = _plan(recipe, len(ds.x_train))
         augment = train.make_augmenter(**recipe.data.augmentation.model_dump()) if _is_images(recipe) else None
-        trained = _train(run, ds, plan, augment)
+        trained = _train(run, ds, plan, augment, on_epoch)
+        if recipe.train.strategy == "multi_worker":
+            role = train.worker_role()
+            if not role.is_chief:  # the chief alone compresses and writes the bundle
+                return _worker_weights(trained.model, role.weights_folder(out))
+            _worker_weights(trained.model, run.work / "training")  # copied into the bundle's training/
         gate_chance("the trained float32 Keras model", trained.test_accuracy, len(ds.y_test), base, recipe)
         decision = _decision(recipe, ds, augment, trained)
         candidates = _Candidates(run, ds, plan, augment, trained, decision)
@@ -135,6 +152,14 @@ def _finish_build(run: _Run, out: Path) -> Path:
     return out
 
 
+def _worker_weights(model: Any, folder: Path) -> Path:
+    """Multi-worker training: this worker's trained weights, ``folder/trained.weights.h5`` (all workers agree)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(folder / "trained.weights.h5"))
+    say(f"  multi-worker: trained weights -> {folder / 'trained.weights.h5'}")
+    return folder
+
+
 def load_data(recipe: Recipe) -> Any:
     """The recipe's dataset, split as every command that reads this recipe splits it."""
     from edgeship import train
@@ -152,18 +177,20 @@ def load_data(recipe: Recipe) -> Any:
     ds = train.load_dataset(
         d.dataset, seed=recipe.seed, test_fraction=d.test_fraction, val_fraction=d.val_fraction,
         image_size=tuple(d.image_size), color_mode=d.color_mode, rescale=d.rescale,
+        stream=d.stream, stream_above_mb=d.stream_above_mb, cache_dir=d.cache_dir,
         text_column=d.text_column, label_column=d.label_column,
         sequence_length=d.sequence_length, vocab_size=d.vocab_size,
     )
     say(f"  {ds.name}: {len(ds.x_train)} train / {len(ds.x_val)} val / {len(ds.x_test)} test, "
-        f"input {ds.input_shape}, {ds.num_classes} classes")
+        f"input {ds.input_shape}, {ds.num_classes} classes"
+        + ("; train and test streamed from disk (tf.data)" if ds.extras.get("streamed") else ""))
     return ds
 
 
 def calibration_sample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
     """``n`` rows of ``x`` (all when fewer), drawn without replacement with ``seed``."""
     rng = np.random.default_rng(seed)
-    return x[rng.choice(len(x), min(n, len(x)), replace=False)]
+    return np.asarray(x[rng.choice(len(x), min(n, len(x)), replace=False)])  # decodes only these rows when streamed
 
 
 def _is_images(recipe: Recipe) -> bool:
@@ -211,7 +238,7 @@ def _pretrained(recipe: Recipe, plan: Any) -> Callable[[Any], list[str]] | None:
     return load
 
 
-def _train(run: _Run, ds: Any, plan: Any, augment: Any) -> _Trained:
+def _train(run: _Run, ds: Any, plan: Any, augment: Any, on_epoch: Any = None) -> _Trained:
     from edgeship import train
 
     t = run.recipe.train
@@ -227,7 +254,7 @@ def _train(run: _Run, ds: Any, plan: Any, augment: Any) -> _Trained:
             strategy=t.strategy, mixed_precision=t.mixed_precision, augment=augment,
             checkpoint_path=run.work / "training" / "best.keras" if t.checkpoint else None,
             log_dir=run.work / "training" / "logs" if t.tensorboard else None,
-            pretrained=_pretrained(run.recipe, plan), head_epochs=plan.head_epochs,
+            pretrained=_pretrained(run.recipe, plan), head_epochs=plan.head_epochs, on_epoch=on_epoch,
         )
         trained = _Trained(model, len(history.get("loss", [])), train.accuracy(model, ds.x_test, ds.y_test),
                            train.accuracy(model, ds.x_val, ds.y_val))
@@ -375,8 +402,16 @@ def _ship(run: _Run, ds: Any, plan: Any, trained: _Trained, decision: _Decision,
     evaluation = train.evaluate(candidate.model, ds.x_test, ds.y_test, ds.labels)
     say(f"  keras reference accuracy {evaluation['accuracy']:.4f}, macro F1 {evaluation['macro']['f1']:.4f}"
         + ("; kernel sparsity " + ", ".join(f"{k} {v:.0%}" for k, v in sparsity.items()) if sparsity else ""))
+    x_eval, y_eval, reference = ds.x_test, ds.y_test, trained.test_accuracy
+    if ds.extras.get("streamed") and len(ds.y_test) > STREAMED_EVAL_SAMPLES:
+        # Artifacts are verified on a seeded sample of the streamed test split (eval.npz holds it); the Keras
+        # model's test accuracy and evaluation above cover the whole split.
+        pick = np.sort(np.random.default_rng(recipe.seed).choice(len(ds.y_test), STREAMED_EVAL_SAMPLES, replace=False))
+        x_eval, y_eval = np.asarray(ds.x_test[pick]), ds.y_test[pick]
+        reference = train.accuracy(trained.model, x_eval, y_eval)
+        say(f"  artifacts verified on {STREAMED_EVAL_SAMPLES} of the {len(ds.y_test)} streamed test images")
     data = ShipData(calibration_sample(ds.x_train, recipe.quantize.calibration_samples, recipe.seed),
-                    ds.x_test, ds.y_test, ds.labels, ds.preprocessing, trained.test_accuracy)
+                    np.asarray(x_eval), y_eval, ds.labels, ds.preprocessing, reference)
     compress_data = CompressData(
         ds.x_train, ds.y_train, ds.x_val, ds.y_val, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
         seed=recipe.seed, pruned=bool(sparsity), sparsity=sparsity, schedule=candidate.schedule,

@@ -45,6 +45,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from edgeship.build import build
 
     bundle = build(recipe, out)
+    if not (bundle / "manifest.json").is_file():  # a non-chief multi-worker: the chief writes the bundle
+        print(f"worker weights: {bundle.absolute()} (the chief writes the bundle)")
+        return 0
     print(f"bundle: {bundle.absolute()}")
     if args.progress != "quiet":
         print(f"report: {(bundle / 'report.md').absolute()}")

@@ -58,3 +58,7 @@ class ChanceLevelError(BuildError):
 
 class SearchError(EdgeshipError):
     """``edgeship search`` found no trial that meets every constraint, or cannot measure a trial."""
+
+
+class ClusterError(BuildError):
+    """Multi-worker training (``train.strategy = "multi_worker"``): ``TF_CONFIG`` is unusable, or a worker died."""

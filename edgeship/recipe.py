@@ -9,7 +9,7 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomllib
 
@@ -55,6 +55,12 @@ class DataConfig(_Section):
     ``image_size`` / ``color_mode`` / ``rescale`` / ``augmentation`` apply to
     images; ``text_column`` / ``label_column`` / ``sequence_length`` /
     ``vocab_size`` to text (``label_column`` also to an anomaly CSV).
+
+    ``stream`` (images): ``"auto"`` keeps a folder in memory unless its decoded
+    float32 images would take more than ``stream_above_mb`` MiB, then streams
+    the train and test splits from disk with ``tf.data``; ``"always"`` /
+    ``"never"`` force it. ``cache_dir``: a streamed training split caches its
+    decoded images in a file there (one per folder listing, size and split).
     """
 
     dataset: str = "digits"
@@ -64,6 +70,9 @@ class DataConfig(_Section):
     color_mode: Literal["rgb", "grayscale"] = "rgb"
     rescale: float = Field(1.0 / 255.0, gt=0.0)
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    stream: Literal["auto", "always", "never"] = "auto"
+    stream_above_mb: float = Field(512.0, gt=0.0)
+    cache_dir: str | None = Field(None, min_length=1)
     text_column: str = Field("text", min_length=1)
     label_column: str = Field("label", min_length=1)
     sequence_length: int = Field(64, ge=1, le=4096)
@@ -363,13 +372,16 @@ class SearchConfig(_Section):
     Each key is a choice list (``arch = ["small_cnn", "mlp"]``) or, for the
     numeric ones, a range table (``learning_rate = {low = 1e-4, high = 1e-2,
     log = true}``). ``width`` is small_cnn's filter count, ``alpha``
-    mobilenet_v2's width multiplier, ``target_sparsity`` the pruning target.
+    mobilenet_v2's width multiplier, ``target_sparsity`` the pruning target,
+    ``input_size`` the side of the square input images (``images:`` datasets
+    only; it sets ``data.image_size = [s, s]``).
     ``build`` ignores this table.
     """
 
     arch: list[str] | None = Field(None, min_length=1)
     width: list[int] | None = Field(None, min_length=1)
     alpha: list[float] | None = Field(None, min_length=1)
+    input_size: list[Annotated[int, Field(ge=8, le=1024)]] | None = Field(None, min_length=1)
     epochs: list[int] | None = Field(None, min_length=1)
     learning_rate: SearchChoice | None = None
     dropout: SearchChoice | None = None
@@ -395,6 +407,14 @@ class Recipe(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+
+    @model_validator(mode="after")
+    def _input_size_needs_images(self) -> Recipe:
+        if self.search.input_size is not None and not self.data.dataset.startswith("images:"):
+            raise ValueError(f"search.input_size sets data.image_size, which only images:PATH datasets have; "
+                             f"received data.dataset = {self.data.dataset!r}. Remove search.input_size, or search "
+                             "an images:PATH dataset")
+        return self
 
     @model_validator(mode="after")
     def _budget_alias(self) -> Recipe:

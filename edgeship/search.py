@@ -9,6 +9,15 @@ accuracy, minimize latency (ms). The device limits go through Optuna's
 constraint support (``Trial.set_constraint``, value <= 0 is feasible). The study lives in SQLite
 (``sqlite:///OUT/study.db``) by default, so the same command resumes it up to
 the requested number of completed trials.
+
+Hopeless trials are pruned on their per-epoch validation accuracy by Optuna's
+``MedianPruner``: after ``PRUNER_WARMUP_EPOCHS`` epochs, a trial whose best
+validation accuracy so far is below the median of the completed trials' at the
+same epoch stops (state ``PRUNED``, with ``pruned_at_epoch`` in trials.csv).
+Optuna's pruners judge single-objective studies only (``Trial.report`` raises
+``NotImplementedError`` in a multi-objective one), so each trial's curve is
+reported to a companion trial in the single-objective study ``<name>.curves``
+in the same storage; workers sharing the study share the curves too.
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ __all__ = ["Limits", "SearchResult", "search", "trial_recipe"]
 #: Where each searched key lives in the recipe.
 _SECTION = {"arch": "model", "width": "model", "alpha": "model", "epochs": "train",
             "learning_rate": "train", "dropout": "train", "target_sparsity": "prune"}
+
+#: MedianPruner settings: no pruning until this many trials completed, nor before this many epochs ran.
+PRUNER_STARTUP_TRIALS = 3
+PRUNER_WARMUP_EPOCHS = 1
 
 
 #: A running trial writes a heartbeat this often; one silent for GRACE_SECONDS (its process was killed)
@@ -72,7 +85,10 @@ def trial_recipe(recipe: Recipe, params: dict[str, Any]) -> Recipe:
     """``recipe`` with the sampled ``params`` applied and ``[search]`` cleared (validated like any recipe)."""
     data = recipe.to_dict()
     for key, value in params.items():
-        data[_SECTION[key]][key] = value
+        if key == "input_size":  # square images; the images: loader resizes to it
+            data["data"]["image_size"] = [int(value), int(value)]
+        else:
+            data[_SECTION[key]][key] = value
     if "target_sparsity" in params:
         data["prune"]["enabled"] = True
     data["search"] = {}
@@ -115,30 +131,70 @@ def measure(bundle: Path) -> dict[str, float]:
 class _Objective:
     """One trial: sample, build into OUT/trials/trial-NNNN, measure, record the constraints."""
 
-    def __init__(self, recipe: Recipe, out: Path, limits: Limits) -> None:
-        self.recipe, self.out, self.limits = recipe, out, limits
+    def __init__(self, recipe: Recipe, out: Path, limits: Limits, curves: Any) -> None:
+        self.recipe, self.out, self.limits, self.curves = recipe, out, limits, curves
         self.space = recipe.search.declared()
 
     def __call__(self, trial: Any) -> tuple[float, float]:
         from edgeship.build import build
 
+        optuna = require("optuna", "edgeship search")
         params = _suggest(trial, self.space)
         recipe = trial_recipe(self.recipe, params)
         trial.set_user_attr("recipe", recipe.to_dict())
         bundle = self.out / "trials" / f"trial-{trial.number:04d}"
         say(f"search trial {trial.number}: {params}")
+        curve = _Curve(optuna, self.curves, trial)
         try:
-            build(recipe, bundle)
+            build(recipe, bundle, on_epoch=curve.epoch)
+        except optuna.TrialPruned:
+            curve.end(optuna.trial.TrialState.PRUNED)
+            say(f"search trial {trial.number}: pruned after epoch {len(curve.values)}")
+            raise
         except EdgeshipError as exc:  # e.g. a budget the sampled point cannot meet: this trial fails, the study goes on
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            curve.end(optuna.trial.TrialState.FAIL)
+            raise
+        except BaseException:
+            curve.end(optuna.trial.TrialState.FAIL)
             raise
         m = measure(bundle)
+        curve.end(optuna.trial.TrialState.COMPLETE, m["accuracy"])
         for key, value in m.items():
             trial.set_user_attr(key, value)
         for name, value in self.limits.violations(m).items():
             trial.set_constraint(name, value)  # Optuna's constraint support: the samplers prefer feasible trials
         trial.set_user_attr("bundle", str(bundle))
         return m["accuracy"], m["latency_ms"]
+
+
+class _Curve:
+    """One trial's per-epoch validation accuracy, reported to its companion trial in ``<name>.curves``."""
+
+    def __init__(self, optuna: Any, curves: Any, trial: Any) -> None:
+        self.optuna, self.curves, self.trial = optuna, curves, trial
+        self.shadow = curves.ask()
+        self.shadow.set_user_attr("search_trial", trial.number)
+        self.values: list[float] = []
+
+    def epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        """Keras' epoch end: report ``val_accuracy``; raise ``optuna.TrialPruned`` when the pruner says so."""
+        acc = logs.get("val_accuracy")
+        if acc is None:
+            return
+        self.values.append(acc)
+        self.trial.set_user_attr("val_accuracy_curve", list(self.values))
+        self.shadow.report(acc, epoch)
+        if self.shadow.should_prune():
+            self.trial.set_user_attr("pruned_at_epoch", epoch + 1)
+            raise self.optuna.TrialPruned(
+                f"validation accuracy {max(self.values):.4f} by epoch {epoch + 1} is below the median of the "
+                "completed trials at that epoch")
+
+    def end(self, state: Any, value: float | None = None) -> None:
+        with contextlib.suppress(Exception):  # bookkeeping for the pruner; never hides the trial's own outcome
+            self.curves.tell(self.shadow, value if state == self.optuna.trial.TrialState.COMPLETE else None,
+                             state=state)
 
 
 def search(recipe: Recipe, out: str | Path, trials: int, limits: Limits = Limits(),
@@ -181,7 +237,8 @@ def _optimize(recipe: Recipe, out: Path, limits: Limits, url: str, trials: int, 
     study = _open_study(optuna, recipe, url, worker)
     done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     stop = optuna.study.MaxTrialsCallback(trials, states=(optuna.trial.TrialState.COMPLETE,))
-    study.optimize(_Objective(recipe, out, limits), n_trials=max(0, trials - done), catch=(EdgeshipError,),
+    curves = _open_curves(optuna, recipe, url)
+    study.optimize(_Objective(recipe, out, limits, curves), n_trials=max(0, trials - done), catch=(EdgeshipError,),
                    callbacks=[stop])
 
 
@@ -246,6 +303,14 @@ def _open_study(optuna: Any, recipe: Recipe, url: str, worker: int) -> Any:
                                directions=["maximize", "minimize"])
 
 
+def _open_curves(optuna: Any, recipe: Recipe, url: str) -> Any:
+    """The single-objective companion study the MedianPruner judges per-epoch validation accuracy in."""
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS)
+    return optuna.create_study(study_name=f"{recipe.name}.curves", storage=optuna.storages.RDBStorage(
+        url, engine_kwargs=engine), load_if_exists=True, direction="maximize", pruner=pruner)
+
+
 def _rows(optuna: Any, study: Any, limits: Limits) -> list[dict[str, Any]]:
     names = sorted({k for t in study.trials for k in t.params})
     rows = []
@@ -257,6 +322,7 @@ def _rows(optuna: Any, study: Any, limits: Limits) -> list[dict[str, Any]]:
         complete = t.state == optuna.trial.TrialState.COMPLETE and row["accuracy"] is not None
         # Judged on this run's limits: a resumed search may set other limits than the trials were sampled under.
         row["feasible"] = complete and all(c <= 0 for c in limits.violations(row).values())
+        row["pruned_at_epoch"] = t.user_attrs.get("pruned_at_epoch")
         row["error"] = t.user_attrs.get("error", "")
         rows.append(row)
     return rows

@@ -224,7 +224,7 @@ class VariantMaker:
         if x is None or n <= len(self.calibration):
             return None
         rng = np.random.default_rng(self.data.seed + 1)
-        return x[rng.permutation(len(x))[: min(n, len(x))]] if len(x) > len(self.calibration) else None
+        return np.asarray(x[rng.permutation(len(x))[: min(n, len(x))]]) if len(x) > len(self.calibration) else None
 
     def _qat_scheme(self) -> tuple[str, int]:
         scheme = self.q.qat

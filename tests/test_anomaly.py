@@ -171,7 +171,7 @@ def test_anomaly_files_csv_and_npz(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("change", "match"), [
     ({"model": {"task": "anomaly", "arch": "fc_autoencoder"}, "prune": {"enabled": False}}, "needs data.normal_classes"),
     ({"data": {"normal_classes": [1]}}, 'normal_classes needs model.task = "anomaly"'),
-    ({"model": {"task": "anomaly", "arch": "fc_autoencoder"}, "data": {"normal_classes": [1]}},
+    ({"model": {"task": "anomaly", "arch": "fc_autoencoder"}, "data": {"normal_classes": [1]}, "prune": {"enabled": True}},
      'pruning is not supported yet for model.task = "anomaly"'),
     ({"model": {"task": "anomaly"}, "data": {"dataset": "images:x"}, "prune": {"enabled": False}},
      'reads data.dataset "digits"'),

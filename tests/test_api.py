@@ -14,7 +14,7 @@ RUNTIME_API = [
     "SchemaVersionError", "TensorInfo", "benchmark", "load", "load_eval", "sha256_file", "time_predict",
 ]
 EDGESHIP_API = [
-    "AccuracyBudgetError", "BuildError", "BundleError", "ChanceLevelError", "DataError", "EdgeshipError",
+    "AccuracyBudgetError", "BuildError", "BundleError", "ChanceLevelError", "ClusterError", "DataError", "EdgeshipError",
     "MissingExtraError", "ParityError", "RecipeError", "SchemaVersionError", "SearchError",
 ]
 

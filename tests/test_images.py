@@ -104,8 +104,11 @@ def test_zero_range_transform_is_the_identity() -> None:
         ("missing", "no such path"),
     ],
 )
-def test_bad_folders_fail_with_a_typed_error_and_write_nothing(tmp_path: Path, case: str, match: str) -> None:
+@pytest.mark.parametrize("stream", ["never", "always"])
+def test_bad_folders_fail_with_a_typed_error_and_write_nothing(tmp_path: Path, case: str, match: str,
+                                                               stream: str) -> None:
     from edgeship.build import build
+    from edgeship.recipe import Recipe
 
     root = tmp_path / "data"
     if case == "empty":
@@ -119,8 +122,10 @@ def test_bad_folders_fail_with_a_typed_error_and_write_nothing(tmp_path: Path, c
         make_folder(root, per_class=6, classes={"a": 0, "b": 1})
         (root / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     out = tmp_path / "bundle"
+    recipe = image_recipe(f"images:{root}").to_dict()
+    recipe["data"]["stream"] = stream
     with pytest.raises(DataError, match=match):
-        build(image_recipe(f"images:{root}"), out)
+        build(Recipe.from_dict(recipe), out)
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == (["data"] if root.exists() else [])
 
@@ -209,3 +214,81 @@ def test_images_recipe_builds_from_a_single_folder_of_classes(tmp_path: Path) ->
     assert len(manifest["metrics"]["evaluation"]["confusion_matrix"]) == 2
     with load(out) as m:
         assert m.predict(np.zeros((1, 16, 16, 3), np.float32)).shape == (1, 2)
+
+
+# -- folders streamed from disk (data.stream; edgeship.train._stream) ---------------------------------------
+
+
+def test_a_streamed_folder_has_the_same_splits_and_pixels_and_decodes_lazily(tmp_path: Path) -> None:
+    from edgeship.train._stream import ImageFiles
+
+    root = make_folder(tmp_path / "imgs", per_class=20)
+    mem = train.load_dataset(f"images:{root}", seed=0, image_size=(16, 16))
+    lazy = train.load_dataset(f"images:{root}", seed=0, image_size=(16, 16), stream="always")
+    assert lazy.extras == {"streamed": True} and not mem.extras.get("streamed")
+    assert isinstance(lazy.x_train, ImageFiles) and isinstance(lazy.x_test, ImageFiles)
+    assert isinstance(lazy.x_val, np.ndarray)  # decoded once: early stopping and the budget read it often
+    assert lazy.input_shape == mem.input_shape and lazy.x_train.shape == mem.x_train.shape
+    for split in ("y_train", "y_val", "y_test"):
+        np.testing.assert_array_equal(getattr(lazy, split), getattr(mem, split))  # split on the same file list
+    # 16x16 files at 16x16: no resampling, so TensorFlow's decode equals Pillow's exactly
+    np.testing.assert_array_equal(np.asarray(lazy.x_train), mem.x_train)
+    np.testing.assert_array_equal(lazy.x_val, mem.x_val)
+    view = lazy.x_test[[3, 1]]
+    assert isinstance(view, ImageFiles) and len(view) == 2  # indexing reads nothing
+    np.testing.assert_array_equal(np.asarray(view), mem.x_test[[3, 1]])
+    np.testing.assert_array_equal(lazy.x_test[5], mem.x_test[5])
+    # resized: TF bilinear with antialias against Pillow's bilinear, the same picture
+    small_mem = train.load_dataset(f"images:{root}", seed=0, image_size=(12, 10))
+    small = train.load_dataset(f"images:{root}", seed=0, image_size=(12, 10), stream="always")
+    assert np.abs(np.asarray(small.x_train) - small_mem.x_train).mean() < 0.02
+
+
+def test_auto_streams_only_above_the_size_threshold(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "imgs", per_class=10)  # 30 images of 16x16x3 float32: 92,160 bytes
+    assert not train.load_dataset(f"images:{root}", image_size=(16, 16), stream_above_mb=0.1).extras
+    assert train.load_dataset(f"images:{root}", image_size=(16, 16), stream_above_mb=0.05).extras["streamed"]
+    assert not train.load_dataset(f"images:{root}", image_size=(16, 16), stream="never",
+                                  stream_above_mb=0.05).extras
+
+
+def test_the_streamed_pipeline_augments_the_training_branch_only_and_caches_to_a_file(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "imgs", per_class=12)
+    ds = train.load_dataset(f"images:{root}", image_size=(16, 16), stream="always", cache_dir=str(tmp_path / "c"))
+    x, y = ds.x_train, ds.y_train
+    plain = np.asarray(x)
+    flip = train.make_augmenter(horizontal_flip=True)
+    ordered = list(x.dataset(y, batch_size=8, augment=flip).as_numpy_iterator())  # not the training branch
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in ordered]), plain)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in ordered]), y)
+    train.set_seed(0)
+    pipe = x.dataset(y, batch_size=8, shuffle=True, seed=0, augment=flip)
+    epochs = [list(pipe.as_numpy_iterator()) for _ in range(2)]
+    labels = [np.concatenate([b[1] for b in e]) for e in epochs]
+    assert sorted(labels[0]) == sorted(labels[1]) == sorted(y)  # every image once per epoch
+    assert not np.array_equal(labels[0], labels[1])  # reshuffled each epoch
+    images = np.concatenate([b[0] for b in epochs[1]])
+    as_is = [any(np.array_equal(img, p) for p in plain) for img in images]
+    flipped = [any(np.array_equal(img[:, ::-1], p) for p in plain) for img in images]
+    assert all(a or f for a, f in zip(as_is, flipped)) and not all(as_is)  # flipped views, nothing else
+    assert [p.suffix for p in sorted((tmp_path / "c").iterdir())] == [".data-00000-of-00001", ".index"]
+
+
+@pytest.mark.slow
+def test_a_streamed_folder_builds_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeship import build as build_mod
+    from edgeship.recipe import Recipe
+
+    monkeypatch.setattr(build_mod, "STREAMED_EVAL_SAMPLES", 6)  # artifacts verified on a sample of the test split
+    make_folder(tmp_path / "data", per_class=15)
+    recipe = image_recipe(f"images:{tmp_path / 'data'}").to_dict()
+    recipe["data"].update(stream="always", cache_dir=str(tmp_path / "cache"))
+    recipe["export"]["formats"] = ["tflite"]
+    recipe["quantize"]["tflite"] = ["int8"]
+    out = build_mod.build(Recipe.from_dict(recipe), tmp_path / "bundle")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["eval"]["samples"] == 6
+    assert len(np.load(out / "eval.npz")["y"]) == 6
+    assert sum(map(sum, manifest["metrics"]["evaluation"]["confusion_matrix"])) == 9  # the whole test split
+    assert manifest["metrics"]["keras_float32_accuracy"] >= 0.8
+    assert any((tmp_path / "cache").iterdir())

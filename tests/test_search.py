@@ -45,9 +45,13 @@ def recipe_file(tmp_path: Path) -> Path:
     return path
 
 
+#: The searched study's trials; the same file also holds the pruner's companion study "tiny-search.curves".
+STUDY_TRIALS = "(SELECT t.* FROM trials t JOIN studies s USING (study_id) WHERE s.study_name = 'tiny-search')"
+
+
 def _completed(db: Path) -> int:
     with sqlite3.connect(db) as con:
-        return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+        return con.execute(f"SELECT COUNT(*) FROM {STUDY_TRIALS} WHERE state = 'COMPLETE'").fetchone()[0]
 
 
 def test_search_table_rejects_unknown_keys_and_bad_ranges() -> None:
@@ -126,7 +130,7 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(recipe
     out = tmp_path / "out"
     assert main(["search", str(recipe_file), "--trials", "2", "--workers", "2", "--out", str(out), "-q"]) == 0
     with sqlite3.connect(out / "study.db") as con:
-        numbers = [n for (n,) in con.execute("SELECT number FROM trials WHERE state = 'COMPLETE'")]
+        numbers = [n for (n,) in con.execute(f"SELECT number FROM {STUDY_TRIALS} WHERE state = 'COMPLETE'")]
     assert len(numbers) >= 2 and len(set(numbers)) == len(numbers)  # a trial in flight may finish past the count
     assert sorted(p.name for p in (out / "trials").iterdir()) == [f"trial-{n:04d}" for n in sorted(numbers)]
     rows = list(csv.DictReader((out / "trials.csv").open(encoding="utf-8")))
@@ -152,7 +156,7 @@ def test_kill_9_mid_trial_marks_it_failed_and_a_resume_reaches_the_count(
         if (out / "study.db").exists():
             with sqlite3.connect(out / "study.db", timeout=30) as con:
                 if con.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'trials'").fetchone()[0] and \
-                        con.execute("SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0]:
+                        con.execute(f"SELECT COUNT(*) FROM {STUDY_TRIALS} WHERE state = 'RUNNING'").fetchone()[0]:
                     break
         time.sleep(0.2)
     time.sleep(1)  # past the trial's first heartbeat, well before its build ends
@@ -163,5 +167,38 @@ def test_kill_9_mid_trial_marks_it_failed_and_a_resume_reaches_the_count(
     time.sleep(2)
     search_mod.search(Recipe.from_toml(recipe_file), out, trials=2)
     with sqlite3.connect(out / "study.db") as con:
-        states = [s for (s,) in con.execute("SELECT state FROM trials ORDER BY number")]
+        states = [s for (s,) in con.execute(f"SELECT state FROM {STUDY_TRIALS} ORDER BY number")]
     assert states.count("COMPLETE") == 2 and states[0] == "FAIL", states
+
+
+def test_input_size_is_searched_for_image_sets_only() -> None:
+    from edgeship.search import trial_recipe
+
+    images = Recipe.from_dict({"data": {"dataset": "images:/photos"}, "search": {"input_size": [16, 32]}})
+    assert trial_recipe(images, {"input_size": 32}).data.image_size == [32, 32]
+    with pytest.raises(RecipeError, match="search.input_size.*only images:PATH datasets.*'digits'"):
+        Recipe.from_dict({"search": {"input_size": [16, 32]}})
+    with pytest.raises(RecipeError, match="search.input_size.0"):
+        Recipe.from_dict({"data": {"dataset": "images:/photos"}, "search": {"input_size": [2]}})
+
+
+@pytest.mark.slow
+def test_a_hopeless_trial_is_pruned_on_its_validation_accuracy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One learning trial completes; then a learning rate too small to learn is stopped after its warm-up epochs."""
+    from edgeship import search as search_mod
+
+    monkeypatch.setattr(search_mod, "PRUNER_STARTUP_TRIALS", 1)
+    base = tomllib.loads(TINY)
+    base["train"].update(epochs=6, early_stopping_patience=6)
+    out = tmp_path / "out"
+    base["search"] = {"learning_rate": {"low": 0.004, "high": 0.006, "log": True}}
+    search_mod.search(Recipe.from_dict(base), out, trials=1)
+    base["search"] = {"learning_rate": {"low": 1e-8, "high": 2e-8, "log": True}}  # cannot move off chance level
+    result = search_mod.search(Recipe.from_dict(base), out, trials=2)  # one more trial: pruned, so none completes
+    rows = list(csv.DictReader((out / "trials.csv").open(encoding="utf-8")))
+    assert [r["state"] for r in rows] == ["COMPLETE", "PRUNED"]
+    pruned_at = int(rows[1]["pruned_at_epoch"])
+    assert search_mod.PRUNER_WARMUP_EPOCHS < pruned_at < 6  # judged only after the warm-up, and stopped early
+    assert not (out / "trials" / "trial-0001").exists()  # a pruned build writes no bundle
+    assert result.best_trial == 0

@@ -6,6 +6,9 @@ from ._anomaly import pca_baseline as pca_baseline
 from ._baselines import baselines as baselines
 from ._batchnorm import recalibrate_batchnorm as recalibrate_batchnorm
 from ._batchnorm import set_batchnorm_momentum as set_batchnorm_momentum
+from ._cluster import WorkerRole as WorkerRole
+from ._cluster import local_cluster as local_cluster
+from ._cluster import worker_role as worker_role
 from ._datasets import Dataset as Dataset
 from ._datasets import list_datasets as list_datasets
 from ._datasets import load_dataset as load_dataset
@@ -40,6 +43,7 @@ __all__ = [
     "Dataset",
     "ModelInfo",
     "TrainingPlan",
+    "WorkerRole",
     "accuracy",
     "baselines",
     "classification_report",
@@ -55,6 +59,7 @@ __all__ = [
     "list_models",
     "load_pretrained",
     "load_dataset",
+    "local_cluster",
     "macro_f1",
     "make_augmenter",
     "mixed_precision_policy",
@@ -72,4 +77,5 @@ __all__ = [
     "strategy_plan",
     "text_model",
     "train_model",
+    "worker_role",
 ]

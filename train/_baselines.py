@@ -30,8 +30,12 @@ import numpy as np
 
 from edgeship.bundle import ChanceCheck as ChanceRecord
 
+from ._stream import chunks, is_lazy
+
 #: The linear baseline fits on at most this many samples (a seeded subsample), to bound its cost.
 MAX_LINEAR_SAMPLES = 5000
+#: For a folder streamed from disk, at most this many (decoded, flattened) samples: memory stays bounded.
+MAX_STREAMED_LINEAR_SAMPLES = 1000
 
 
 def baselines(ds: Any, *, seed: int = 0) -> dict[str, Any]:
@@ -61,6 +65,19 @@ def baselines(ds: Any, *, seed: int = 0) -> dict[str, Any]:
         x_test: Any = list(ds.extras["test_texts"])
         front: Any = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
         out["linear_model"] = "TF-IDF word 1-2-grams + logistic regression (C by 3-fold CV)"
+    elif is_lazy(ds.x_train) or is_lazy(ds.x_test):  # a streamed folder: a bounded sample, test scored in chunks
+        if len(keep) > MAX_STREAMED_LINEAR_SAMPLES:
+            keep = np.sort(np.random.default_rng(seed).choice(keep, MAX_STREAMED_LINEAR_SAMPLES, replace=False))
+            y_fit = np.concatenate([ds.y_train, ds.y_val])[keep]
+        n = len(ds.y_train)
+        parts = [np.asarray(ds.x_train[keep[keep < n]]), np.asarray(ds.x_val[keep[keep >= n] - n])]
+        x_fit = np.concatenate([p.reshape(len(p), -1) for p in parts]).astype(np.float32)
+        x_test = ds.x_test
+        front = StandardScaler()
+        if x_fit.shape[1] > len(x_fit):
+            front = make_pipeline(front, PCA(n_components=min(x_fit.shape), svd_solver="full"))
+        out["linear_model"] = (f"standardised flattened inputs + logistic regression (C by 3-fold CV), fitted on "
+                               f"{len(y_fit)} samples (streamed folder)")
     else:
         x_all = np.concatenate([ds.x_train, ds.x_val])
         x_fit = x_all.reshape(len(x_all), -1)[keep].astype(np.float32)
@@ -76,7 +93,11 @@ def baselines(ds: Any, *, seed: int = 0) -> dict[str, Any]:
         warnings.simplefilter("ignore", ConvergenceWarning)  # a baseline, not the product: 500 iterations is enough
         warnings.simplefilter("ignore", FutureWarning)  # scikit-learn 1.8 announces 1.10 defaults on every fit
         model = make_pipeline(front, clf).fit(x_fit, y_fit)
-    out["linear"] = float(model.score(x_test, ds.y_test)) if len(ds.y_test) else float("nan")
+    if is_lazy(x_test):
+        pred = np.concatenate([model.predict(part.reshape(len(part), -1)) for part in chunks(x_test)])
+        out["linear"] = float(np.mean(pred == ds.y_test)) if len(ds.y_test) else float("nan")
+    else:
+        out["linear"] = float(model.score(x_test, ds.y_test)) if len(ds.y_test) else float("nan")
     return out
 
 

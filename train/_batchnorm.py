@@ -26,6 +26,8 @@ from edgeship._tf import tf_modules
 
 #: At most this many training samples feed the re-estimation (a sample of larger sets, fixed by ``seed``).
 MAX_RECALIBRATION_SAMPLES = 4096
+#: For a folder streamed from disk: a smaller sample, decoded into memory once (bounded, whatever the folder size).
+MAX_STREAMED_RECALIBRATION_SAMPLES = 1024
 
 
 def batchnorm_layers(model: Any) -> list[Any]:
@@ -89,9 +91,14 @@ def recalibrate_batchnorm(model: Any, x: np.ndarray, *, batch_size: int = 256, s
     layers = batchnorm_layers(model)
     if not layers or len(x) == 0:
         return 0
-    if len(x) > MAX_RECALIBRATION_SAMPLES:
+    from ._stream import is_lazy
+
+    cap = MAX_STREAMED_RECALIBRATION_SAMPLES if is_lazy(x) else MAX_RECALIBRATION_SAMPLES
+    if len(x) > cap:
         rng = np.random.default_rng(seed)
-        x = x[np.sort(rng.choice(len(x), MAX_RECALIBRATION_SAMPLES, replace=False))]
+        x = x[np.sort(rng.choice(len(x), cap, replace=False))]
+    if is_lazy(x):  # a streamed folder: the sample decoded once, not once per BatchNorm layer
+        x = np.asarray(x)
     for layer in layers:
         probe = _probe(keras, model, layer)
         axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
@@ -99,7 +106,8 @@ def recalibrate_batchnorm(model: Any, x: np.ndarray, *, batch_size: int = 256, s
         count = 0
         for i in range(0, len(x), batch_size):
             # Eager calls, not predict(): a new probe per layer would retrace predict's tf.function each time.
-            feats = np.asarray(probe(tf.constant(x[i : i + batch_size]), training=False), dtype=np.float64)
+            feats = np.asarray(probe(tf.constant(np.asarray(x[i : i + batch_size])), training=False),
+                               dtype=np.float64)
             ax = [a % feats.ndim for a in axes]
             reduce = tuple(d for d in range(feats.ndim) if d not in ax)
             s1, s2 = feats.sum(axis=reduce), np.square(feats).sum(axis=reduce)

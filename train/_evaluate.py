@@ -43,5 +43,11 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
 
 def evaluate(model: Any, x: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
     """:func:`classification_report` of a Keras classifier on ``(x, y)``."""
+    from ._stream import chunks, is_lazy
+
+    if is_lazy(x):  # a streamed split: predicted chunk by chunk, never decoded whole
+        pred = np.concatenate([np.argmax(model.predict(part, verbose=0, batch_size=256), axis=-1)
+                               for part in chunks(x)]) if len(x) else np.zeros(0, dtype=np.int64)
+        return classification_report(y, pred, labels)
     probs = model.predict(x, verbose=0, batch_size=256)
     return classification_report(y, np.argmax(probs, axis=-1), labels)

@@ -56,6 +56,17 @@ def _stage_epochs() -> Any:
     return StageEpochs()
 
 
+def _epoch_hook(fn: Callable[[int, dict[str, float]], None]) -> Any:
+    """A Keras callback handing each finished epoch's logs to ``fn``."""
+    _, keras = tf_modules()
+
+    class EpochHook(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            fn(epoch, {k: float(v) for k, v in (logs or {}).items()})
+
+    return EpochHook()
+
+
 def learning_rate_schedule(
     schedule: str, learning_rate: float, *, steps_per_epoch: int, epochs: int, decay_rate: float = 0.9
 ) -> Any:
@@ -141,6 +152,7 @@ def train_model(
     head_epochs: int = 0,
     recalibrate: bool = True,
     loss: str = CLASSIFIER_LOSS,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Build a classifier with ``build_fn`` and train it; returns ``(model, history)``.
 
@@ -162,16 +174,19 @@ def train_model(
             (:func:`~edgeship.train.recalibrate_batchnorm`).
         loss: ``"sparse_categorical_crossentropy"`` (a classifier) or ``"mse"`` (a
             reconstruction model: pass the inputs as ``y_train`` / ``y_val``).
+        on_epoch: Called after each epoch of the main training run with the 0-based epoch and
+            Keras' logs (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``); an exception it
+            raises ends training and propagates (``edgeship search`` prunes a trial this way).
 
     BatchNorm momentum follows the steps per epoch (:func:`~edgeship.train.set_batchnorm_momentum`).
     Early stopping watches ``val_loss`` from ``min_epochs`` on and restores the best
     weights. The returned model is float32, built outside any strategy scope, and compiled.
     """
     tf, keras = tf_modules()
+    dist = select_strategy(strategy)  # first: a multi-worker strategy must exist before devices are listed
     set_seed(seed)
     gpus, _ = visible_devices()
     policy = mixed_precision_policy(mixed_precision, len(gpus))
-    dist = select_strategy(strategy)
     default_strategy = dist is tf.distribute.get_strategy()
     steps = max(1, math.ceil(len(x_train) / batch_size))
     keras.mixed_precision.set_global_policy(policy)
@@ -199,8 +214,16 @@ def train_model(
         with dist.scope():
             compile_classifier(model, schedule(final_lr), loss)
         callbacks = _training_callbacks(patience, min_epochs, checkpoint_path, log_dir)
+        if on_epoch is not None:
+            callbacks.append(_epoch_hook(on_epoch))
         set_seed(seed)  # same RNG state at the first batch whatever building the model consumed
         hist = run(model, epochs, callbacks)
+    except tf.errors.OpError as exc:
+        if strategy != "multi_worker":
+            raise
+        from ._cluster import cluster_failure, worker_role
+
+        raise cluster_failure(exc, worker_role()) from None  # a peer died or timed out: typed, not a hang
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if not default_strategy or policy != "float32":
@@ -304,13 +327,23 @@ def fine_tune(
     """
     from edgeship import _progress
 
+    from ._stream import is_lazy
+
     verbosity = keras_verbosity() if verbose is None else verbose
     callbacks = list(callbacks or [])
     if verbosity == 0 and _progress.in_stage():
         callbacks.append(_stage_epochs())  # epochs fold into the stage's line; reads logs, changes nothing
+    validation = x_val.dataset(y_val, batch_size=batch_size) if is_lazy(x_val) else (x_val, y_val)
+    if is_lazy(x_train):  # an image folder streamed from disk (train._stream): tf.data decodes it batch by batch
+        from ._stream import _read_errors
+
+        batches = x_train.dataset(y_train, batch_size=batch_size, shuffle=True, seed=seed, augment=augment)
+        history = _read_errors(lambda: model.fit(batches, validation_data=validation, epochs=epochs,
+                                                 callbacks=callbacks, verbose=verbosity), x_train.paths)
+        return _history(history)
     if augment is None:
         history = model.fit(
-            x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size, shuffle=True,
+            x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size, shuffle=True,
             callbacks=callbacks, verbose=verbosity,
         )
         return _history(history)
@@ -322,7 +355,7 @@ def fine_tune(
         .map(augment, num_parallel_calls=1)  # one call: augmentation stays seeded
         .prefetch(2)
     )
-    history = model.fit(batches, validation_data=(x_val, y_val), epochs=epochs, callbacks=callbacks,
+    history = model.fit(batches, validation_data=validation, epochs=epochs, callbacks=callbacks,
                         verbose=verbosity)
     return _history(history)
 
@@ -339,8 +372,10 @@ def accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     tf.function (and TF would log a retracing warning for it).
     """
 
+    from ._stream import chunks
+
     tf, _ = tf_modules()
     probs = np.concatenate(
-        [np.asarray(model(tf.constant(x[i : i + 256]), training=False)) for i in range(0, len(x), 256)]
+        [np.asarray(model(tf.constant(part), training=False)) for part in chunks(x, 256)]
     ) if len(x) else np.zeros((0, 1))
     return top1_accuracy(probs.reshape(len(x), -1), y)

@@ -86,6 +86,25 @@ def _load_folder(
     return x, np.asarray(ys, dtype=np.int64)
 
 
+def _list_folder(classes: dict[str, list[Path]], names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """File paths and label ids, in the order ``_load_folder`` decodes them; each file's signature checked."""
+    from ._stream import check_signature
+
+    paths, ys = [], []
+    for label, name in enumerate(names):
+        for f in classes.get(name, []):
+            if not check_signature(f):
+                raise DataError(f"Cannot read image {f}. Received: a file that is not BMP, GIF, JPEG or PNG. "
+                                "Remove or replace the file (supported: BMP, GIF, JPEG, PNG).")
+            paths.append(str(f))
+            ys.append(label)
+    return np.asarray(paths, dtype=str), np.asarray(ys, dtype=np.int64)
+
+
+#: ``data.stream = "auto"`` streams a folder whose decoded float32 images would take more than this (MiB).
+STREAM_ABOVE_MB = 512.0
+
+
 @register_dataset("images")
 def _images(
     *,
@@ -96,13 +115,29 @@ def _images(
     image_size: tuple[int, int] | list[int] = (32, 32),
     color_mode: str = "rgb",
     rescale: float = 1.0 / 255.0,
+    stream: str = "auto",
+    stream_above_mb: float = STREAM_ABOVE_MB,
+    cache_dir: str | None = None,
 ) -> Dataset:
-    """A folder of class sub-folders (or ``train/`` + ``test/`` folders of them)."""
+    """A folder of class sub-folders (or ``train/`` + ``test/`` folders of them).
+
+    In memory (Pillow) unless ``stream`` is ``"always"``, or ``"auto"`` and the
+    decoded float32 images would take more than ``stream_above_mb`` MiB: then the
+    train and test splits are lazy :class:`~edgeship.train._stream.ImageFiles`
+    streamed with ``tf.data`` (``cache_dir``: cache the decoded training images
+    in a file there), and only the validation split is decoded into memory.
+    The splits are the same files either way (split on the file list).
+    """
+    from ._stream import ImageFiles, decoded_bytes
+
     root = Path(path).expanduser()
     size = (int(image_size[0]), int(image_size[1]))
     mode = {"rgb": "RGB", "grayscale": "L"}.get(color_mode)
     if mode is None:
         raise DataError(f"data.color_mode must be 'rgb' or 'grayscale'. Received: {color_mode!r}. Fix the recipe.")
+    if stream not in ("auto", "always", "never"):
+        raise DataError(f"data.stream must be 'auto', 'always' or 'never'. Received: {stream!r}. Fix the recipe.")
+    channels = 3 if mode == "RGB" else 1
     two_folders = (root / "train").is_dir() and (root / "test").is_dir()
     if two_folders:
         train_classes = _class_folders(root / "train")
@@ -113,17 +148,28 @@ def _images(
                 f"train/ and test/ in {root} must hold the same class folders. Received: train {names}, "
                 f"test {sorted(test_classes)}. Make the class folders match."
             )
-        x, y = _load_folder(train_classes, names, size, mode, rescale)
-        x_test, y_test = _load_folder(test_classes, names, size, mode, rescale)
+        folders = [train_classes, test_classes]
+    else:
+        folders = [_class_folders(root)]
+        names = sorted(folders[0])
+    n_files = sum(len(v) for classes in folders for v in classes.values())
+    streamed = stream == "always" or (
+        stream == "auto" and decoded_bytes(n_files, size, channels) > stream_above_mb * 2**20)
+    load = _list_folder if streamed else (lambda c, n: _load_folder(c, n, size, mode, rescale))
+    x, y = load(folders[0], names)
+    if two_folders:
+        x_test, y_test = load(folders[1], names)
         x_train, y_train, x_val, y_val, _, _ = split(x, y, seed=seed, test_fraction=0.0, val_fraction=val_fraction)
     else:
-        classes = _class_folders(root)
-        names = sorted(classes)
-        x, y = _load_folder(classes, names, size, mode, rescale)
         x_train, y_train, x_val, y_val, x_test, y_test = split(
             x, y, seed=seed, test_fraction=test_fraction, val_fraction=val_fraction
         )
-    channels = 3 if mode == "RGB" else 1
+    if streamed:
+        def lazy(paths: np.ndarray) -> ImageFiles:
+            return ImageFiles(paths, size, channels, rescale, cache_dir)
+
+        x_train, x_test = lazy(x_train), lazy(x_test)
+        x_val = np.asarray(lazy(x_val))  # early stopping and the budget judge on it many times: decoded once
     return Dataset(
         f"images:{root.name}",
         x_train,
@@ -143,6 +189,7 @@ def _images(
             "color_mode": color_mode,
             "layout_on_disk": "train/ + test/ class folders" if two_folders else "class folders",
         },
+        extras={"streamed": True} if streamed else {},
     )
 
 

@@ -87,6 +87,9 @@ def select_strategy(name: str = "auto") -> Any:
     from ``TF_CONFIG``.
     """
     tf, _ = tf_modules()
+    if name == "multi_worker":  # before anything lists devices: the collective server configures them
+        strategy_plan(name, [], [], os.environ.get("TF_CONFIG"))
+        return _multi_worker(tf)
     gpus, cpus = visible_devices()
     kind, devices = strategy_plan(name, gpus, cpus, os.environ.get("TF_CONFIG"))
     if kind == "default":
@@ -95,4 +98,22 @@ def select_strategy(name: str = "auto") -> Any:
         return tf.distribute.OneDeviceStrategy(devices[0])
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy(devices=devices)
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return _multi_worker(tf)
+
+
+_MULTI_WORKER: list[Any] = []
+
+
+def _multi_worker(tf: Any) -> Any:
+    """One MultiWorkerMirroredStrategy per process (TensorFlow's collective server starts once), with timeouts.
+
+    Every collective op times out after ``collective_timeout()`` seconds, so a
+    dead peer fails the survivors' training step instead of hanging it.
+    """
+    from ._cluster import collective_timeout, worker_role
+
+    if not _MULTI_WORKER:
+        worker_role()  # a ClusterError naming the fix, before TensorFlow parses TF_CONFIG its own way
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout())
+        _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy(communication_options=options))
+    return _MULTI_WORKER[0]
