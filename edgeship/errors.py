@@ -58,3 +58,12 @@ class ChanceLevelError(BuildError):
 
 class SearchError(EdgeshipError):
     """``edgeship search`` found no trial that meets every constraint, or cannot measure a trial."""
+
+
+# -- target platforms: the emulated device root and one-file packages (edgeship.platforms, edgeship.package)
+class PlatformError(EdgeshipError):
+    """A target platform cannot be used here: unknown name, no emulated root, no root rights, no binfmt."""
+
+
+class WheelMissingError(PlatformError):
+    """A package has no wheel for the requested platform and Python version (``edgeship package``)."""

@@ -10,6 +10,8 @@ import pytest
 
 from edgeship.runtime import load, load_eval
 
+pytestmark = pytest.mark.device  # runtime only: also runs in the emulated arm64 root
+
 THREADS, CALLS = 8, 2000
 VARIANTS = [("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32"), ("onnx", "int8")]
 
