@@ -166,8 +166,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check_platform(args: argparse.Namespace) -> int:
+    from edgeship.crossplatform import LIMITS, check_platform, table
+    from edgeship.errors import ParityError
+
+    limits = {k: v for k, v in (("float_max_abs_diff", args.float_atol), ("min_sqnr_db", args.min_sqnr_db),
+                                ("min_top1_agreement", args.min_top1)) if v is not None}
+    try:
+        result = check_platform(args.bundle, args.platform, limits={**LIMITS, **limits}, record=not args.no_record)
+    except ParityError as exc:  # a parity miss is a failed gate (exit 1), recorded in the manifest
+        _error(exc, "normal")
+        return 1
+    print(json.dumps(result.to_json(), indent=2) if args.json else table(result))
+    if not args.no_record:
+        print(f"recorded: parity.cross_platform[{result.platform!r}] in {Path(args.bundle) / 'manifest.json'}")
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from edgeship.runtime._check import check_bundle, update_baseline
+
+    if args.platform:
+        return _cmd_check_platform(args)
 
     tols = {"accuracy": args.accuracy_tol, "latency": args.latency_tol, "size": args.size_tol}
     if args.update:
@@ -380,6 +400,13 @@ def _add_runtime_parsers(sub: Any) -> None:
     p.add_argument("--rounds", type=_count(1), help="interleaved timing rounds (default: the baseline's, 15)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--update", action="store_true", help="measure the bundle and write the baseline instead of checking")
+    p.add_argument("--platform", choices=["linux-aarch64"],
+                   help="instead: run every artifact on this platform (emulated arm64 root, `make arm-root`) and "
+                        "compare with this machine; records parity.cross_platform in the manifest (exit 1 on a miss)")
+    p.add_argument("--float-atol", type=_non_negative, help="--platform: float artifacts' max abs diff (default 1e-5)")
+    p.add_argument("--min-sqnr-db", type=float, help="--platform: quantized artifacts' SQNR, dB (default 30)")
+    p.add_argument("--min-top1", type=_non_negative, help="--platform: quantized top-1 agreement (default 0.99)")
+    p.add_argument("--no-record", action="store_true", help="--platform: do not write the result into the manifest")
     p.set_defaults(func=_cmd_check)
 
 
