@@ -230,6 +230,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run(options)
 
 
+def _cmd_package(args: argparse.Namespace) -> int:
+    from edgeship.package import package
+
+    out = package(args.bundle, args.output, platform=args.platform, python=args.python, extras=tuple(args.with_),
+                  log=lambda s: print(s, file=sys.stderr))
+    print(f"package: {out.absolute()}")
+    return 0
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from edgeship.bundle import manifest_json_schema
 
@@ -358,6 +367,16 @@ def make_parser() -> argparse.ArgumentParser:
     _add_search_parser(sub, output)
     _add_runtime_parsers(sub)
     _add_serve_parser(sub)
+
+    p = sub.add_parser("package", help="one file to copy to a device: runtime, engine wheels for the platform, "
+                                       'the bundle (shiv zipapp; needs pip install "edgeship[package]")')
+    p.add_argument("bundle", help="bundle folder")
+    p.add_argument("--platform", required=True, help="linux-aarch64 (Raspberry Pi OS 64-bit, Jetson) or linux-x86_64")
+    p.add_argument("--python", default="3.11", help="the device's CPython MAJOR.MINOR (default 3.11)")
+    p.add_argument("--with", dest="with_", action="append", default=[], choices=["serve"],
+                   help="also pack the server (FILE serve)")
+    p.add_argument("-o", "--output", required=True, help="file to write")
+    p.set_defaults(func=_cmd_package)
 
     p = sub.add_parser("schema", help="print the JSON Schema (draft 2020-12) of a bundle's manifest.json")
     p.set_defaults(func=_cmd_schema)
