@@ -351,6 +351,7 @@ class CrossPlatformParity(Record):
     artifacts: dict[str, PlatformArtifactParity] = field(metadata=_doc("per artifact file"))
     failures: tuple[str, ...]
     engines: dict[str, str] | None = field(default=None, metadata=_doc("package versions on the target"))
+    cpu: str | None = field(default=None, metadata=_doc("the emulated CPU model (qemu -cpu), e.g. cortex-a76"))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -131,7 +131,7 @@ def check_platform(bundle: str | Path, name: str = "linux-aarch64", *, limits: d
     samples = len(next(iter(host.values()))) if host else 0
     result = CrossPlatformParity(platform=name, host=host_platform(), emulated=True, passed=not failures,
                                  samples=samples, limits=limits, artifacts=artifacts, failures=tuple(failures),
-                                 engines=engines)
+                                 engines=engines, cpu=platforms.qemu_cpu())
     if record:
         record_result(bundle, manifest, result)
     if failures:
@@ -169,7 +169,8 @@ def record_result(bundle: Path, manifest: Manifest, result: CrossPlatformParity)
 
 def table(result: CrossPlatformParity) -> str:
     """The text the CLI prints: one row per artifact."""
-    lines = [f"cross-platform parity: {result.platform} ({'emulated' if result.emulated else 'native'}) vs host "
+    how = f"emulated {result.cpu}" if result.emulated else "native"
+    lines = [f"cross-platform parity: {result.platform} ({how}) vs host "
              f"{result.host}, {result.samples} eval samples; limits: {_limits_text(result.limits)}",
              f"{'artifact':<24} {'check':<9} {'max abs diff':>12} {'SQNR dB':>8} {'top-1':>7}  result"]
     for file, a in result.artifacts.items():
