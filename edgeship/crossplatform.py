@@ -78,6 +78,27 @@ def _host_outputs(bundle: Path) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
 
 
+def judge(file: str, quantized: bool, host: list[np.ndarray], device: list[np.ndarray],
+          limits: dict[str, float]) -> tuple[PlatformArtifactParity, str | None]:
+    """One file's outputs (host = reference): max abs diff, SQNR, top-1 agreement; the failure text or None."""
+    ref = np.concatenate([h.astype(np.float64).reshape(len(h), -1) for h in host], axis=1)
+    got = np.concatenate([d.astype(np.float64).reshape(len(d), -1) for d in device], axis=1)
+    diff = float(np.max(np.abs(ref - got))) if ref.size else 0.0
+    sq = sqnr_db(ref, got)
+    top1 = float(np.mean(host[0].reshape(len(host[0]), -1).argmax(-1) == device[0].reshape(len(device[0]), -1).argmax(-1)))
+    failure = None
+    if quantized:
+        if not (math.isfinite(sq) and sq >= limits["min_sqnr_db"] and top1 >= limits["min_top1_agreement"]):
+            failure = (f"{file}: SQNR {sq:.1f} dB (limit >= {limits['min_sqnr_db']}), top-1 agreement "
+                       f"{top1:.4f} (limit >= {limits['min_top1_agreement']})")
+    elif not (math.isfinite(diff) and diff <= limits["float_max_abs_diff"]):
+        failure = f"{file}: max abs diff {diff:.3g} (limit <= {limits['float_max_abs_diff']})"
+    record = PlatformArtifactParity(check="quantized" if quantized else "float",
+                                    max_abs_diff=diff if math.isfinite(diff) else "nan", sqnr_db=sqnr_json(sq),
+                                    top1_agreement=top1, passed=failure is None)
+    return record, failure
+
+
 def compare(host: dict[str, np.ndarray], device: dict[str, np.ndarray], manifest: Manifest,
             limits: dict[str, float]) -> tuple[dict[str, PlatformArtifactParity], list[str]]:
     """Per artifact: max abs diff, SQNR (host = reference), top-1 agreement, judged by the artifact's precision."""
@@ -88,26 +109,33 @@ def compare(host: dict[str, np.ndarray], device: dict[str, np.ndarray], manifest
         if not keys or any(k not in device for k in keys):
             failures.append(f"{a.file}: no outputs from the target")
             continue
-        ref = np.concatenate([host[k].astype(np.float64).reshape(len(host[k]), -1) for k in keys], axis=1)
-        got = np.concatenate([device[k].astype(np.float64).reshape(len(device[k]), -1) for k in keys], axis=1)
-        first_h, first_d = host[keys[0]], device[keys[0]]
-        diff = float(np.max(np.abs(ref - got))) if ref.size else 0.0
-        sq = sqnr_db(ref, got)
-        top1 = float(np.mean(first_h.reshape(len(first_h), -1).argmax(-1) == first_d.reshape(len(first_d), -1).argmax(-1)))
-        quantized = not is_float_precision(a.precision)
-        if quantized:
-            ok = math.isfinite(sq) and sq >= limits["min_sqnr_db"] and top1 >= limits["min_top1_agreement"]
-            if not ok:
-                failures.append(f"{a.file}: SQNR {sq:.1f} dB (limit >= {limits['min_sqnr_db']}), top-1 agreement "
-                                f"{top1:.4f} (limit >= {limits['min_top1_agreement']})")
-        else:
-            ok = math.isfinite(diff) and diff <= limits["float_max_abs_diff"]
-            if not ok:
-                failures.append(f"{a.file}: max abs diff {diff:.3g} (limit <= {limits['float_max_abs_diff']})")
-        results[a.file] = PlatformArtifactParity(
-            check="quantized" if quantized else "float", max_abs_diff=diff if math.isfinite(diff) else "nan",
-            sqnr_db=sqnr_json(sq), top1_agreement=top1, passed=ok)
+        results[a.file], failure = judge(a.file, not is_float_precision(a.precision), [host[k] for k in keys],
+                                         [device[k] for k in keys], limits)
+        if failure:
+            failures.append(failure)
     return results, failures
+
+
+def run_files_on_device(files: list[Path], x: np.ndarray, name: str = "linux-aarch64",
+                        root: Path | None = None) -> dict[str, list[np.ndarray]]:
+    """Predict ``x`` with each model file inside the emulated root; per file name, the outputs."""
+    import shutil
+
+    root = platforms.require_root(name, root)
+    with platforms.mounted(root), platforms.workdir(root) as (host, inside):
+        (host / "models").mkdir()
+        for f in files:
+            shutil.copy(f, host / "models" / f.name)
+        np.save(host / "x.npy", x)
+        platforms.stage_host_runtime(host / "py")
+        proc = platforms.chroot_run(root, ["python", "-m", "edgeship.platforms", "predict-files", f"{inside}/x.npy",
+                                           f"{inside}/out.npz", *[f"{inside}/models/{f.name}" for f in files]],
+                                    env={"PYTHONPATH": f"{inside}/py"}, timeout=3600)
+        if proc.returncode != 0:
+            raise PlatformError(f"Expected the files to run on {name}. Received: {proc.stderr.strip()[-800:]}. "
+                                "Fix: check they load on the host.")
+        with np.load(host / "out.npz") as z:
+            return {f.name: [z[k] for k in sorted(z.files) if k.startswith(f"{f.name}/")] for f in files}
 
 
 def check_platform(bundle: str | Path, name: str = "linux-aarch64", *, limits: dict[str, float] | None = None,

@@ -361,6 +361,27 @@ def predict_all(bundle: Path, out: Path) -> dict[str, object]:
     return {"machine": _platform.machine(), "python": _platform.python_version()}
 
 
+def predict_files(x_path: Path, out: Path, files: Sequence[Path]) -> dict[str, object]:
+    """Predict the array in ``x_path`` with each model file (probe off: files a benchmark names); save to ``out``."""
+    import platform as _platform
+
+    import numpy as np
+
+    from edgeship.runtime import load
+
+    x = np.load(x_path)
+    arrays = {}
+    for f in files:
+        with load(f, probe=False) as model:
+            y = model.predict(x)
+        for i, part in enumerate(y if isinstance(y, list) else [y]):
+            arrays[f"{Path(f).name}/{i}"] = np.asarray(part)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, out)
+    return {"machine": _platform.machine(), "python": _platform.python_version()}
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -374,12 +395,18 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("predict", help="(inside the root) predict eval.npz with every artifact")
     s.add_argument("bundle", type=Path)
     s.add_argument("out", type=Path)
+    s = sub.add_parser("predict-files", help="(inside the root) predict X.npy with each model file")
+    s.add_argument("x", type=Path)
+    s.add_argument("out", type=Path)
+    s.add_argument("files", type=Path, nargs="+")
     args = p.parse_args(argv)
     try:
         if args.cmd == "setup":
             setup_root(args.platform, args.root, log=lambda s: print(s, file=sys.stderr, flush=True))
         elif args.cmd == "path":
             print(root_path(args.platform))
+        elif args.cmd == "predict-files":
+            print(json.dumps(predict_files(args.x, args.out, args.files)))
         else:
             print(json.dumps(predict_all(args.bundle, args.out)))
     except PlatformError as exc:

@@ -7,26 +7,16 @@ root fails); elsewhere they skip saying so.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from arm_helpers import require_arm_root
 
 from edgeship import platforms
 from edgeship.cli import main
 from edgeship.errors import PlatformError
 
 pytestmark = pytest.mark.emulated
-
-
-def require_arm_root() -> Path:
-    """The ready arm64 root; skip (fail in the arm stage) when this machine has none."""
-    try:
-        return platforms.require_root("linux-aarch64")
-    except PlatformError as exc:
-        if os.environ.get("EDGESHIP_ARM_STAGE") == "1":
-            pytest.fail(f"the arm stage needs the emulated root: {exc}")
-        pytest.skip(f"no emulated arm64 root here (make test-arm sets one up): {exc}")
 
 
 def test_check_platform_records_parity_within_limits(bundle_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
