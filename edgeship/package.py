@@ -47,7 +47,7 @@ BUNDLE_DIR = "edgeship_packaged_bundle"
 
 def _platform_tags(plat: platforms.Platform) -> list[str]:
     """pip --platform tags: manylinux 2.17 (2014) up to glibc 2.36 (Debian 12, Raspberry Pi OS bookworm)."""
-    return [f"manylinux_2_{n}_{plat.machine}" for n in range(36, 16, -1)] + [f"manylinux2014_{plat.machine}"]
+    return platforms.manylinux_tags(plat)
 
 
 def _pip_target_args(plat: platforms.Platform, python: str) -> list[str]:

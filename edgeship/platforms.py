@@ -186,11 +186,19 @@ def setup_root(name: str = "linux-aarch64", root: Path | None = None, log: Calla
         _copy_ca_bundle(root)
         t0 = time.perf_counter()
         pins = [f"{d}=={v}" for d, v in _host_versions().items()]
-        pins = pins or list(ENGINES)
+        pins = [*(pins or ENGINES), "pytest"]
+        # The wheels are fetched by the host's pip (native speed, the host's index settings), then installed
+        # offline by the root's pip: pip resolving and downloading under emulation took minutes longer.
+        wheels = root / "opt" / "edgeship-wheels"
+        shutil.rmtree(wheels, ignore_errors=True)
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--dest", str(wheels),
+              "--only-binary=:all:", "--python-version", _root_python(root), "--implementation", "cp",
+              *[a for tag in manylinux_tags(plat) for a in ("--platform", tag)], *pins], log)
         with mounted(root):
             _chroot(root, ["/usr/bin/python3", "-m", "venv", VENV], log)
-            _chroot(root, [f"{VENV}/bin/pip", "install", "--quiet", "--disable-pip-version-check",
-                           "--only-binary=:all:", *pins, "pytest"], log)
+            _chroot(root, [f"{VENV}/bin/pip", "install", "--quiet", "--disable-pip-version-check", "--no-index",
+                           "--find-links", "/opt/edgeship-wheels", *pins], log)
+        shutil.rmtree(wheels, ignore_errors=True)
         timings["wheels_s"] = round(time.perf_counter() - t0, 1)
         versions = _root_versions(root)
         ready = root / READY.lstrip("/")
@@ -198,6 +206,19 @@ def setup_root(name: str = "linux-aarch64", root: Path | None = None, log: Calla
                                     indent=2) + "\n")
         log(f"{name} root ready at {root}: {versions} {timings}")
     return root
+
+
+def manylinux_tags(plat: Platform) -> list[str]:
+    """pip --platform tags a glibc 2.36 system (Debian 12) runs: manylinux 2.17 (2014) up to 2.36."""
+    return [f"manylinux_2_{n}_{plat.machine}" for n in range(36, 16, -1)] + [f"manylinux2014_{plat.machine}"]
+
+
+def _root_python(root: Path) -> str:
+    """MAJOR.MINOR of the root's python3 (bookworm: 3.11), from its stdlib folder."""
+    versions = sorted(p.name[len("python"):] for p in (root / "usr" / "lib").glob("python3.*") if p.is_dir())
+    if not versions:
+        raise PlatformError(f"Expected python3 in {root}. Received: no usr/lib/python3.*. Fix: delete {root}, rerun.")
+    return versions[-1]
 
 
 def _copy_ca_bundle(root: Path) -> None:
