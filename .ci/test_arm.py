@@ -68,11 +68,11 @@ def main() -> int:
             return proc.returncode
         t_install = time.perf_counter()
         say(f"edgeship installed (--no-deps) in the root in {t_install - t_bundle:.0f} s; running the device tests")
-        env = {"EDGESHIP_TEST_BUNDLE": f"{inside}/bundle", "EDGESHIP_FUZZ_FILES": "12", "TMPDIR": f"{inside}/tmp"}
+        env = {"EDGESHIP_TEST_BUNDLE": f"{inside}/bundle", "EDGESHIP_FUZZ_FILES": "12", "EDGESHIP_THREAD_CALLS": "40", "TMPDIR": f"{inside}/tmp"}
         (host / "tmp").mkdir()
         # Only the files holding device tests: the others import TensorFlow at collection.
         files = sorted(f"tests/{p.name}" for p in (REPO / "tests").glob("test_*.py") if "mark.device" in p.read_text())
-        proc = platforms.chroot_run(root, ["python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-m", "device",
+        proc = platforms.chroot_run(root, ["python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "--durations=8", "-m", "device",
                                            *files, *sys.argv[1:]], env=env, cwd=inside, capture=False)
         t_device = time.perf_counter()
         say(f"device tests in the arm64 root: exit {proc.returncode}, {t_device - t_install:.0f} s")
