@@ -141,6 +141,8 @@ def main():
         return 0
     from edgeship.cli import main as cli
 
+    if args[0] == "serve":  # served under the bundle's name, not the folder's
+        bundle = TARGET["bundle"] + "=" + bundle
     return cli([args[0], bundle, *args[1:]])
 
 

@@ -81,3 +81,45 @@ def test_bad_platform_and_python_are_typed(default_bundle: Path, tmp_path: Path)
         package(default_bundle, tmp_path / "f.pyz", platform="windows-arm64")
     with pytest.raises(PlatformError, match="MAJOR.MINOR"):
         package(default_bundle, tmp_path / "f.pyz", platform="linux-aarch64", python="3")
+
+
+def test_serve_package_answers_on_loopback_in_the_root(default_bundle: Path, tmp_path: Path) -> None:
+    """Packaged --with serve: `FILE serve` in the root answers health and inference on 127.0.0.1, then stops."""
+    import json
+    import time
+    import urllib.request
+
+    root = require_arm_root()
+    app = package(default_bundle, tmp_path / "serve.pyz", platform="linux-aarch64", python="3.11", extras=("serve",))
+    x, _ = load_eval(default_bundle)
+    with platforms.mounted(root), platforms.workdir(root) as (host, inside):
+        (host / "app.pyz").write_bytes(app.read_bytes())
+        env = {**platforms._env(), "PATH": "/usr/bin:/bin", "SHIV_ROOT": f"{inside}/shiv"}
+        port = 18700 + os.getpid() % 200
+        proc = subprocess.Popen(["chroot", str(root), "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in env.items()],
+                                 "/usr/bin/python3", f"{inside}/app.pyz", "serve", "--port", str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            base = f"http://127.0.0.1:{port}/v2"
+            for _ in range(150):  # at most ~5 minutes for the first unpack and engine start under emulation
+                time.sleep(2)
+                try:
+                    if urllib.request.urlopen(f"{base}/health/ready", timeout=2).status == 200:
+                        break
+                except OSError:
+                    assert proc.poll() is None, proc.stdout.read()[-2000:] if proc.stdout else ""
+            name = json.loads((default_bundle / "manifest.json").read_text())["name"]
+            meta = json.loads(urllib.request.urlopen(f"{base}/models/{name}", timeout=30).read())
+            body = json.dumps({"inputs": [{"name": meta["inputs"][0]["name"], "shape": [1, *x.shape[1:]],
+                                           "datatype": "FP32", "data": x[:1].ravel().tolist()}]}).encode()
+            req = urllib.request.Request(f"{base}/models/{name}/infer", data=body,
+                                         headers={"Content-Type": "application/json"})
+            out = json.loads(urllib.request.urlopen(req, timeout=60).read())
+            assert len(out["outputs"][0]["data"]) == 10
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
