@@ -44,3 +44,13 @@ def bundle_copy(default_bundle: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "bundle"
     shutil.copytree(default_bundle, dst)
     return dst
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``emulated`` use the arm64 root and the package index: `make test-arm` runs them, not `make test`."""
+    if os.environ.get("EDGESHIP_ARM_STAGE") == "1":
+        return
+    skip = pytest.mark.skip(reason="uses the emulated arm64 root: `make test-arm` runs it (EDGESHIP_ARM_STAGE=1)")
+    for item in items:
+        if item.get_closest_marker("emulated"):
+            item.add_marker(skip)

@@ -16,9 +16,8 @@ from edgeship import platforms
 from edgeship.cli import main
 from edgeship.errors import PlatformError
 
-pytestmark = pytest.mark.emulated
 
-
+@pytest.mark.emulated
 def test_check_platform_records_parity_within_limits(bundle_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     require_arm_root()
     assert main(["check", str(bundle_copy), "--platform", "linux-aarch64"]) == 0
@@ -46,6 +45,7 @@ def test_check_platform_records_parity_within_limits(bundle_copy: Path, capsys: 
         assert m.path.parent == bundle_copy
 
 
+@pytest.mark.emulated
 def test_tampered_limit_fails_with_exit_1(bundle_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     require_arm_root()
     # No float artifact matches x86 bit for bit on aarch64 (diff ~1e-7): a zero tolerance is a miss.

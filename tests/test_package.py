@@ -19,8 +19,6 @@ from edgeship.errors import PlatformError, WheelMissingError
 from edgeship.package import package
 from edgeship.runtime import load_eval
 
-pytestmark = pytest.mark.emulated
-
 
 @pytest.fixture(scope="module")
 def aarch64_file(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -30,6 +28,7 @@ def aarch64_file(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory)
     return out
 
 
+@pytest.mark.emulated
 def test_aarch64_package_predicts_as_the_installed_runtime_and_benches(aarch64_file: Path, default_bundle: Path) -> None:
     root = require_arm_root()
     x, _ = load_eval(default_bundle)
@@ -58,6 +57,7 @@ def test_aarch64_package_predicts_as_the_installed_runtime_and_benches(aarch64_f
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.emulated
 def test_wrong_platform_is_one_line(aarch64_file: Path) -> None:
     proc = subprocess.run([sys.executable, str(aarch64_file), "predict", "x.npy"], capture_output=True, text=True,
                           env={**os.environ, "SHIV_ROOT": str(aarch64_file.parent / "shiv")}, timeout=600)
@@ -66,6 +66,7 @@ def test_wrong_platform_is_one_line(aarch64_file: Path) -> None:
     assert len(lines) == 1 and "built for linux-aarch64 with Python 3.11" in lines[0], proc.stderr[-2000:]
 
 
+@pytest.mark.emulated
 def test_missing_wheel_is_a_typed_error_naming_what_exists(default_bundle: Path, tmp_path: Path) -> None:
     # ai-edge-litert 2.x has no wheel for CPython 3.9 (nor does numpy 2.x's newest range, for any platform).
     with pytest.raises(WheelMissingError) as info:
@@ -83,6 +84,7 @@ def test_bad_platform_and_python_are_typed(default_bundle: Path, tmp_path: Path)
         package(default_bundle, tmp_path / "f.pyz", platform="linux-aarch64", python="3")
 
 
+@pytest.mark.emulated
 def test_serve_package_answers_on_loopback_in_the_root(default_bundle: Path, tmp_path: Path) -> None:
     """Packaged --with serve: `FILE serve` in the root answers health and inference on 127.0.0.1, then stops."""
     import json
