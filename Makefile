@@ -1,12 +1,14 @@
 # Two set-up commands for a fresh machine with Python 3.11, pip and make:
 #   make demo   build the default recipe into build/digits-small-cnn
 #   make test   run the test suite
+#   make test-arm   the runtime's tests on aarch64, in an emulated arm64 Debian root (root, apt, binfmt;
+#                   root cached in ~/.cache/edgeship/arm64-root or $EDGESHIP_ARM64_ROOT; EDGESHIP_SKIP_ARM=1 skips)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= build/digits-small-cnn
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-arm arm-root lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,12 @@ demo: $(VENV)/.build-installed
 
 test: $(VENV)/.dev-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-arm: $(VENV)/.dev-installed
+	$(PY) .ci/test_arm.py
+
+arm-root: $(VENV)/.dev-installed
+	$(PY) -m edgeship.platforms setup
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

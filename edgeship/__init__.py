@@ -14,9 +14,11 @@ from .errors import DataError as DataError
 from .errors import EdgeshipError as EdgeshipError
 from .errors import MissingExtraError as MissingExtraError
 from .errors import ParityError as ParityError
+from .errors import PlatformError as PlatformError
 from .errors import RecipeError as RecipeError
 from .errors import SchemaVersionError as SchemaVersionError
 from .errors import SearchError as SearchError
+from .errors import WheelMissingError as WheelMissingError
 
 __version__ = "0.1.0"
 
@@ -30,7 +32,9 @@ __all__ = [
     "EdgeshipError",
     "MissingExtraError",
     "ParityError",
+    "PlatformError",
     "RecipeError",
     "SchemaVersionError",
     "SearchError",
+    "WheelMissingError",
 ]

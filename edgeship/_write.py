@@ -168,6 +168,7 @@ def write_bundle(model: Any, recipe: Recipe, out: str | Path, data: ShipData, *,
             "timings_s": timings,
         }
         _finish(bundle, manifest, timings)
+        _cross_platform(bundle, recipe, timings)
         if failures:
             say(f"  PARITY FAILED but allowed by export.allow_parity_failure: {'; '.join(failures)}")
     return out
@@ -309,6 +310,24 @@ def _judged_on(data: CompressData | None) -> str:
         return "validation split"
     views = len(data.y_decision) // max(1, len(data.y_val)) - 1
     return f"validation split ({len(data.y_val)} samples) and {views} augmented views of each (edgeship.train.decision_set)"
+
+
+def _cross_platform(bundle: Any, recipe: Recipe, timings: dict[str, float]) -> None:
+    """``export.platforms``: every artifact on each target (emulated) against this machine, recorded in the manifest.
+
+    A miss raises ParityError (no bundle is left) unless ``export.allow_parity_failure``.
+    """
+    from edgeship.crossplatform import check_platform
+    from edgeship.errors import ParityError
+
+    for name in recipe.export.platforms:
+        with stage(f"cross-platform parity on {name} (emulated)", timings):
+            try:
+                check_platform(bundle.path(""), name)
+            except ParityError as exc:
+                if not recipe.export.allow_parity_failure:
+                    raise
+                say(f"  CROSS-PLATFORM PARITY FAILED but allowed by export.allow_parity_failure: {exc}")
 
 
 def _finish(bundle: Any, manifest: dict[str, Any], timings: dict[str, float]) -> None:

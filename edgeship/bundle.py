@@ -356,11 +356,42 @@ class BudgetRecord(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PlatformArtifactParity(Record):
+    """One artifact's outputs on eval.npz on a target platform against the same artifact on the build host."""
+
+    check: Literal["float", "quantized"] = field(metadata=_doc(
+        "float: judged by max_abs_diff; quantized: by sqnr_db and top1_agreement"))
+    max_abs_diff: float | NonFinite
+    sqnr_db: float | None = field(metadata=_doc(_SQNR_DOC, maximum=SQNR_CAP_DB))
+    top1_agreement: float
+    passed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrossPlatformParity(Record):
+    """Every artifact run on eval.npz on a target platform (emulated: ``edgeship check --platform``) vs the host."""
+
+    platform: str = field(metadata=_doc("the target, e.g. linux-aarch64"))
+    host: str = field(metadata=_doc("the build host's platform, e.g. linux-x86_64"))
+    emulated: bool = field(metadata=_doc("run under qemu user-mode emulation (outputs are the target's kernels')"))
+    passed: bool
+    samples: int
+    limits: dict[str, float] = field(metadata=_doc(
+        "float_max_abs_diff (float artifacts), min_sqnr_db and min_top1_agreement (quantized artifacts)"))
+    artifacts: dict[str, PlatformArtifactParity] = field(metadata=_doc("per artifact file"))
+    failures: tuple[str, ...]
+    engines: dict[str, str] | None = field(default=None, metadata=_doc("package versions on the target"))
+    cpu: str | None = field(default=None, metadata=_doc("the emulated CPU model (qemu -cpu), e.g. cortex-a76"))
+
+
+@dataclass(frozen=True, kw_only=True)
 class ParitySummary(Record):
     passed: bool
     allowed_failure: bool
     failures: tuple[str, ...]
     cross_format: ParityResult | None
+    cross_platform: dict[str, CrossPlatformParity] | None = field(default=None, metadata=_doc(
+        "per target platform: the artifacts' outputs there against the build host's"))
 
 
 @dataclass(frozen=True, kw_only=True)

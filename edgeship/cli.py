@@ -178,8 +178,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check_platform(args: argparse.Namespace) -> int:
+    from edgeship.crossplatform import LIMITS, check_platform, table
+    from edgeship.errors import ParityError
+
+    limits = {k: v for k, v in (("float_max_abs_diff", args.float_atol), ("min_sqnr_db", args.min_sqnr_db),
+                                ("min_top1_agreement", args.min_top1)) if v is not None}
+    try:
+        result = check_platform(args.bundle, args.platform, limits={**LIMITS, **limits}, record=not args.no_record)
+    except ParityError as exc:  # a parity miss is a failed gate (exit 1), recorded in the manifest
+        _error(exc, "normal")
+        return 1
+    print(json.dumps(result.to_json(), indent=2) if args.json else table(result))
+    if not args.no_record:
+        print(f"recorded: parity.cross_platform[{result.platform!r}] in {Path(args.bundle) / 'manifest.json'}")
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from edgeship.runtime._check import check_bundle, update_baseline
+
+    if args.platform:
+        return _cmd_check_platform(args)
 
     tols = {"accuracy": args.accuracy_tol, "latency": args.latency_tol, "size": args.size_tol}
     if args.update:
@@ -220,6 +240,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size, batch_delay_us=args.batch_delay_us,
     )
     return run(options)
+
+
+def _cmd_package(args: argparse.Namespace) -> int:
+    from edgeship.package import package
+
+    out = package(args.bundle, args.output, platform=args.platform, python=args.python, extras=tuple(args.with_),
+                  log=lambda s: print(s, file=sys.stderr))
+    print(f"package: {out.absolute()}")
+    return 0
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -351,6 +380,16 @@ def make_parser() -> argparse.ArgumentParser:
     _add_runtime_parsers(sub)
     _add_serve_parser(sub)
 
+    p = sub.add_parser("package", help="one file to copy to a device: runtime, engine wheels for the platform, "
+                                       'the bundle (shiv zipapp; needs pip install "edgeship[package]")')
+    p.add_argument("bundle", help="bundle folder")
+    p.add_argument("--platform", required=True, help="linux-aarch64 (Raspberry Pi OS 64-bit, Jetson) or linux-x86_64")
+    p.add_argument("--python", default="3.11", help="the device's CPython MAJOR.MINOR (default 3.11)")
+    p.add_argument("--with", dest="with_", action="append", default=[], choices=["serve"],
+                   help="also pack the server (FILE serve)")
+    p.add_argument("-o", "--output", required=True, help="file to write")
+    p.set_defaults(func=_cmd_package)
+
     p = sub.add_parser("schema", help="print the JSON Schema (draft 2020-12) of a bundle's manifest.json")
     p.set_defaults(func=_cmd_schema)
     return parser
@@ -395,6 +434,13 @@ def _add_runtime_parsers(sub: Any) -> None:
     p.add_argument("--rounds", type=_count(1), help="interleaved timing rounds (default: the baseline's, 15)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--update", action="store_true", help="measure the bundle and write the baseline instead of checking")
+    p.add_argument("--platform", choices=["linux-aarch64"],
+                   help="instead: run every artifact on this platform (emulated arm64 root, `make arm-root`) and "
+                        "compare with this machine; records parity.cross_platform in the manifest (exit 1 on a miss)")
+    p.add_argument("--float-atol", type=_non_negative, help="--platform: float artifacts' max abs diff (default 1e-5)")
+    p.add_argument("--min-sqnr-db", type=float, help="--platform: quantized artifacts' SQNR, dB (default 30)")
+    p.add_argument("--min-top1", type=_non_negative, help="--platform: quantized top-1 agreement (default 0.99)")
+    p.add_argument("--no-record", action="store_true", help="--platform: do not write the result into the manifest")
     p.set_defaults(func=_cmd_check)
 
 

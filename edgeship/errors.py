@@ -62,3 +62,12 @@ class SearchError(EdgeshipError):
 
 class ClusterError(BuildError):
     """Multi-worker training (``train.strategy = "multi_worker"``): ``TF_CONFIG`` is unusable, or a worker died."""
+
+
+# -- target platforms: the emulated device root and one-file packages (edgeship.platforms, edgeship.package)
+class PlatformError(EdgeshipError):
+    """A target platform cannot be used here: unknown name, no emulated root, no root rights, no binfmt."""
+
+
+class WheelMissingError(PlatformError):
+    """A package has no wheel for the requested platform and Python version (``edgeship package``)."""

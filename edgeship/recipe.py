@@ -322,7 +322,9 @@ class ExportConfig(_Section):
     ``parity_min_top1``; quantized variants also SQNR >= ``parity_min_sqnr_db``.
     A failure fails the build unless ``allow_parity_failure`` (then the
     manifest records it). ``measure_rss`` runs each file once in a child
-    process to record its peak RSS increase.
+    process to record its peak RSS increase. ``platforms`` (``["linux-aarch64"]``)
+    also runs every artifact on those targets under emulation and holds them to
+    the cross-platform limits (:mod:`edgeship.crossplatform`).
     """
 
     formats: list[Literal["tflite", "onnx"]] = Field(default_factory=lambda: ["tflite", "onnx"], min_length=1)
@@ -333,6 +335,9 @@ class ExportConfig(_Section):
     parity_min_sqnr_db: float = 10.0
     allow_parity_failure: bool = False
     measure_rss: bool = True
+    # Target platforms whose parity the build also checks: every artifact run there (emulated arm64 root,
+    # `make arm-root`) against this machine (edgeship.crossplatform, `edgeship check --platform`).
+    platforms: list[Literal["linux-aarch64"]] = Field(default_factory=list)
 
 
 class AnomalyConfig(_Section):

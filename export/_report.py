@@ -140,6 +140,13 @@ def _parity_rows(m: Manifest) -> list[dict[str, Any]]:
                     "failures": "; ".join(p.failures),
                 }
             )
+    for plat, cp in ((m.parity.cross_platform or {}) if m.parity is not None else {}).items():
+        limit = ", ".join(f"{k} {v}" for k, v in cp.limits.items())
+        for file, a in cp.artifacts.items():  # edgeship check --platform: the same file on the target vs the host
+            rows.append({"artifact": f"{file} on {plat}", "output": "all", "check": f"cross-platform {a.check}",
+                         "max_abs_diff": _num(a.max_abs_diff), "sqnr_db": _num(a.sqnr_db),
+                         "top1_agreement": _num(a.top1_agreement), "limits": limit, "passed": a.passed,
+                         "failures": "; ".join(f for f in cp.failures if f.startswith(f"{file}:"))})
     return rows
 
 

@@ -15,7 +15,8 @@ RUNTIME_API = [
 ]
 EDGESHIP_API = [
     "AccuracyBudgetError", "BuildError", "BundleError", "ChanceLevelError", "ClusterError", "DataError", "EdgeshipError",
-    "MissingExtraError", "ParityError", "RecipeError", "SchemaVersionError", "SearchError",
+    "MissingExtraError", "ParityError", "PlatformError", "RecipeError", "SchemaVersionError", "SearchError",
+    "WheelMissingError",
 ]
 
 

@@ -193,6 +193,14 @@ BAD_INPUTS = {
                                  "readable --auth-token-file"),
     "serve-short-token": ("serve {bundle} --auth-token-file {empty.npy}", "ServeError", "at least 16 characters"),
     "serve-name-clash": ("serve a={bundle} a={nomanifest}", "ServeError", "one bundle per name"),
+    "check-platform-unknown": ("check {bundle} --platform linux-riscv64", "UsageError", "invalid choice"),
+    "package-no-platform": ("package {bundle} -o {folder}/f.pyz", "UsageError", "--platform"),
+    "package-bad-platform": ("package {bundle} --platform windows-arm64 -o {folder}/f.pyz", "PlatformError",
+                             "linux-aarch64, linux-x86_64"),
+    "package-bad-python": ("package {bundle} --platform linux-aarch64 --python 3 -o {folder}/f.pyz", "PlatformError",
+                           "MAJOR.MINOR"),
+    "package-no-manifest": ("package {nomanifest} --platform linux-aarch64 -o {folder}/f.pyz", "BundleError",
+                            "without manifest.json"),
 }
 
 

@@ -18,6 +18,8 @@ from edgeship.runtime import InputError, load, load_eval
 from edgeship.runtime._quant import Dequantizer, Quantizer
 from edgeship.runtime._tensor import TensorInfo
 
+pytestmark = pytest.mark.device  # runtime only: also runs in the emulated arm64 root
+
 
 @pytest.mark.parametrize(("dtype", "zero_point"), [(np.int8, -3), (np.uint8, 128), (np.int16, 0)])
 def test_quantizer_matches_the_reference_formula(dtype: type, zero_point: int) -> None:

@@ -18,6 +18,8 @@ from edgeship.runtime import (
     sha256_file,
 )
 
+pytestmark = pytest.mark.device  # runtime only: also runs in the emulated arm64 root
+
 VARIANTS = [("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32"), ("onnx", "int8")]
 
 

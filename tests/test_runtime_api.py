@@ -14,6 +14,8 @@ from edgeship.runtime import BackendMissingError, InputError, ModelFileError, lo
 from edgeship.runtime._bench import bench_bundle, benchmark
 from edgeship.runtime._profile import PROFILE_FILE, TIE, device_fingerprint
 
+pytestmark = pytest.mark.device  # runtime only: also runs in the emulated arm64 root
+
 
 def test_tflite_engine_order_prefers_litert() -> None:
     assert backends.TFLITE_ENGINES == ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow")

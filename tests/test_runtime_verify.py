@@ -12,6 +12,8 @@ from edgeship.runtime import IntegrityError, ModelFileError, load
 from edgeship.runtime import _verify as v
 from edgeship.runtime._probe import probe_model_bytes
 
+pytestmark = pytest.mark.device  # runtime only: also runs in the emulated arm64 root
+
 
 def test_schema_slots_match_litert_schema() -> None:
     """The verifier's vtable slots are the ones in LiteRT's generated schema."""

@@ -22,6 +22,7 @@ TOPICS = {
     "sport": ["goal", "match", "team", "score", "league", "coach"],
     "tech": ["chip", "code", "laptop", "software", "cpu", "server"],
 }
+GOLDEN = Path(__file__).parent / "data" / "tokenizer_keras.json"
 FILLER = ["the", "a", "and", "very", "Nice!", "really,", "today"]
 
 
@@ -58,6 +59,10 @@ def test_tokenizer_matches_keras_text_vectorization() -> None:
     np.testing.assert_array_equal(tok(TRICKY), want)
     assert tok(TRICKY).dtype == np.int32
     np.testing.assert_array_equal(tok("UPPER lower MiXeD"), want[1:2])  # a single string is a batch of one
+    # The recorded ids the device test (test_device_text.py, no TensorFlow) checks against stay Keras's.
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert golden["texts"] == TRICKY and golden["vocabulary"] == vec.get_vocabulary()
+    assert golden["sequence_length"] == 9 and golden["ids"] == want.tolist()
 
 
 def test_tokenizer_settings_and_bad_manifest() -> None:

@@ -1,0 +1,214 @@
+"""Cross-architecture parity: every artifact of a bundle on a target platform (emulated) against the host.
+
+``edgeship check BUNDLE --platform linux-aarch64`` predicts ``eval.npz`` with
+every artifact twice, with the same edgeship runtime code: on the host, and in
+the emulated arm64 root (:mod:`edgeship.platforms`: aarch64 numpy, onnxruntime
+and LiteRT, run by qemu), then compares the outputs per artifact:
+
+* float artifacts (float32, float16): max abs diff <= ``float_max_abs_diff`` (1e-5);
+* quantized artifacts: SQNR >= ``min_sqnr_db`` (30 dB) and top-1 agreement >=
+  ``min_top1_agreement`` (0.99), SQNR taking the host's outputs as the reference.
+
+ARM's int8 kernels are not x86's, so a quantized artifact may differ by a few
+output quantization steps; these limits say how much is acceptable. The result
+is recorded in the manifest as ``parity.cross_platform[PLATFORM]`` (and in the
+report when the build extra is installed); a miss raises
+:class:`~edgeship.errors.ParityError` after recording it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform as _platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship import platforms
+from edgeship.bundle import (
+    MANIFEST,
+    CrossPlatformParity,
+    Manifest,
+    ParitySummary,
+    PlatformArtifactParity,
+    is_float_precision,
+)
+from edgeship.errors import ParityError, PlatformError
+from edgeship.metrics import sqnr_db, sqnr_json
+
+LIMITS: dict[str, float] = {"float_max_abs_diff": 1e-5, "min_sqnr_db": 30.0, "min_top1_agreement": 0.99}
+
+
+def host_platform() -> str:
+    return f"{_platform.system().lower()}-{_platform.machine()}"
+
+
+def _device_outputs(bundle: Path, name: str, root: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Every artifact's outputs on eval.npz inside the emulated root of ``name``, with the host's edgeship code."""
+    with platforms.mounted(root), platforms.workdir(root) as (host, inside):
+        import shutil
+
+        shutil.copytree(bundle, host / "bundle", ignore=shutil.ignore_patterns("device_profile.json"))
+        platforms.stage_host_runtime(host / "py")
+        proc = platforms.chroot_run(root, ["python", "-m", "edgeship.platforms", "predict", f"{inside}/bundle",
+                                           f"{inside}/out.npz"], env={"PYTHONPATH": f"{inside}/py"}, timeout=3600)
+        if proc.returncode != 0:
+            tail = " | ".join(proc.stderr.strip().splitlines()[-8:])
+            raise PlatformError(f"Expected every artifact of {bundle} to run on {name} (emulated in {root}). "
+                                f"Received: exit {proc.returncode}: {tail}. Fix: check the bundle loads on the host "
+                                f"(`edgeship check {bundle}`); rebuild the root if it is damaged.")
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        if info.get("machine") != platforms.platform(name).machine:
+            raise PlatformError(f"Expected the root to run as {platforms.platform(name).machine}. Received: "
+                                f"{info.get('machine')}. Fix: check binfmt_misc's qemu entry.")
+        with np.load(host / "out.npz") as z:
+            return {k: z[k] for k in z.files}, platforms.root_versions(root)
+
+
+def _host_outputs(bundle: Path) -> dict[str, np.ndarray]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "host.npz"
+        platforms.predict_all(bundle, out)
+        with np.load(out) as z:
+            return {k: z[k] for k in z.files}
+
+
+def judge(file: str, quantized: bool, host: list[np.ndarray], device: list[np.ndarray],
+          limits: dict[str, float]) -> tuple[PlatformArtifactParity, str | None]:
+    """One file's outputs (host = reference): max abs diff, SQNR, top-1 agreement; the failure text or None."""
+    ref = np.concatenate([h.astype(np.float64).reshape(len(h), -1) for h in host], axis=1)
+    got = np.concatenate([d.astype(np.float64).reshape(len(d), -1) for d in device], axis=1)
+    diff = float(np.max(np.abs(ref - got))) if ref.size else 0.0
+    sq = sqnr_db(ref, got)
+    top1 = float(np.mean(host[0].reshape(len(host[0]), -1).argmax(-1) == device[0].reshape(len(device[0]), -1).argmax(-1)))
+    failure = None
+    if quantized:
+        if not (math.isfinite(sq) and sq >= limits["min_sqnr_db"] and top1 >= limits["min_top1_agreement"]):
+            failure = (f"{file}: SQNR {sq:.1f} dB (limit >= {limits['min_sqnr_db']}), top-1 agreement "
+                       f"{top1:.4f} (limit >= {limits['min_top1_agreement']})")
+    elif not (math.isfinite(diff) and diff <= limits["float_max_abs_diff"]):
+        failure = f"{file}: max abs diff {diff:.3g} (limit <= {limits['float_max_abs_diff']})"
+    record = PlatformArtifactParity(check="quantized" if quantized else "float",
+                                    max_abs_diff=diff if math.isfinite(diff) else "nan", sqnr_db=sqnr_json(sq),
+                                    top1_agreement=top1, passed=failure is None)
+    return record, failure
+
+
+def compare(host: dict[str, np.ndarray], device: dict[str, np.ndarray], manifest: Manifest,
+            limits: dict[str, float]) -> tuple[dict[str, PlatformArtifactParity], list[str]]:
+    """Per artifact: max abs diff, SQNR (host = reference), top-1 agreement, judged by the artifact's precision."""
+    results: dict[str, PlatformArtifactParity] = {}
+    failures: list[str] = []
+    for a in manifest.artifacts:
+        keys = sorted(k for k in host if k.startswith(f"{a.file}/"))
+        if not keys or any(k not in device for k in keys):
+            failures.append(f"{a.file}: no outputs from the target")
+            continue
+        results[a.file], failure = judge(a.file, not is_float_precision(a.precision), [host[k] for k in keys],
+                                         [device[k] for k in keys], limits)
+        if failure:
+            failures.append(failure)
+    return results, failures
+
+
+def run_files_on_device(files: list[Path], x: np.ndarray, name: str = "linux-aarch64",
+                        root: Path | None = None) -> dict[str, list[np.ndarray]]:
+    """Predict ``x`` with each model file inside the emulated root; per file name, the outputs."""
+    import shutil
+
+    root = platforms.require_root(name, root)
+    with platforms.mounted(root), platforms.workdir(root) as (host, inside):
+        (host / "models").mkdir()
+        for f in files:
+            shutil.copy(f, host / "models" / f.name)
+        np.save(host / "x.npy", x)
+        platforms.stage_host_runtime(host / "py")
+        proc = platforms.chroot_run(root, ["python", "-m", "edgeship.platforms", "predict-files", f"{inside}/x.npy",
+                                           f"{inside}/out.npz", *[f"{inside}/models/{f.name}" for f in files]],
+                                    env={"PYTHONPATH": f"{inside}/py"}, timeout=3600)
+        if proc.returncode != 0:
+            raise PlatformError(f"Expected the files to run on {name}. Received: {proc.stderr.strip()[-800:]}. "
+                                "Fix: check they load on the host.")
+        with np.load(host / "out.npz") as z:
+            return {f.name: [z[k] for k in sorted(z.files) if k.startswith(f"{f.name}/")] for f in files}
+
+
+def check_platform(bundle: str | Path, name: str = "linux-aarch64", *, limits: dict[str, float] | None = None,
+                   record: bool = True, root: Path | None = None) -> CrossPlatformParity:
+    """Run every artifact of ``bundle`` on ``name`` (emulated) and compare with the host; record it in the manifest.
+
+    Raises:
+        PlatformError: ``name`` is not an emulated platform, or its root is not set up here.
+        ParityError: an artifact misses a limit (recorded first, with ``passed: false``).
+    """
+    from edgeship.runtime._bundle import read_manifest, verify_bundle
+
+    bundle = Path(bundle)
+    limits = {**LIMITS, **(limits or {})}
+    manifest = read_manifest(bundle)
+    verify_bundle(bundle, manifest)
+    root = platforms.require_root(name, root)
+    device, engines = _device_outputs(bundle, name, root)
+    host = _host_outputs(bundle)
+    artifacts, failures = compare(host, device, manifest, limits)
+    samples = len(next(iter(host.values()))) if host else 0
+    result = CrossPlatformParity(platform=name, host=host_platform(), emulated=True, passed=not failures,
+                                 samples=samples, limits=limits, artifacts=artifacts, failures=tuple(failures),
+                                 engines=engines, cpu=platforms.qemu_cpu())
+    if record:
+        record_result(bundle, manifest, result)
+    if failures:
+        raise ParityError(f"Expected every artifact of {bundle} to give the host's outputs on {name} within "
+                          f"{_limits_text(limits)}. Received: {'; '.join(failures)}. Fix: ship the float artifact "
+                          "for this platform, or rebuild with a quantization that holds there (the manifest "
+                          "records the figures under parity.cross_platform).")
+    return result
+
+
+def _limits_text(limits: dict[str, float]) -> str:
+    return (f"float max abs diff <= {limits['float_max_abs_diff']}, quantized SQNR >= {limits['min_sqnr_db']} dB "
+            f"and top-1 agreement >= {limits['min_top1_agreement']}")
+
+
+def record_result(bundle: Path, manifest: Manifest, result: CrossPlatformParity) -> None:
+    """Write ``parity.cross_platform[platform]`` into manifest.json atomically, then the reports when possible."""
+    parity = manifest.parity or ParitySummary(passed=result.passed, allowed_failure=False, failures=(),
+                                              cross_format=None)
+    cross = {**(parity.cross_platform or {}), result.platform: result}
+    updated = dataclasses.replace(manifest, parity=dataclasses.replace(parity, cross_platform=cross))
+    data = Manifest.from_json(updated.to_json()).to_json()  # validated as any reader will
+    tmp = bundle / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, bundle / MANIFEST)
+    try:
+        from edgeship.export._report import write_reports
+    except ImportError:  # the device install: the manifest holds the figures; reports are the build's
+        return
+    from edgeship.runtime._check import BASELINE_FILE, read_baseline
+
+    baseline = read_baseline(bundle / BASELINE_FILE) if (bundle / BASELINE_FILE).is_file() else None
+    write_reports(bundle, Manifest.from_json(data), baseline)
+
+
+def table(result: CrossPlatformParity) -> str:
+    """The text the CLI prints: one row per artifact."""
+    how = f"emulated {result.cpu}" if result.emulated else "native"
+    lines = [f"cross-platform parity: {result.platform} ({how}) vs host "
+             f"{result.host}, {result.samples} eval samples; limits: {_limits_text(result.limits)}",
+             f"{'artifact':<24} {'check':<9} {'max abs diff':>12} {'SQNR dB':>8} {'top-1':>7}  result"]
+    for file, a in result.artifacts.items():
+        sq = f"{a.sqnr_db:.1f}" if a.sqnr_db is not None else "-"
+        diff = a.max_abs_diff if isinstance(a.max_abs_diff, str) else f"{a.max_abs_diff:.3g}"
+        lines.append(f"{file:<24} {a.check:<9} {diff:>12} {sq:>8} {a.top1_agreement:>7.4f}  "
+                     f"{'pass' if a.passed else 'FAIL'}")
+    lines.append("PASSED" if result.passed else "FAILED: " + "; ".join(result.failures))
+    return "\n".join(lines)
+
+
+def as_json(result: CrossPlatformParity) -> dict[str, Any]:
+    return result.to_json()
