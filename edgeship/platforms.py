@@ -361,42 +361,48 @@ def stage_host_runtime(dest: Path) -> Path:
 # -- the command run inside the root: every artifact's outputs on eval.npz --------------------------
 def predict_all(bundle: Path, out: Path) -> dict[str, object]:
     """Predict ``eval.npz`` with every artifact of ``bundle``; save ``{file}/{i}`` arrays to ``out`` (npz)."""
-    import platform as _platform
-
-    import numpy as np
-
     from edgeship.runtime import load, load_eval
     from edgeship.runtime._bundle import read_manifest
 
     manifest = read_manifest(bundle)
     x, _ = load_eval(bundle)
-    arrays = {}
+    arrays: dict[str, object] = {}
     for a in manifest.artifacts:
         with load(bundle, format=a.format, precision=a.precision) as model:
             y = model.predict(x)
-        for i, part in enumerate(y if isinstance(y, list) else [y]):
-            arrays[f"{a.file}/{i}"] = np.asarray(part)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, out)
-    return {"machine": _platform.machine(), "python": _platform.python_version()}
+        _keep(arrays, a.file, y)
+    return _save(arrays, out)
 
 
 def predict_files(x_path: Path, out: Path, files: Sequence[Path]) -> dict[str, object]:
     """Predict the array in ``x_path`` with each model file (probe off: files a benchmark names); save to ``out``."""
-    import platform as _platform
-
     import numpy as np
 
     from edgeship.runtime import load
 
     x = np.load(x_path)
-    arrays = {}
+    arrays: dict[str, object] = {}
     for f in files:
         with load(f, probe=False) as model:
             y = model.predict(x)
-        for i, part in enumerate(y if isinstance(y, list) else [y]):
-            arrays[f"{Path(f).name}/{i}"] = np.asarray(part)
+        _keep(arrays, Path(f).name, y)
+    return _save(arrays, out)
+
+
+def _keep(arrays: dict[str, object], name: str, y: object) -> None:
+    """Store each output of one prediction under ``NAME/INDEX``."""
+    import numpy as np
+
+    for i, part in enumerate(y if isinstance(y, list) else [y]):
+        arrays[f"{name}/{i}"] = np.asarray(part)
+
+
+def _save(arrays: dict[str, object], out: Path) -> dict[str, object]:
+    """Write ``arrays`` to ``out`` atomically; this interpreter's machine and Python version."""
+    import platform as _platform
+
+    import numpy as np
+
     tmp = out.with_name(out.name + ".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, out)

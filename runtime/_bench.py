@@ -20,6 +20,7 @@ from edgeship.bundle import ArtifactRecord
 from edgeship.metrics import roc_auc, top1_accuracy
 
 from ._bundle import is_bundle, read_manifest, verify_bundle
+from ._check import _block
 from ._errors import InputError
 from ._load import anomaly_of, load, load_eval, load_file
 from ._model import Model
@@ -355,16 +356,6 @@ def measure_interleaved(
             "peak_rss_mb": peak_rss_mb(),
         }))
     return out
-
-
-def _block(predict: Callable[[Any], Any], x: Any, calls: int) -> list[int]:
-    clock = time.perf_counter_ns
-    times = []
-    for _ in range(calls):
-        t0 = clock()
-        predict(x)
-        times.append(clock() - t0)
-    return times
 
 
 def _sweep(open_model: Any, x: Any | None, counts: Sequence[int], kw: dict[str, Any]) -> list[dict[str, Any]]:
