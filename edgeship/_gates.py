@@ -75,37 +75,38 @@ def bundle_warnings(artifacts: list[dict[str, Any]], base: dict[str, Any] | None
     out: list[str] = []
     if anomaly_baselines is not None:
         pca = anomaly_baselines.get("pca_roc_auc")
-        below = [a for a in artifacts if pca is not None and a["metrics"]["roc_auc"] < pca]
-        if below:
-            names = ", ".join(f"{a['file']} {a['metrics']['roc_auc']:.4f}" for a in below)
+        names = _named(artifacts, "roc_auc", lambda v: pca is not None and v < pca, "{:.4f}")
+        if names:
             out.append(
                 f"below the PCA baseline's ROC AUC ({pca:.4f}, {anomaly_baselines['pca_components']} components): "
                 f"{names}. The autoencoder does no better than a linear subspace; try more data, more epochs or "
                 "another model.arch."
             )
-        over = [a for a in artifacts if budget is not None and a["metrics"]["roc_auc_drop"] > budget + 1e-9]
-        if over:
-            names = ", ".join(f"{a['file']} {a['metrics']['roc_auc_drop']:+.4f}" for a in over)
+        names = _named(artifacts, "roc_auc_drop", lambda v: budget is not None and v > budget + 1e-9, "{:+.4f}")
+        if names:
             out.append(f"on the test split these artifacts lose more ROC AUC than the budget ({budget:.4f}) against "
                        f"the trained float32 model, although the {decision} met it: {names}.")
         return out
-    if base and np.isfinite(base.get("linear", float("nan"))):
-        below = [a for a in artifacts if a["metrics"]["accuracy"] < base["linear"]]
-        if below:
-            names = ", ".join(f"{a['file']} {a['metrics']['accuracy']:.4f}" for a in below)
-            out.append(
-                f"below the linear baseline ({base['linear']:.4f}, {base['linear_model']}): {names}. "
-                "The network does no better than a linear model on these inputs; try more data, data.augmentation, "
-                "model.weights (transfer learning) or another model.arch."
-            )
+    linear = base.get("linear", float("nan")) if base else float("nan")
+    names = _named(artifacts, "accuracy", lambda v: bool(np.isfinite(linear)) and v < linear, "{:.4f}")
+    if names:
+        out.append(
+            f"below the linear baseline ({linear:.4f}, {base['linear_model']}): {names}. "  # type: ignore[index]
+            "The network does no better than a linear model on these inputs; try more data, data.augmentation, "
+            "model.weights (transfer learning) or another model.arch."
+        )
     limit = effective_budget(budget, test_samples)
-    if limit is not None:
-        over = [a for a in artifacts if a["metrics"]["accuracy_drop"] > limit + 1e-9]
-        if over:
-            names = ", ".join(f"{a['file']} {a['metrics']['accuracy_drop']:+.4f}" for a in over)
-            out.append(
-                f"on the test split ({test_samples} samples) these artifacts lose more than the budget "
-                f"({limit:.4f}) against the trained float32 model, although the {decision} met it: {names}. "
-                "The decision split is too small or too easy to see the loss; more data gives a truer check."
-            )
+    names = _named(artifacts, "accuracy_drop", lambda v: limit is not None and v > limit + 1e-9, "{:+.4f}")
+    if names:
+        out.append(
+            f"on the test split ({test_samples} samples) these artifacts lose more than the budget "
+            f"({limit:.4f}) against the trained float32 model, although the {decision} met it: {names}. "
+            "The decision split is too small or too easy to see the loss; more data gives a truer check."
+        )
     return out
+
+
+def _named(artifacts: list[dict[str, Any]], key: str, flagged: Any, fmt: str) -> str:
+    """``"FILE VALUE, ..."`` for the artifacts whose ``metrics[key]`` is present and ``flagged``; empty when none is."""
+    values = [(a["file"], a["metrics"].get(key)) for a in artifacts]
+    return ", ".join(f"{name} {fmt.format(v)}" for name, v in values if v is not None and flagged(v))

@@ -128,3 +128,20 @@ def test_unmeetable_budget_fails_with_the_table_and_writes_no_bundle(outlier: di
     assert not out.exists()
     assert not any(p.name.startswith(".edgeship-tmp-") for p in tmp_path.iterdir())
 
+
+
+def test_bundle_warnings_name_each_artifact_below_the_baseline_or_over_the_budget() -> None:
+    from edgeship._gates import bundle_warnings
+
+    arts = [{"file": "a.tflite", "metrics": {"accuracy": 0.70, "accuracy_drop": 0.05}},
+            {"file": "b.onnx", "metrics": {"accuracy": 0.90, "accuracy_drop": 0.0}}]
+    below, over = bundle_warnings(arts, {"linear": 0.8, "linear_model": "lr"}, 0.01, 400, "validation split")
+    assert "below the linear baseline (0.8000, lr): a.tflite 0.7000." in below and "b.onnx" not in below
+    assert "(400 samples)" in over and "a.tflite +0.0500" in over and "b.onnx" not in over
+    assert bundle_warnings(arts, None, None, 400, "validation split") == []  # no baseline, no budget: nothing to say
+    # 20 test samples cannot resolve 1 point: a 0.05 drop is one sample, within the budget as judged
+    assert bundle_warnings(arts, None, 0.01, 20, "validation split") == []
+    auc = [{"file": "m.tflite", "metrics": {"roc_auc": 0.90, "roc_auc_drop": 0.05}}]
+    pca, drop = bundle_warnings(auc, None, 0.02, 400, "validation split",
+                                anomaly_baselines={"pca_roc_auc": 0.95, "pca_components": 8})
+    assert "PCA baseline's ROC AUC (0.9500, 8 components): m.tflite 0.9000" in pca and "m.tflite +0.0500" in drop
