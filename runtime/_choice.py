@@ -134,12 +134,6 @@ def workload(path: Path) -> Workload | None:
     return Workload(macs, weights, weighted_k / macs) if macs else None
 
 
-def macs_per_weight(path: Path) -> float | None:
-    """MACs per weight element at batch 1 (see :func:`workload`)."""
-    w = workload(path)
-    return None if w is None else w.macs_per_weight
-
-
 def _within_budget(manifest: Manifest) -> list[ArtifactRecord]:
     from ._profile import accuracy_budget, manifest_met_budget
 
