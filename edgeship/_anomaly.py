@@ -96,11 +96,12 @@ def build_anomaly(run: Any, ds: Any, plan: Any, factory: Callable[[], Any]) -> N
             log_dir=run.work / "training" / "logs" if t.tensorboard else None,
         )
         q = recipe.anomaly.threshold_quantile
-        threshold = float(np.quantile(keras_scores(model, x_normal_val), q))
+        val_scores = keras_scores(model, ds.x_val)  # normals and held-out anomalies; the threshold reads the normals
+        threshold = float(np.quantile(val_scores[ds.y_val == 0], q))
         test_scores = keras_scores(model, ds.x_test)
         figures = detection_metrics(test_scores, ds.y_test, threshold)
         auc = figures["roc_auc"]
-        val_auc = roc_auc(keras_scores(model, ds.x_val), ds.y_val)
+        val_auc = roc_auc(val_scores, ds.y_val)
         say(f"  keras float32 test ROC AUC {auc:.4f} (validation {val_auc:.4f}), threshold {threshold:.4g} "
             f"(quantile {q} of {len(x_normal_val)} validation normals): precision {figures['precision']:.4f}, "
             f"recall {figures['recall']:.4f}, after {len(history.get('loss', []))} epoch(s)")
