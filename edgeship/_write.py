@@ -33,6 +33,27 @@ RECONSTRUCTION_PARITY_RULE = (
 )
 
 
+#: The distributions whose versions make a bundle's files (``manifest["toolchain"]``).
+TOOLCHAIN = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
+
+
+def toolchain() -> dict[str, str]:
+    """The installed version of each :data:`TOOLCHAIN` distribution (the ones present).
+
+    The converter's own provenance entry is left out of the TFLite files
+    (``edgeship.export.tflite``), so this is where a file's converter version is kept.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for name in TOOLCHAIN:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
 @dataclass(frozen=True)
 class ShipData:
     """What a bundle is verified with, besides the model and the recipe.
@@ -152,6 +173,7 @@ def write_bundle(model: Any, recipe: Recipe, out: str | Path, data: ShipData, *,
         manifest = {
             "name": recipe.name,
             "edgeship_version": edgeship.__version__,
+            "toolchain": toolchain(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "recipe": recipe.to_dict(),
             "recipe_sha256": recipe.sha256(),

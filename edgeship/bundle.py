@@ -432,6 +432,8 @@ class Manifest(Record):
         "before 0.1's records: read as 1", enum=list(SUPPORTED_SCHEMA_VERSIONS)))
     name: str
     edgeship_version: str | None = None
+    toolchain: dict[str, str] | None = field(default=None, metadata=_doc(
+        "versions of the converters and engines that made and checked the files (distribution: version)"))
     created: str | None = field(default=None, metadata=_doc("UTC time of the build, ISO 8601"))
     recipe: dict[str, Any] | None = field(default=None, metadata=_doc("the recipe as run (edgeship.recipe.Recipe)"))
     recipe_sha256: str | None = None

@@ -71,7 +71,7 @@ def to_tflite(
             f"{precision} TFLite conversion needs calibration samples. Received: none. Pass calibration=x_train[:256]."
         )
     if precision in ("float32", "float16", "dynamic_int8"):
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter = _converter(tf, model)
         if precision != "float32":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if precision == "float16":
@@ -98,12 +98,24 @@ def quantizing_converter(model: Any, calibration: np.ndarray, *, per_channel: bo
     SQNR diagnostics (the quantization debugger), so both see the same ranges.
     """
     tf, _ = tf_modules()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = _converter(tf, model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative(calibration)
     if not per_channel:
         # No public switch exists; this is the converter's own flag for per-tensor weights.
         converter._experimental_disable_per_channel = True
+    return converter
+
+
+def _converter(tf: Any, model: Any) -> Any:
+    """The converter for ``model``, without the converter's ``CONVERSION_METADATA`` entry.
+
+    That entry (96 bytes: TensorFlow version and conversion flags) is provenance,
+    never read by an interpreter; the bundle manifest records the toolchain
+    (``manifest["toolchain"]``) instead, so device files carry only what runs.
+    """
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.exclude_conversion_metadata = True
     return converter
 
 

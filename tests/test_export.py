@@ -52,6 +52,23 @@ def test_manifest_records_parity_and_estimates(default_bundle: Path) -> None:
             assert out["sqnr_db"] >= 10 and out["top1_agreement"] >= 0.8
 
 
+def test_converter_provenance_is_in_the_manifest_not_in_the_files(default_bundle: Path) -> None:
+    """The converter's CONVERSION_METADATA (TF version, flags) is left out of the device files; the manifest
+    records the toolchain instead. The runtime's own entries stay."""
+    from importlib.metadata import version
+
+    from edgeship.runtime._metadata import tflite_metadata
+
+    manifest = json.loads((default_bundle / "manifest.json").read_text())
+    assert manifest["toolchain"]["tensorflow"] == version("tensorflow")
+    assert manifest["toolchain"]["tf2onnx"] == version("tf2onnx")
+    for a in manifest["artifacts"]:
+        if a["format"] == "tflite":
+            entries = tflite_metadata((default_bundle / a["file"]).read_bytes())
+            assert "CONVERSION_METADATA" not in entries
+            assert {"edgeship", "min_runtime_version"} <= set(entries)
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small tf_keras model trained in the test, saved, with an .npz of eval data and a fast recipe."""

@@ -89,13 +89,23 @@ def test_head_is_not_loaded_even_when_the_class_count_matches(
 
 @pytest.mark.parametrize("ext", [".h5", ".keras"])
 def test_unnamed_layers_match_by_rank_when_keras_numbered_them_differently(tmp_path: Path, ext: str) -> None:
-    # ds_cnn's layers are auto-named: the second ds_cnn of a process has conv2d_5... where the first had conv2d.
+    # Files from edgeship before 0.2: ds_cnn's layers were auto-named, numbered per process (conv2d_5... where
+    # the first ds_cnn of a process had conv2d). Such a file is made here by cloning with Keras' own names.
     _, keras = tf_modules()
     keras.utils.set_random_seed(2)
-    source = train.create_model("ds_cnn", (49, 10, 1), 12)
+    built = train.create_model("ds_cnn", (49, 10, 1), 12)
+    train.create_model("ds_cnn", (49, 10, 1), 12)  # Keras' per-process counters move on
+
+    def auto_named(layer: Any) -> Any:
+        config = layer.get_config()
+        if layer.name != "probs":
+            config.pop("name", None)
+        return type(layer).from_config(config)
+
+    source = keras.models.clone_model(built, clone_function=auto_named)
+    source.set_weights(built.get_weights())
     path = tmp_path / f"ds_cnn{ext}"
     source.save_weights(path) if ext == ".h5" else source.save(path)
-    train.create_model("ds_cnn", (49, 10, 1), 12)  # shifts the numbering again
     model = train.create_model("ds_cnn", (49, 10, 1), 12)
     assert [layer.name for layer in model.layers] != [layer.name for layer in source.layers]
 

@@ -85,3 +85,14 @@ def test_softmax_head_stays_float32_under_mixed_precision() -> None:
         assert model.output.dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_layer_names_do_not_depend_on_what_the_process_built_before(name: str) -> None:
+    """Keras numbers unnamed layers per process: the second build of an architecture used to get other layer
+    names, so its TFLite file other tensor names and other bytes. Every zoo layer is named within its model."""
+    shape, classes, _ = EXPECTED[name]
+    first = [layer.name for layer in train.create_model(name, shape, classes).layers]
+    second = [layer.name for layer in train.create_model(name, shape, classes).layers]
+    assert first == second
+    assert len(set(first)) == len(first)

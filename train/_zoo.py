@@ -87,6 +87,24 @@ def create_model(name: str, input_shape: tuple[int, ...], num_classes: int, **op
         ) from None
 
 
+class _Names:
+    """Layer names numbered within one model: ``names("relu")`` -> ``relu_1``, ``relu_2``, ...
+
+    Keras numbers unnamed layers per process, so the same architecture built
+    twice in one process got other layer names, and its TFLite file other
+    tensor names and other bytes. Layers with weights keep Keras' stems
+    (``conv2d``, ``depthwise_conv2d``, ``batch_normalization``, ``dense``), which
+    is how :func:`edgeship.train.load_weights` matches them in older files.
+    """
+
+    def __init__(self) -> None:
+        self._count: dict[str, int] = {}
+
+    def __call__(self, stem: str) -> str:
+        self._count[stem] = self._count.get(stem, 0) + 1
+        return f"{stem}_{self._count[stem]}"
+
+
 def _head(x: Any, num_classes: int, name: str = "probs") -> Any:
     _, keras = tf_modules()
     # float32 even under mixed_float16: a float16 softmax loses small probabilities.
@@ -150,9 +168,10 @@ def mobilenet_v2(input_shape: tuple[int, ...], num_classes: int, alpha: float = 
     _, keras = tf_modules()
     inputs = keras.layers.Input(input_shape, name="input")
     base = keras.applications.MobileNetV2(
-        input_tensor=inputs, alpha=alpha, include_top=False, weights=None, pooling="avg"
+        input_tensor=inputs, alpha=alpha, include_top=False, weights=None
     )
-    x = keras.layers.Dropout(dropout, name="dropout")(base.output)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(base.output)  # named: pooling="avg" numbers it per process
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
     return keras.Model(inputs, _head(x, num_classes), name=f"mobilenet_v2_{alpha:g}")
 
 
@@ -195,21 +214,23 @@ def ds_cnn(
     _need_rank("ds_cnn", input_shape, 3, "(49, 10, 1)")
     _, keras = tf_modules()
     layers = keras.layers
+    name = _Names()
     inputs = layers.Input(input_shape, name="input")
-    x = layers.Conv2D(filters, (10, 4), strides=(2, 2), padding="same")(inputs)
-    x = layers.BatchNormalization()(x)
-    x = layers.Activation("relu")(x)
-    x = layers.Dropout(0.2)(x)
+    x = layers.Conv2D(filters, (10, 4), strides=(2, 2), padding="same", name=name("conv2d"))(inputs)
+    x = layers.BatchNormalization(name=name("batch_normalization"))(x)
+    x = layers.Activation("relu", name=name("relu"))(x)
+    x = layers.Dropout(0.2, name=name("dropout"))(x)
     for _ in range(4):
-        x = layers.DepthwiseConv2D(kernel_size=(3, 3), depth_multiplier=1, padding="same")(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
-        x = layers.Conv2D(filters, (1, 1), padding="same")(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
-    x = layers.Dropout(dropout)(x)
-    x = layers.AveragePooling2D(pool_size=(max(1, input_shape[0] // 2), max(1, input_shape[1] // 2)))(x)
-    x = layers.Flatten()(x)
+        x = layers.DepthwiseConv2D(kernel_size=(3, 3), depth_multiplier=1, padding="same",
+                                   name=name("depthwise_conv2d"))(x)
+        x = layers.BatchNormalization(name=name("batch_normalization"))(x)
+        x = layers.Activation("relu", name=name("relu"))(x)
+        x = layers.Conv2D(filters, (1, 1), padding="same", name=name("conv2d"))(x)
+        x = layers.BatchNormalization(name=name("batch_normalization"))(x)
+        x = layers.Activation("relu", name=name("relu"))(x)
+    x = layers.Dropout(dropout, name=name("dropout"))(x)
+    x = layers.AveragePooling2D(pool_size=(max(1, input_shape[0] // 2), max(1, input_shape[1] // 2)), name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
     return keras.Model(inputs, _head(x, num_classes), name="ds_cnn")
 
 
@@ -224,15 +245,19 @@ def mobilenet_v1_025(input_shape: tuple[int, ...] = (96, 96, 3), num_classes: in
     _, keras = tf_modules()
     layers = keras.layers
 
+    name = _Names()
+
     def conv_bn(x: Any, n: int, kernel: int, stride: int) -> Any:
-        x = layers.Conv2D(n, kernel, strides=stride, padding="same", kernel_initializer="he_normal")(x)
-        x = layers.BatchNormalization()(x)
-        return layers.Activation("relu")(x)
+        x = layers.Conv2D(n, kernel, strides=stride, padding="same", kernel_initializer="he_normal",
+                          name=name("conv2d"))(x)
+        x = layers.BatchNormalization(name=name("batch_normalization"))(x)
+        return layers.Activation("relu", name=name("relu"))(x)
 
     def dw_bn(x: Any, stride: int) -> Any:
-        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", depthwise_initializer="he_normal")(x)
-        x = layers.BatchNormalization()(x)
-        return layers.Activation("relu")(x)
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", depthwise_initializer="he_normal",
+                                   name=name("depthwise_conv2d"))(x)
+        x = layers.BatchNormalization(name=name("batch_normalization"))(x)
+        return layers.Activation("relu", name=name("relu"))(x)
 
     inputs = layers.Input(input_shape, name="input")
     x = conv_bn(inputs, filters, 3, 2)
@@ -256,8 +281,8 @@ def mobilenet_v1_025(input_shape: tuple[int, ...] = (96, 96, 3), num_classes: in
         x = dw_bn(x, stride)
         n *= grow
         x = conv_bn(x, n, 1, 1)
-    x = layers.AveragePooling2D(pool_size=tuple(int(d) for d in x.shape[1:3]))(x)
-    x = layers.Flatten()(x)
+    x = layers.AveragePooling2D(pool_size=tuple(int(d) for d in x.shape[1:3]), name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
     return keras.Model(inputs, _head(x, num_classes), name="mobilenet_v1_025")
 
 
@@ -272,21 +297,30 @@ def resnet8(input_shape: tuple[int, ...] = (32, 32, 3), num_classes: int = 10, f
     _, keras = tf_modules()
     layers = keras.layers
 
+    name = _Names()
+
     def conv(x: Any, n: int, kernel: int = 3, stride: int = 1) -> Any:
-        return layers.Conv2D(n, kernel, strides=stride, padding="same", kernel_initializer="he_normal")(x)
+        return layers.Conv2D(n, kernel, strides=stride, padding="same", kernel_initializer="he_normal",
+                             name=name("conv2d"))(x)
+
+    def bn(x: Any) -> Any:
+        return layers.BatchNormalization(name=name("batch_normalization"))(x)
+
+    def relu(x: Any) -> Any:
+        return layers.Activation("relu", name=name("relu"))(x)
 
     inputs = layers.Input(input_shape, name="input")
-    x = layers.Activation("relu")(layers.BatchNormalization()(conv(inputs, filters)))
+    x = relu(bn(conv(inputs, filters)))
     for stack in range(3):
         n = filters * 2**stack
         stride = 1 if stack == 0 else 2
-        y = layers.Activation("relu")(layers.BatchNormalization()(conv(x, n, 3, stride)))
-        y = layers.BatchNormalization()(conv(y, n))
+        y = relu(bn(conv(x, n, 3, stride)))
+        y = bn(conv(y, n))
         if stack > 0:
             x = conv(x, n, 1, stride)
-        x = layers.Activation("relu")(layers.add([x, y]))
-    x = layers.AveragePooling2D(pool_size=int(min(x.shape[1:3])))(x)
-    x = layers.Flatten()(x)
+        x = relu(layers.Add(name=name("add"))([x, y]))
+    x = layers.AveragePooling2D(pool_size=int(min(x.shape[1:3])), name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
     y = layers.Dense(num_classes, activation="softmax", kernel_initializer="he_normal", dtype="float32", name="probs")(
         x
     )
@@ -309,6 +343,6 @@ def fc_autoencoder(input_shape: tuple[int, ...] = (640,), num_classes: int = 0) 
     for i, units in enumerate([128, 128, 128, 128, 8, 128, 128, 128, 128], start=1):
         h = layers.Dense(units, name=f"dense_{i}")(h)
         h = layers.BatchNormalization(name=f"bn_{i}")(h)
-        h = layers.Activation("relu")(h)
+        h = layers.Activation("relu", name=f"relu_{i}")(h)
     out = layers.Dense(input_shape[0], dtype="float32", name="reconstruction")(h)
     return keras.Model(inputs, out, name="fc_autoencoder")
