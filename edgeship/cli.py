@@ -148,7 +148,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
           "thread_sweep": args.sweep}
     if is_bundle(Path(args.path)):
         rows, profile = bench_bundle(args.path, accuracy_budget=args.accuracy_budget, record=not args.no_record,
-                                     rounds=args.rounds, **kw)
+                                     rounds=args.rounds, loads=args.loads, **kw)
     else:
         rows, profile = [benchmark(args.path, **kw)], None  # type: ignore[list-item]
     if args.json:
@@ -165,7 +165,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         chosen = next(r for r in rows if r.get("fastest_within_budget"))
         metric = "AUC" if chosen.get("metric") == "roc_auc" else "top-1"
         print(f"* fastest within the accuracy budget ({metric} at most {chosen['accuracy_budget']:.4f} below the best "
-              f"float32) on this device, by the median of {chosen['rounds']} interleaved rounds "
+              f"float32) on this device, by the median of {chosen['rounds']} interleaved rounds x {chosen['loads']} loads "
               f"({chosen['median_ms']:.4f} ms; the no-profile rule's pick is kept when within 5% of the fastest): "
               f"{chosen['file']}" + ("" if args.no_record else f"; recorded in {profile}"))
         if any(r.get("within_budget") is False for r in rows):
@@ -420,6 +420,9 @@ def _add_runtime_parsers(sub: Any) -> None:
     p.add_argument("--rounds", type=_count(1), default=21,
                    help="bundle: interleaved rounds, one block of calls per artifact each (default 21); "
                         "the fastest is chosen by the median over rounds")
+    p.add_argument("--loads", type=_count(1), default=3,
+                   help="bundle: separate loads of each artifact, all timed side by side (default 3); a variant's "
+                        "figure is the median over its loads, as one load's speed depends on where its weights landed")
     p.add_argument("--accuracy-budget", type=_non_negative,
                    help="largest top-1 drop vs the best float32 artifact (default: the recipe's, else 0.01)")
     p.add_argument("--no-record", action="store_true", help="do not write device_profile.json into the bundle")

@@ -78,13 +78,19 @@ class TFLiteBackend:
         kwargs: dict[str, Any] = {"model_content": content}
         if threads:
             kwargs["num_threads"] = int(threads)
+        #: Whether the engine converts float32 I/O to and from the file's integer I/O (``_floatio``).
+        self.quantizes_io = False
         try:
             self._interp = cls(**kwargs)
+            in_details = self._interp.get_input_details()
+            out_details = self._interp.get_output_details()
+            self.inputs = [_tflite_info(d) for d in in_details]  # the file's tensors, whatever runs
+            self.outputs = [_tflite_info(d) for d in out_details]
+            if self.inputs and self.outputs and all(t.quantized for t in self.inputs + self.outputs):
+                self._use_float_io(cls, kwargs)
             self._interp.allocate_tensors()
             in_details = self._interp.get_input_details()
             out_details = self._interp.get_output_details()
-            self.inputs = [_tflite_info(d) for d in in_details]
-            self.outputs = [_tflite_info(d) for d in out_details]
         except (ValueError, RuntimeError, TypeError, KeyError) as exc:
             raise ModelFileError(
                 f"LiteRT could not load the model: {_first_line(exc)}. Expected a valid .tflite flatbuffer; "
@@ -104,6 +110,25 @@ class TFLiteBackend:
         self._invoke = self._interp.invoke
         self._get = self._interp.get_tensor
         self._in0, self._out0, self._batch0 = self._in_idx[0], self._out_idx[0], self._batch[0]
+
+    def _use_float_io(self, cls: Any, kwargs: dict[str, Any]) -> None:
+        """Run the graph with engine-side (de)quantization when it converts (see ``_floatio``)."""
+        from ._floatio import float_io_content
+
+        content = float_io_content(kwargs["model_content"])
+        if content is None:
+            return
+        try:
+            interp = cls(**{**kwargs, "model_content": content})
+            ins, outs = interp.get_input_details(), interp.get_output_details()
+        except (ValueError, RuntimeError, TypeError, KeyError):
+            return
+        def shapes(details: list[dict[str, Any]]) -> list[tuple[int, ...]]:
+            return [tuple(int(v) for v in d.get("shape_signature", d["shape"])) for d in details]
+
+        same = shapes(ins + outs) == shapes(self._interp.get_input_details() + self._interp.get_output_details())
+        if same and all(np.dtype(d["dtype"]) == np.float32 for d in ins + outs):
+            self._interp, self.quantizes_io = interp, True
 
     @property
     def dynamic_batch(self) -> bool:

@@ -69,12 +69,14 @@ class Model:
         self._inner = tuple(first.shape[1:])
         self._inner_fixed = all(d is not None for d in self._inner)
         self._float_in = first.dtype.kind == "f"
-        self._quant_in = first.quantized
-        # A quantized input is fed float32 and quantized here; token ids stay integers.
+        # A quantized input is fed float32 and quantized here, or by the engine when the backend
+        # says it converts (LiteRT with QUANTIZE / DEQUANTIZE ops added, ``_floatio``); token ids stay integers.
         self._in_dtype = np.dtype(np.float32) if first.quantized else first.dtype
         self._single = len(self.inputs) == 1
-        self._quant = [Quantizer(i) if i.quantized else None for i in self.inputs]
-        self._dequant = [Dequantizer(o) if o.quantized else None for o in self.outputs]
+        here = not getattr(backend, "quantizes_io", False)
+        self._quant = [Quantizer(i) if i.quantized and here else None for i in self.inputs]
+        self._dequant = [Dequantizer(o) if o.quantized and here else None for o in self.outputs]
+        self._quant_in = self._quant[0] is not None
         self._plain_out = len(self._dequant) == 1 and self._dequant[0] is None
         self._check_finite = nan_policy == "raise" and self._in_dtype.kind == "f"
         self._closed = False

@@ -1,7 +1,8 @@
 """Device profiles: which artifact of a bundle is fastest on this device.
 
-``edgeship bench BUNDLE`` loads every artifact, times them interleaved (rounds of
-one block per artifact, median of the rounds), measures quality on the bundle's
+``edgeship bench BUNDLE`` loads every artifact (three separate loads each), times
+them interleaved (rounds of one block per load; per load the median of the rounds,
+per artifact the median over its loads), measures quality on the bundle's
 held-out sample, picks the fastest artifact within the accuracy budget
 (:func:`eligible`: within the budget of the best float32 artifact on this device,
 and not recorded by the build as missing it) and writes that choice, its sha256
@@ -147,10 +148,12 @@ def write_profile(folder: Path, choice: dict[str, Any], results: list[dict[str, 
         "accuracy": choice.get("accuracy"),
         "accuracy_budget": budget,
         "rounds": choice.get("rounds"),
+        "loads": choice.get("loads"),
         "device": device_fingerprint(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "candidates": [
-            {"file": r["file"], "sha256": sha.get(r["file"]), "median_ms": _speed(r), "p50_ms": r["latency_ms"]["p50"],
+            {"file": r["file"], "sha256": sha.get(r["file"]), "median_ms": _speed(r),
+             "median_ms_per_load": r.get("median_ms_per_load"), "p50_ms": r["latency_ms"]["p50"],
              "p99_ms": r["latency_ms"]["p99"], "accuracy": r.get("accuracy"), "within_budget": r.get("within_budget")}
             for r in results
         ],

@@ -140,7 +140,8 @@ backend = TFLiteBackend(content, 1) if fmt == "tflite" else OnnxBackend(content,
 arrays = []
 for spec in backend.inputs:
     shape = [1 if d is None else d for d in spec.shape]
-    arrays.append(np.zeros(shape, dtype=spec.dtype))
+    float_fed = spec.quantized and getattr(backend, "quantizes_io", False)  # the engine quantizes the input
+    arrays.append(np.zeros(shape, dtype=np.float32 if float_fed else spec.dtype))
 backend.run(arrays)
 after, peak = rss()
 print(json.dumps({"rss_before_bytes": before, "rss_after_bytes": after, "peak_bytes": peak,
