@@ -69,6 +69,33 @@ def test_int8_tflite_predict_equals_engine_with_reference_conversion(default_bun
         np.testing.assert_array_equal(batch, np.concatenate([reference(x[i : i + 1]) for i in range(3)]))
 
 
+def test_engine_side_float_io_matches_the_numpy_path_and_reports_the_files_int8_tensors(
+    default_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LiteRT runs an int8-I/O file with QUANTIZE / DEQUANTIZE ops added in memory (``runtime._floatio``): the
+    same outputs as quantizing in numpy, the file's int8 tensors in ``inputs`` / ``outputs``, file untouched."""
+    import hashlib
+
+    import edgeship.runtime._floatio as floatio
+
+    path = default_bundle / "model.int8.tflite"
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    x, _ = load_eval(default_bundle)
+    grid = np.linspace(-1.0, 2.0, x[:1].size, dtype=np.float32).reshape(x[:1].shape)  # out of range both ways
+    with load(path, threads=1) as engine_side:
+        assert engine_side._backend.quantizes_io and engine_side._quant == [None]
+        (spec,), (ospec,) = engine_side.inputs, engine_side.outputs
+        assert spec.dtype == np.int8 and spec.quantized and ospec.dtype == np.int8 and ospec.quantized
+        a = [engine_side.predict(x[i : i + 1]) for i in range(60)] + [engine_side.predict(x[:7]), engine_side.predict(grid)]
+    monkeypatch.setattr(floatio, "_tools", lambda: None)  # a device without the flatbuffer tools
+    with load(path, threads=1) as numpy_side:
+        assert not numpy_side._backend.quantizes_io and numpy_side._quant[0] is not None
+        b = [numpy_side.predict(x[i : i + 1]) for i in range(60)] + [numpy_side.predict(x[:7]), numpy_side.predict(grid)]
+    for got, want in zip(a, b):
+        np.testing.assert_array_equal(got, want)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
 @pytest.mark.parametrize(("fmt", "precision"), [("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32"), ("onnx", "int8")])
 def test_finite_check_is_exact_without_warnings(default_bundle: Path, fmt: str, precision: str) -> None:
     x, _ = load_eval(default_bundle)
