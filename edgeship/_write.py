@@ -96,6 +96,15 @@ class _Verified:
     int8_outputs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
+def _workload(bundle: Any, artifacts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The float32 TFLite graph's :class:`~edgeship.runtime._choice.Workload` (``None`` without one)."""
+    from edgeship.runtime._choice import workload
+
+    f32 = next((a["file"] for a in artifacts if (a["format"], a["precision"]) == ("tflite", "float32")), None)
+    work = workload(bundle.path(f32)) if f32 is not None else None
+    return None if work is None else {"macs": work.macs, "weights": work.weights, "reduction": work.reduction}
+
+
 def evaluate_artifact(path: Path, fmt: str, precision: str, x: np.ndarray,
                       y: np.ndarray) -> tuple[float, list[dict[str, Any]], list[dict[str, Any]], float]:
     """Accuracy of one artifact through the runtime, its I/O description, and its macro F1."""
@@ -181,6 +190,7 @@ def write_bundle(model: Any, recipe: Recipe, out: str | Path, data: ShipData, *,
             "preprocessing": data.preprocessing,
             **info,
             "artifacts": verified.artifacts,
+            "workload": _workload(bundle, verified.artifacts),
             "compression": maker.manifest(),
             "budget": _budget_entry(recipe, maker, data.reference_acc, compress_data, data.anomaly),
             "warnings": warnings,

@@ -333,6 +333,19 @@ class DatasetInfo(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WorkloadRecord(Record):
+    """The model's conv / depthwise / fully connected work at batch 1, from its float32 TFLite graph.
+
+    What ``load(bundle)`` chooses a variant by on a device without a profile
+    (:mod:`edgeship.runtime._choice`), recorded at build time so a load need not read the graph.
+    """
+
+    macs: int = field(metadata=_doc("multiply-accumulates per inference"))
+    weights: int = field(metadata=_doc("weights of those operators"))
+    reduction: float = field(metadata=_doc("MAC-weighted mean of the products summed per output value"))
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvalFile(Record):
     """The held-out sample ``eval.npz``."""
 
@@ -447,6 +460,7 @@ class Manifest(Record):
     text: dict[str, Any] | None = None
     anomaly: AnomalyInfo | None = None
     artifacts: tuple[ArtifactRecord, ...] = field(metadata=_doc("one entry per model file", minItems=1))
+    workload: WorkloadRecord | None = None
     compression: Compression | None = None
     budget: BudgetRecord | None = None
     parity: ParitySummary | None = None

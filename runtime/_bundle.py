@@ -87,7 +87,8 @@ def choose_artifact(
     folder: Path | None = None,
 ) -> ArtifactRecord:
     """Pick an artifact: by the arguments, else by the device profile, else by the no-profile rule
-    (:func:`edgeship.runtime._choice.default_choice`, which reads the float32 TFLite file in ``folder``).
+    (:func:`edgeship.runtime._choice.default_choice`: by the manifest's recorded workload, or for a bundle
+    built before it was recorded, by reading the float32 TFLite file in ``folder``).
 
     ``format`` / ``precision`` restrict the choice; among several matches the
     profile's fastest candidate within the budget wins, else the first in manifest

@@ -2,8 +2,9 @@
 
 A device profile (``edgeship bench``) is the answer; this is the fallback. Only
 artifacts the manifest does not record as missing the accuracy budget are
-considered. Then, from the float32 TFLite file's conv / depthwise / fully
-connected operators at batch 1 (:func:`workload`):
+considered. Then, from the float32 TFLite graph's conv / depthwise / fully
+connected operators at batch 1 (:func:`workload`; the build records it in the
+manifest, ``workload``, and only an older bundle's graph is read at load):
 
 1. **Memory-bound (fewer than 4 MACs per weight): int8 TFLite.** A fully
    connected layer at batch 1 reads each weight once per inference, so its cost is
@@ -119,6 +120,12 @@ def workload(path: Path) -> Workload | None:
     return Workload(macs, weights, weighted_k / macs) if macs else None
 
 
+def _recorded(manifest: Manifest) -> Workload | None:
+    """The workload the build recorded in the manifest (``manifest["workload"]``), if any."""
+    w = manifest.workload
+    return None if w is None else Workload(w.macs, w.weights, w.reduction)
+
+
 def _within_budget(manifest: Manifest) -> list[ArtifactRecord]:
     from ._profile import accuracy_budget, manifest_met_budget
 
@@ -138,8 +145,10 @@ def default_choice(manifest: Manifest, folder: Path | None = None) -> tuple[Arti
     """The artifact by the rule in the module doc, and a one-line reason."""
     allowed = _within_budget(manifest)
     by = {(a.format, a.precision): a for a in allowed}
-    f32 = next((a for a in manifest.artifacts if (a.format, a.precision) == ("tflite", "float32")), None)
-    work = workload(folder / f32.file) if (f32 is not None and folder is not None) else None
+    work = _recorded(manifest)
+    if work is None:  # a bundle from before the build recorded it: read the float32 graph
+        f32 = next((a for a in manifest.artifacts if (a.format, a.precision) == ("tflite", "float32")), None)
+        work = workload(folder / f32.file) if (f32 is not None and folder is not None) else None
     wants: list[tuple[tuple[str, str], str]] = []
     if work is not None and work.macs_per_weight < MEMORY_BOUND_MACS_PER_WEIGHT:
         wants.append((("tflite", "int8"), f"int8 TFLite: memory-bound model ({work.macs_per_weight:.1f} MACs per "

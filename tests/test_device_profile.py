@@ -258,3 +258,32 @@ def test_select_fastest_keeps_the_rule_pick_on_a_tie() -> None:
     assert select_fastest(results, 0.01, prefer="model.float32.tflite")["file"] == "model.int8.tflite"
     results[0]["accuracy"], results[1]["accuracy"] = 0.9, 0.5  # the fast one is outside the budget
     assert select_fastest(results, 0.01, prefer="model.int8.tflite")["file"] == "model.float32.tflite"
+
+
+def test_the_build_records_the_workload_so_load_reads_no_graph(bundle_copy: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``manifest["workload"]`` is what the no-profile rule reads; only a bundle without it reads the float32 graph."""
+    from edgeship.runtime import _choice
+
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    (bundle_copy / PROFILE_FILE).unlink(missing_ok=True)
+    measured = _choice.workload(bundle_copy / "model.float32.tflite")
+    assert measured is not None
+    assert manifest["workload"] == {"macs": measured.macs, "weights": measured.weights, "reduction": measured.reduction}
+    with load(bundle_copy) as m:
+        picked = m.path.name
+
+    def no_reading(path: Path) -> None:
+        raise AssertionError(f"read {path}")
+
+    monkeypatch.setattr(_choice, "workload", no_reading)
+    with load(bundle_copy) as m:
+        assert m.path.name == picked
+    # a bundle from before the record: the rule reads the graph, and picks the same
+    monkeypatch.undo()
+    del manifest["workload"]
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    reads = []
+    monkeypatch.setattr(_choice, "workload", lambda path, real=_choice.workload: reads.append(path) or real(path))
+    with load(bundle_copy) as m:
+        assert m.path.name == picked and reads == [bundle_copy / "model.float32.tflite"]
