@@ -2,7 +2,9 @@
 
 Same process, same engine object: the raw calls go to the very interpreter or
 session that the edgeship ``Model`` wraps, so only edgeship's own work differs
-(validation, NaN/Inf check, int8 (de)quantization, locking). Calls alternate
+(validation, NaN/Inf check, int8 (de)quantization, locking). The exception is an
+int8-I/O TFLite file: edgeship runs it with the (de)quantization in the graph, so
+the raw calls go to a second LiteRT interpreter on the unchanged file. Calls alternate
 raw / edgeship one by one (interleaved), so a noisy neighbour slows both alike;
 each round reports the median per-call time of each, and the figures are the
 median over rounds of (edgeship - raw) in µs and edgeship / raw as a ratio.
@@ -22,24 +24,34 @@ from typing import Any
 import numpy as np
 
 from edgeship.runtime import load
+from edgeship.runtime._quant import Dequantizer, Quantizer
 
 
-def raw_call(model: Any, x: np.ndarray, convert: bool = False) -> Any:
+def raw_call(model: Any, x: np.ndarray, convert: bool = False, threads: int = 1) -> Any:
     """A zero-argument callable that runs the model's engine directly on ``x``.
 
     For a model with int8 input/output, ``convert=False`` feeds pre-quantized codes
     and returns int8 (the engine alone); ``convert=True`` also quantizes the float
-    input and dequantizes the output the way a caller would write it by hand.
+    input and dequantizes the output the way a caller would write it by hand. For
+    an int8-I/O TFLite file edgeship runs a graph with QUANTIZE / DEQUANTIZE ops
+    added (``runtime/_floatio.py``), so the raw caller gets its own LiteRT
+    interpreter on the file as it is, with the same thread count.
     """
     backend = model._backend
     spec = model.inputs[0]
     quantized = spec.quantized
     if quantized and not convert:  # what a raw caller would feed: the int8 codes
-        x = model._quant[0](x)
+        x = Quantizer(spec)(x)
     if model.format == "tflite":
         interp = backend._interp
-        set_tensor, invoke, get_tensor = interp.set_tensor, interp.invoke, interp.get_tensor
         i, o = backend._in_idx[0], backend._out_idx[0]
+        if quantized:
+            from ai_edge_litert.interpreter import Interpreter
+
+            interp = Interpreter(model_path=str(model.path), num_threads=threads)
+            interp.allocate_tensors()
+            i, o = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+        set_tensor, invoke, get_tensor = interp.set_tensor, interp.invoke, interp.get_tensor
         if quantized and convert:
             s_in, z_in, out = np.float32(spec.scale), np.float32(spec.zero_point), model.outputs[0]
             s_out, z_out = np.float32(out.scale), np.float32(out.zero_point)
@@ -66,13 +78,14 @@ def raw_call(model: Any, x: np.ndarray, convert: bool = False) -> Any:
 
 
 def interleaved(model: Any, x: np.ndarray, *, rounds: int = 7, pairs: int = 2000, warmup: int = 200,
-                convert: bool = False) -> dict[str, Any]:
-    raw = raw_call(model, x, convert)
+                convert: bool = False, threads: int = 1) -> dict[str, Any]:
+    raw = raw_call(model, x, convert, threads)
     ours = model.predict
     clock = time.perf_counter_ns
     expect = _first(raw())
-    if not convert:
-        expect = model._finish([expect]) if not model._plain_out else expect
+    out = model.outputs[0]
+    if not convert and out.quantized:  # the raw engine's int8 codes, read as TFLite defines them
+        expect = Dequantizer(out)(expect)
     np.testing.assert_allclose(ours(x), expect, rtol=0, atol=1e-6)  # same numbers: like for like
     for _ in range(warmup):
         raw()
@@ -106,7 +119,7 @@ def overhead(path: Path, x: np.ndarray, *, threads: int = 1, nan_policy: str = "
     with load(path, threads=threads, nan_policy=nan_policy) as model:  # type: ignore[arg-type]
         if convert and not model.inputs[0].quantized:
             return {}
-        res = interleaved(model, np.ascontiguousarray(x[:1], dtype=np.float32), convert=convert, **kw)
+        res = interleaved(model, np.ascontiguousarray(x[:1], dtype=np.float32), convert=convert, threads=threads, **kw)
         return {"file": path.name, "format": model.format, "precision": model.precision, "engine": model.engine,
                 "threads": threads, "nan_policy": nan_policy,
                 "raw_baseline": "engine + hand-written int8 conversion" if convert else "engine only", **res}

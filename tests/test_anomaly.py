@@ -233,3 +233,39 @@ def test_shipped_anomaly_recipe_is_the_issue_16_build() -> None:
     assert (r.model.task, r.model.arch, r.data.dataset, r.data.normal_classes) == ("anomaly", "fc_autoencoder", "digits", [1])
     assert r.budget.max_accuracy_drop == 0.02 and r.anomaly.threshold_quantile == 0.95 and not r.quantize.per_channel
     assert Recipe.from_dict(r.to_dict()).sha256() == r.sha256()
+
+
+@pytest.mark.serve
+def test_served_anomaly_bundle_answers_score_and_decision_to_tritonclient(ad_bundle: Path, tmp_path: Path) -> None:
+    """``edgeship serve`` on an anomaly bundle: besides the reconstruction, each response carries
+    ``anomaly_score`` (``Model.score``) and ``anomaly`` (``Model.predict_anomaly``), called with tritonclient."""
+    pytest.importorskip("uvicorn", reason="needs the serve extra: pip install 'edgeship[serve]'")
+    httpclient = pytest.importorskip("tritonclient.http", reason="needs tritonclient[http] (the dev extra)")
+    from serve_helpers import ServerProcess
+
+    from edgeship.runtime import load, load_eval
+
+    x, y = load_eval(ad_bundle)
+    x = x[np.r_[np.flatnonzero(y == 0)[:4], np.flatnonzero(y == 1)[:4]]].astype(np.float32)
+    choice = ["--format", "tflite", "--precision", "int8"]
+    with load(ad_bundle, format="tflite", precision="int8") as local, \
+            ServerProcess([f"ad={ad_bundle}", *choice], tmp_path / "requests.log") as server:
+        client = httpclient.InferenceServerClient(server.url, connection_timeout=30, network_timeout=30)
+        try:
+            meta = client.get_model_metadata("ad")
+            names = [o["name"] for o in meta["outputs"]]
+            assert names == [local.outputs[0].name, "anomaly_score", "anomaly"]
+            params = meta["parameters"]
+            assert params["anomaly_threshold"] == local.anomaly["threshold"] and params["anomaly_score"] == "mse"
+            inp = httpclient.InferInput(local.inputs[0].name, list(x.shape), "FP32")
+            inp.set_data_from_numpy(x, binary_data=True)
+            everything = client.infer("ad", [inp])
+            np.testing.assert_array_equal(everything.as_numpy(local.outputs[0].name), local.predict(x))
+            np.testing.assert_allclose(everything.as_numpy("anomaly_score"), local.score(x), rtol=1e-12)
+            decision = local.predict_anomaly(x)
+            assert decision[:4].sum() < decision[4:].sum()  # 4 normal eval rows, then 4 anomalies
+            only = client.infer("ad", [inp], outputs=[httpclient.InferRequestedOutput("anomaly", binary_data=False)])
+            assert only.as_numpy("anomaly").tolist() == decision.tolist()
+            assert only.as_numpy("anomaly_score") is None
+        finally:
+            client.close()

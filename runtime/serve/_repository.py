@@ -14,6 +14,8 @@ from edgeship.runtime import EdgeshipError, InputError, Model, load
 from ._protocol import InferRequest, classify, datatype_of, tensor_metadata
 
 VERSION = "1"
+#: Outputs an anomaly detector's responses add to its reconstruction, and the score rule they follow.
+SCORE_OUTPUT, DECISION_OUTPUT, ANOMALY_SCORE = "anomaly_score", "anomaly", "mse"
 
 
 class ServeError(EdgeshipError, ValueError):
@@ -44,9 +46,23 @@ class Served:
                                   "file": m.path.name}
         if m.labels:
             params["labels"] = list(m.labels)
+        outputs = [tensor_metadata(o, datatype=_fed(o)) for o in m.outputs]
+        threshold = self.threshold
+        if threshold is not None:
+            params.update(anomaly_threshold=threshold, anomaly_score=ANOMALY_SCORE)
+            outputs += [{"name": SCORE_OUTPUT, "datatype": "FP64", "shape": [-1]},
+                        {"name": DECISION_OUTPUT, "datatype": "BOOL", "shape": [-1]}]
         return {"name": self.name, "versions": [VERSION], "platform": f"edgeship_{m.format}",
-                "inputs": inputs, "outputs": [tensor_metadata(o, datatype=_fed(o)) for o in m.outputs],
-                "parameters": params}
+                "inputs": inputs, "outputs": outputs, "parameters": params}
+
+    @property
+    def threshold(self) -> float | None:
+        """The anomaly threshold of an anomaly detector (one input, its reconstruction out), else ``None``."""
+        m = self.model
+        t = (m.anomaly or {}).get("threshold")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or len(m.inputs) != 1 or len(m.outputs) != 1:
+            return None
+        return float(t) if m.inputs[0].shape == m.outputs[0].shape else None
 
     def arrange(self, request: InferRequest) -> Any:
         """The request's inputs as ``predict`` takes them; sets ``request.batch_size``."""
@@ -68,9 +84,20 @@ class Served:
         request.batch_size = int(first.shape[0]) if first.ndim else 1
         return first if len(arrays) == 1 else arrays
 
-    def outputs(self, request: InferRequest, result: Any) -> list[tuple[str, np.ndarray, bool]]:
-        """The (name, array, binary) triples the response carries, per the request's ``outputs``."""
+    def outputs(self, request: InferRequest, result: Any, x: Any = None) -> list[tuple[str, np.ndarray, bool]]:
+        """The (name, array, binary) triples the response carries, per the request's ``outputs``.
+
+        An anomaly detector's response also carries ``anomaly_score`` (the reconstruction
+        error of each sample of ``x``, as ``Model.score``) and ``anomaly`` (score above the
+        bundle's threshold, as ``Model.predict_anomaly``).
+        """
         arrays = dict(zip((o.name for o in self.model.outputs), result if isinstance(result, list) else [result]))
+        threshold = self.threshold
+        if threshold is not None and x is not None and not isinstance(result, list):
+            from edgeship.metrics import reconstruction_error
+
+            score = reconstruction_error(np.asarray(x, dtype=np.float32), result)
+            arrays[SCORE_OUTPUT], arrays[DECISION_OUTPUT] = score, score > threshold
         if request.outputs is None:
             return [(name, a, request.binary_default) for name, a in arrays.items()]
         chosen = []

@@ -136,7 +136,7 @@ def _infer_endpoint(service: Service) -> Endpoint:
             kids[2].inc()
             kids[4].observe(time.perf_counter() - start)
         kids[1].inc(req.batch_size)
-        content, header_length = encode_response(served.name, VERSION, req.id, served.outputs(req, result))
+        content, header_length = encode_response(served.name, VERSION, req.id, served.outputs(req, result, x))
         if header_length is None:
             return Response(content, media_type=_JSON)
         return Response(content, media_type="application/octet-stream",
