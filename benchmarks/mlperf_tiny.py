@@ -26,11 +26,12 @@ image classification ``resnet8``, anomaly detection ``fc_autoencoder``):
    reference files (``/work/shared/mlperf_tiny``, or ``$EDGESHIP_MLPERF_DIR``).
 3. **Quality**: top-1 (AUC for AD) of every artifact on the bundle's eval.npz,
    through ``edgeship.runtime``.
-4. **``edgeship bench``** on each bundle (1 thread): every variant interleaved,
-   median of rounds; it writes ``device_profile.json``.
+4. **``edgeship bench``** on each bundle (1 thread): every variant loaded
+   ``--loads`` times and interleaved, median of rounds per load, median over
+   loads per variant; it writes ``device_profile.json``.
 5. **Side by side**, in one interleaved run (1 thread, median of ``--rounds``
-   rounds): the four variants plus the reference int8 and float32 files, all
-   through ``edgeship.runtime``. Then ``load(bundle)``'s pick with the profile
+   rounds per load, median over ``--loads`` loads): the four variants plus the
+   reference int8 and float32 files, all through ``edgeship.runtime``. Then ``load(bundle)``'s pick with the profile
    and without it (the no-profile rule), each as a ratio to the fastest variant
    within the accuracy budget in this run.
 6. **Parity of I/O and operators**: our int8/float32 TFLite against the reference
@@ -459,7 +460,7 @@ def main() -> int:
         "cpu": cpu_info(),
         "engines": engines(),
         "python": platform.python_version(),
-        "machine_note": "2 vCPUs shared with other jobs (other engineers training TensorFlow models) while this ran: "
+        "machine_note": "2 vCPUs; other jobs may share them: "
                         "absolute figures are noisy; every comparison is interleaved in one run, median of rounds",
         "settings": {"threads": 1, "rounds": args.rounds, "loads": args.loads, "side_by_side_seconds": args.seconds,
                      "side_by_side_repeats": args.repeats,
