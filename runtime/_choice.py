@@ -24,7 +24,7 @@ manifest, ``workload``, and only an older bundle's graph is read at load):
    XNNPACK's float32 kernels win. The engine: int8 ONNX (ONNX Runtime's u8s8 VNNI
    GEMM kernels) from :data:`LARGE_MACS` MACs per inference (resnet8, 12.5 M: 1.2x
    faster than int8 TFLite), int8 TFLite below it, where ONNX Runtime's larger fixed
-   cost per call dominates (small_cnn, 2.0 M: int8 TFLite 22 µs, int8 ONNX 54 µs).
+   cost per call dominates (small_cnn, 2.0 M: int8 TFLite 9 µs, int8 ONNX 21 µs).
 4. **Otherwise float32 TFLite.**
 
 How far each lands from the fastest, measured side by side on the MLPerf Tiny

@@ -269,3 +269,41 @@ def test_served_anomaly_bundle_answers_score_and_decision_to_tritonclient(ad_bun
             assert only.as_numpy("anomaly_score") is None
         finally:
             client.close()
+
+
+def test_csv_of_real_measurements_builds_end_to_end_through_the_cli(tmp_path: Path) -> None:
+    """``anomaly:PATH`` from a CSV a user would write: scikit-learn's breast-cancer measurements (30 features,
+    real data shipped in the package), benign rows normal, malignant anomalous; ``edgeship build`` as a
+    subprocess, then the bare int8 file's ``predict_anomaly``."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_breast_cancer
+
+    from edgeship.runtime import load, load_eval
+
+    data = load_breast_cancer()
+    x = (data.data - data.data.mean(axis=0)) / data.data.std(axis=0)  # the CSV holds standardised features
+    lines = [",".join([*data.feature_names, "label"])]
+    lines += [",".join([*(f"{v:.5f}" for v in row), "anomalous" if t == 0 else "normal"])  # target 0 = malignant
+              for row, t in zip(x, data.target)]
+    (tmp_path / "cancer.csv").write_text("\n".join(lines) + "\n")
+    recipe = tmp_path / "cancer.toml"
+    recipe.write_text(
+        'name = "cancer-anomaly"\n[data]\ndataset = "anomaly:cancer.csv"\n'
+        '[model]\narch = "fc_autoencoder"\ntask = "anomaly"\n[quantize]\nper_channel = false\n'
+        "[budget]\nmax_accuracy_drop = 0.02\n[export]\nmeasure_rss = false\n"
+    )
+    out = tmp_path / "bundle"
+    proc = subprocess.run([sys.executable, "-m", "edgeship", "build", str(recipe), "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = _manifest(out)
+    auc = manifest["anomaly"]["roc_auc"]
+    assert auc >= 0.85, auc
+    for a in manifest["artifacts"]:
+        assert a["metrics"]["roc_auc"] >= auc - 0.02, a["file"]
+    x_test, y_test = load_eval(out)
+    with load(out / "model.int8.tflite") as bare:
+        flagged = bare.predict_anomaly(x_test)
+    assert flagged[y_test == 1].mean() > flagged[y_test == 0].mean() + 0.3  # malignant flagged far more often
