@@ -123,6 +123,7 @@ class TFLiteBackend:
             ins, outs = interp.get_input_details(), interp.get_output_details()
         except (ValueError, RuntimeError, TypeError, KeyError):
             return
+
         def shapes(details: list[dict[str, Any]]) -> list[tuple[int, ...]]:
             return [tuple(int(v) for v in d.get("shape_signature", d["shape"])) for d in details]
 

@@ -29,7 +29,7 @@ from ._model import Model
 DEFAULT_ROUNDS = 21
 # Separate loads of each artifact in a bundle benchmark. One load's speed depends on where the
 # engine happened to place its weights (cache sets): separate loads of one float32 file differed by
-# up to 10 % (MLPerf Tiny autoencoder, 1 MB of weights in a 2 MB L2), more than the gap between two
+# up to 14 % (MLPerf Tiny autoencoder, 1 MB of weights in a 2 MB L2), more than the gap between two
 # variants, so a variant is judged by the median over its loads.
 DEFAULT_LOADS = 3
 # Largest sample input ``sample_input`` builds (a model asking for more is corrupt).
