@@ -46,7 +46,7 @@ def cpu_name() -> str:
 
 def build_request(model: Any, x: np.ndarray, binary: bool) -> bytes:
     """One complete HTTP/1.1 infer request, keep-alive, as bytes."""
-    name = model.inputs[0].name
+    name = model.inputs[0].public_name
     tensor: dict[str, Any] = {"name": name, "shape": list(x.shape), "datatype": "FP32"}
     headers = "Content-Type: application/json\r\n"
     if binary:

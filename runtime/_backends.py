@@ -49,7 +49,20 @@ def tflite_interpreter_class() -> tuple[Any, str]:
     )
 
 
-def _tflite_info(detail: dict[str, Any]) -> TensorInfo:
+def _signature_names(interp: Any) -> dict[int, str]:
+    """Tensor index -> name in the file's only signature (``{}`` without exactly one, or on an old engine)."""
+    try:
+        signatures = interp.get_signature_list()
+        if len(signatures) != 1:
+            return {}
+        runner = interp.get_signature_runner(next(iter(signatures)))
+        details = {**runner.get_input_details(), **runner.get_output_details()}
+        return {int(d["index"]): str(name) for name, d in details.items()}
+    except Exception:  # tflite_runtime / tensorflow builds without signature runners
+        return {}
+
+
+def _tflite_info(detail: dict[str, Any], signature_names: dict[int, str] | None = None) -> TensorInfo:
     signature = detail.get("shape_signature")
     if signature is None or len(signature) == 0:
         signature = detail["shape"]
@@ -63,6 +76,7 @@ def _tflite_info(detail: dict[str, Any]) -> TensorInfo:
         dtype=dtype,
         scale=float(scale) if quantized else None,
         zero_point=int(zero_point) if quantized else None,
+        signature_name=(signature_names or {}).get(int(detail["index"])),
     )
 
 
@@ -84,8 +98,9 @@ class TFLiteBackend:
             self._interp = cls(**kwargs)
             in_details = self._interp.get_input_details()
             out_details = self._interp.get_output_details()
-            self.inputs = [_tflite_info(d) for d in in_details]  # the file's tensors, whatever runs
-            self.outputs = [_tflite_info(d) for d in out_details]
+            named = _signature_names(self._interp)
+            self.inputs = [_tflite_info(d, named) for d in in_details]  # the file's tensors, whatever runs
+            self.outputs = [_tflite_info(d, named) for d in out_details]
             if self.inputs and self.outputs and all(t.quantized for t in self.inputs + self.outputs):
                 self._use_float_io(cls, kwargs)
             self._interp.allocate_tensors()

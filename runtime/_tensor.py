@@ -20,6 +20,9 @@ class TensorInfo:
         scale: Quantization scale when ``dtype`` is an integer type that holds
             quantized reals, else ``None``. real = (q - zero_point) * scale.
         zero_point: Quantization zero point, paired with ``scale``.
+        signature_name: The name the file's signature gives the tensor (a TFLite
+            file's ``serving_default``: the Keras layer's, ``input`` / ``probs``),
+            ``None`` without one. An ONNX file names its graph I/O that way already.
     """
 
     name: str
@@ -27,6 +30,12 @@ class TensorInfo:
     dtype: np.dtype
     scale: float | None = None
     zero_point: int | None = None
+    signature_name: str | None = None
+
+    @property
+    def public_name(self) -> str:
+        """The name that is the same in every format of one model: the signature's, else the tensor's."""
+        return self.signature_name or self.name
 
     @property
     def quantized(self) -> bool:

@@ -254,13 +254,13 @@ def test_served_anomaly_bundle_answers_score_and_decision_to_tritonclient(ad_bun
         try:
             meta = client.get_model_metadata("ad")
             names = [o["name"] for o in meta["outputs"]]
-            assert names == [local.outputs[0].name, "anomaly_score", "anomaly"]
+            assert names == [local.outputs[0].public_name, "anomaly_score", "anomaly"]
             params = meta["parameters"]
             assert params["anomaly_threshold"] == local.anomaly["threshold"] and params["anomaly_score"] == "mse"
-            inp = httpclient.InferInput(local.inputs[0].name, list(x.shape), "FP32")
+            inp = httpclient.InferInput(local.inputs[0].public_name, list(x.shape), "FP32")
             inp.set_data_from_numpy(x, binary_data=True)
             everything = client.infer("ad", [inp])
-            np.testing.assert_array_equal(everything.as_numpy(local.outputs[0].name), local.predict(x))
+            np.testing.assert_array_equal(everything.as_numpy(local.outputs[0].public_name), local.predict(x))
             np.testing.assert_allclose(everything.as_numpy("anomaly_score"), local.score(x), rtol=1e-12)
             decision = local.predict_anomaly(x)
             assert decision[:4].sum() < decision[4:].sum()  # 4 normal eval rows, then 4 anomalies

@@ -52,6 +52,18 @@ def test_manifest_records_parity_and_estimates(default_bundle: Path) -> None:
             assert out["sqnr_db"] >= 10 and out["top1_agreement"] >= 0.8
 
 
+def test_every_artifact_shares_the_public_io_names(default_bundle: Path) -> None:
+    """TFLite tensors are converter-named (``serving_default_input:0``); their signature names equal the ONNX
+    graph's (``input`` / ``probs``), and ``TensorInfo.public_name`` gives those for every format."""
+    names = set()
+    for f in ("model.float32.tflite", "model.int8.tflite", "model.float32.onnx", "model.int8.onnx"):
+        with load(default_bundle / f) as m:
+            names.add((tuple(i.public_name for i in m.inputs), tuple(o.public_name for o in m.outputs)))
+            if m.format == "tflite":
+                assert m.inputs[0].name == "serving_default_input:0"  # the tensor name stays what the file says
+    assert names == {(("input",), ("probs",))}
+
+
 def test_converter_provenance_is_in_the_manifest_not_in_the_files(default_bundle: Path) -> None:
     """The converter's CONVERSION_METADATA (TF version, flags) is left out of the device files; the manifest
     records the toolchain instead. The runtime's own entries stay."""

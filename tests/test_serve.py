@@ -49,7 +49,7 @@ def client(server: ServerProcess) -> Iterator[object]:
 
 
 def _infer(client, local, x: np.ndarray, *, binary: bool, outputs: list | None = None, model: str = "digits"):
-    inp = httpclient.InferInput(local.inputs[0].name, list(x.shape), "FP32")
+    inp = httpclient.InferInput(local.inputs[0].public_name, list(x.shape), "FP32")
     inp.set_data_from_numpy(x, binary_data=binary)
     return client.infer(model, [inp], outputs=outputs)
 
@@ -57,8 +57,11 @@ def _infer(client, local, x: np.ndarray, *, binary: bool, outputs: list | None =
 def test_server_ready_and_model_metadata(client, local) -> None:
     assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("digits")
     meta = client.get_model_metadata("digits")
-    assert meta["inputs"] == [{"name": local.inputs[0].name, "datatype": "FP32", "shape": [-1, 8, 8, 1]}]
-    assert meta["outputs"] == [{"name": local.outputs[0].name, "datatype": "FP32", "shape": [-1, 10]}]
+    assert meta["inputs"] == [{"name": local.inputs[0].public_name, "datatype": "FP32", "shape": [-1, 8, 8, 1]}]
+    assert meta["outputs"] == [{"name": local.outputs[0].public_name, "datatype": "FP32", "shape": [-1, 10]}]
+    # the names every artifact of the bundle shares (the TFLite signature's = the ONNX graph's), not
+    # serving_default_input:0 / StatefulPartitionedCall:0: a client survives the server loading another artifact
+    assert (meta["inputs"][0]["name"], meta["outputs"][0]["name"]) == ("input", "probs")
     assert meta["parameters"]["labels"] == local.labels and meta["parameters"]["file"] == "model.int8.tflite"
     assert client.get_model_metadata("digits", model_version="1")["name"] == "digits"
     assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
@@ -71,24 +74,24 @@ def test_server_ready_and_model_metadata(client, local) -> None:
 def test_infer_equals_in_process_predict_bit_for_bit(client, local, default_bundle: Path, binary: bool) -> None:
     x, _ = load_eval(default_bundle)
     batch = np.ascontiguousarray(x[:7])
-    wanted = [httpclient.InferRequestedOutput(local.outputs[0].name, binary_data=binary)]
+    wanted = [httpclient.InferRequestedOutput(local.outputs[0].public_name, binary_data=binary)]
     for outputs in (None, wanted):
         result = _infer(client, local, batch, binary=binary, outputs=outputs)
-        got = result.as_numpy(local.outputs[0].name)
+        got = result.as_numpy(local.outputs[0].public_name)
         expected = local.predict(batch)
         assert got.dtype == expected.dtype and got.shape == expected.shape
         assert got.tobytes() == expected.tobytes()
-    inp = httpclient.InferInput(local.inputs[0].name, list(batch.shape), "FP32")
+    inp = httpclient.InferInput(local.inputs[0].public_name, list(batch.shape), "FP32")
     inp.set_data_from_numpy(batch, binary_data=binary)
     for algorithm in ("gzip", "deflate"):  # tritonclient's request compression
-        got = client.infer("digits", [inp], request_compression_algorithm=algorithm).as_numpy(local.outputs[0].name)
+        got = client.infer("digits", [inp], request_compression_algorithm=algorithm).as_numpy(local.outputs[0].public_name)
         assert got.tobytes() == local.predict(batch).tobytes()
 
 
 def test_classification_extension_returns_labels(client, local, default_bundle: Path) -> None:
     x, _ = load_eval(default_bundle)
-    out = httpclient.InferRequestedOutput(local.outputs[0].name, class_count=3)
-    got = _infer(client, local, x[:4], binary=True, outputs=[out]).as_numpy(local.outputs[0].name)
+    out = httpclient.InferRequestedOutput(local.outputs[0].public_name, class_count=3)
+    got = _infer(client, local, x[:4], binary=True, outputs=[out]).as_numpy(local.outputs[0].public_name)
     assert got.shape == (4, 3)
     probs = local.predict(x[:4])
     for row, p in zip(got, probs):
@@ -157,7 +160,7 @@ def test_client_disconnecting_mid_request_leaves_server_healthy(server: ServerPr
     time.sleep(0.3)
     assert client.is_server_ready()
     assert _infer(client, local, np.zeros((1, 8, 8, 1), np.float32), binary=True).as_numpy(
-        local.outputs[0].name).shape == (1, 10)
+        local.outputs[0].public_name).shape == (1, 10)
 
 
 def test_slow_header_client_is_cut_off_while_others_are_served(default_bundle: Path, tmp_path: Path) -> None:
@@ -253,6 +256,7 @@ def _load(srv: ServerProcess, name: str, count: int, threads: int, results: list
     """``count`` JSON infer requests over ``threads``, each on a fresh connection; outcomes into ``results``."""
     import http.client
 
+    # the TFLite tensor name: the metadata lists the input as "input", and accepts this as an alias of it
     body = json.dumps({"inputs": [{"name": "serving_default_input:0", "shape": [1, 8, 8, 1], "datatype": "FP32",
                                    "data": [0.5] * 64}]}).encode()
     lock = threading.Lock()

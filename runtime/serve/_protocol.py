@@ -35,8 +35,13 @@ def datatype_of(dtype: np.dtype) -> str:
 
 
 def tensor_metadata(info: TensorInfo, *, datatype: str | None = None) -> dict[str, Any]:
-    """``{"name", "datatype", "shape"}`` with -1 for dynamic dimensions (the batch)."""
-    return {"name": info.name, "datatype": datatype or datatype_of(info.dtype),
+    """``{"name", "datatype", "shape"}`` with -1 for dynamic dimensions (the batch).
+
+    The name is the one every format of the model shares (``TensorInfo.public_name``: a TFLite
+    file's signature name, ``input`` / ``probs``, not ``serving_default_input:0``), so a client
+    keeps working when the server loads another artifact of the bundle.
+    """
+    return {"name": info.public_name, "datatype": datatype or datatype_of(info.dtype),
             "shape": [-1 if d is None else int(d) for d in info.shape]}
 
 

@@ -66,13 +66,13 @@ class Served:
 
     def arrange(self, request: InferRequest) -> Any:
         """The request's inputs as ``predict`` takes them; sets ``request.batch_size``."""
-        names = [i.name for i in self.model.inputs]
-        extra = sorted(set(request.inputs) - set(names))
-        missing = [n for n in names if n not in request.inputs]
-        if extra or missing:
+        names = [i.public_name for i in self.model.inputs]
+        given = [_given(request.inputs, i) for i in self.model.inputs]  # the public name, or the tensor's
+        extra = sorted(set(request.inputs) - set(g for g in given if g is not None))
+        if extra or None in given:
             raise InputError(f"Model {self.name} expects inputs {names}. Received: {sorted(request.inputs)}. "
                              f"Name each input as GET /v2/models/{self.name} lists them.")
-        arrays = [request.inputs[n] for n in names]
+        arrays = [request.inputs[g] for g in given if g is not None]
         first = arrays[0]
         if first.dtype == object:  # BYTES: strings for a text bundle's tokenizer
             if not self.takes_text:
@@ -91,7 +91,9 @@ class Served:
         error of each sample of ``x``, as ``Model.score``) and ``anomaly`` (score above the
         bundle's threshold, as ``Model.predict_anomaly``).
         """
-        arrays = dict(zip((o.name for o in self.model.outputs), result if isinstance(result, list) else [result]))
+        outs = self.model.outputs
+        arrays = dict(zip((o.public_name for o in outs), result if isinstance(result, list) else [result]))
+        aliases = {o.name: o.public_name for o in outs}  # a request may name an output by its tensor name
         threshold = self.threshold
         if threshold is not None and x is not None and not isinstance(result, list):
             from edgeship.metrics import reconstruction_error
@@ -102,14 +104,23 @@ class Served:
             return [(name, a, request.binary_default) for name, a in arrays.items()]
         chosen = []
         for want in request.outputs:
-            if want.name not in arrays:
+            name = aliases.get(want.name, want.name)
+            if name not in arrays:
                 raise InputError(f"Model {self.name} has outputs {list(arrays)}. Received: a request for "
                                  f"{want.name!r}. Ask for an output GET /v2/models/{self.name} lists.")
-            a = arrays[want.name]
+            a = arrays[name]
             if want.classification:
                 a = classify(a, want.classification, self.model.labels)
             chosen.append((want.name, a, want.binary))
         return chosen
+
+
+def _given(inputs: dict[str, Any], info: Any) -> str | None:
+    """The key under which a request holds ``info``'s tensor: its public name, else its tensor name."""
+    for key in (info.public_name, info.name):
+        if key in inputs:
+            return key
+    return None
 
 
 def _fed(info: Any) -> str:
