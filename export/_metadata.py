@@ -2,7 +2,9 @@
 
 Called on the converter's bytes before the file's sha256 is taken, so the
 manifest hash covers the metadata. The layout is documented in
-:mod:`edgeship.runtime._metadata`, which reads it back on the device.
+:mod:`edgeship.runtime._metadata`, which reads it back on the device. The same
+pass makes names depend on the model only: tf2onnx's process-numbered node names
+are renumbered (ONNX), and biases the converter folded get their layer's name (TFLite).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def embed_metadata(content: bytes, fmt: str, metadata: dict[str, Any], *, onnx_s
         onnx_shapes: for ONNX, also record inferred shapes of intermediate tensors
             (``value_info``, ONNX shape inference), so the device can estimate the
             activation arena from the file alone. Values and operators are unchanged.
+
+    TFLite biases named after fused ops are renamed (:func:`_name_biases`), ONNX
+    generated names renumbered (:func:`_canonical_generated_names`).
     """
     if fmt == "tflite":
         return _embed_tflite(content, metadata)
