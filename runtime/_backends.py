@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import threading
 from typing import Any, Protocol
 
@@ -101,7 +102,8 @@ class TFLiteBackend:
             named = _signature_names(self._interp)
             self.inputs = [_tflite_info(d, named) for d in in_details]  # the file's tensors, whatever runs
             self.outputs = [_tflite_info(d, named) for d in out_details]
-            if self.inputs and self.outputs and all(t.quantized for t in self.inputs + self.outputs):
+            quantized_io = self.inputs and self.outputs and all(t.quantized for t in self.inputs + self.outputs)
+            if quantized_io and os.environ.get("EDGESHIP_INT8_IO", "engine") != "numpy":
                 self._use_float_io(cls, kwargs)
             self._interp.allocate_tensors()
             in_details = self._interp.get_input_details()
@@ -127,7 +129,12 @@ class TFLiteBackend:
         self._in0, self._out0, self._batch0 = self._in_idx[0], self._out_idx[0], self._batch[0]
 
     def _use_float_io(self, cls: Any, kwargs: dict[str, Any]) -> None:
-        """Run the graph with engine-side (de)quantization when it converts (see ``_floatio``)."""
+        """Run the graph with engine-side (de)quantization when it converts (see ``_floatio``).
+
+        ``EDGESHIP_INT8_IO=numpy`` in the environment skips this (the caller's check): the
+        conversion then runs in numpy, and the flatbuffer tools (about 5 MB of resident
+        Python modules, 15 ms to import once per process) are never imported.
+        """
         from ._floatio import float_io_content
 
         content = float_io_content(kwargs["model_content"])

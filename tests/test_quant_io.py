@@ -87,10 +87,15 @@ def test_engine_side_float_io_matches_the_numpy_path_and_reports_the_files_int8_
         (spec,), (ospec,) = engine_side.inputs, engine_side.outputs
         assert spec.dtype == np.int8 and spec.quantized and ospec.dtype == np.int8 and ospec.quantized
         a = [engine_side.predict(x[i : i + 1]) for i in range(60)] + [engine_side.predict(x[:7]), engine_side.predict(grid)]
-    monkeypatch.setattr(floatio, "_tools", lambda: None)  # a device without the flatbuffer tools
+    monkeypatch.setenv("EDGESHIP_INT8_IO", "numpy")  # the documented switch: numpy converts, no flatbuffer tools
     with load(path, threads=1) as numpy_side:
         assert not numpy_side._backend.quantizes_io and numpy_side._quant[0] is not None
         b = [numpy_side.predict(x[i : i + 1]) for i in range(60)] + [numpy_side.predict(x[:7]), numpy_side.predict(grid)]
+    monkeypatch.delenv("EDGESHIP_INT8_IO")
+    monkeypatch.setattr(floatio, "_tools", lambda: None)  # a device without the flatbuffer tools: numpy too
+    with load(path, threads=1) as without_tools:
+        assert not without_tools._backend.quantizes_io
+        np.testing.assert_array_equal(without_tools.predict(grid), b[-1])
     for got, want in zip(a, b):
         np.testing.assert_array_equal(got, want)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
