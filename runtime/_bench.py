@@ -305,17 +305,15 @@ def measure_interleaved(
     import gc
 
     models: list[Model] = []
-    heads: list[dict[str, Any]] = []
-    owner: list[int] = []  # the opener each load belongs to
+    heads: list[dict[str, Any]] = []  # models[k * loads + j]: opener k's load j
     try:
-        for k, open_model in enumerate(openers):
+        for open_model in openers:
             for _ in range(loads):
                 rss_before = rss_mb()
                 t0 = time.perf_counter()
                 model = open_model()
                 init_ms = (time.perf_counter() - t0) * 1e3
                 models.append(model)
-                owner.append(k)
                 xi = sample_input(model) if x is None else x
                 t1 = time.perf_counter_ns()
                 model.predict(xi)
@@ -353,7 +351,7 @@ def measure_interleaved(
         raise
     out = []
     for k in range(len(openers)):
-        mine = [i for i, o in enumerate(owner) if o == k]
+        mine = range(k * loads, (k + 1) * loads)
         for i in mine[1:]:
             models[i].close()
         model, h = models[mine[0]], heads[mine[0]]

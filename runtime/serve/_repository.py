@@ -68,11 +68,10 @@ class Served:
         """The request's inputs as ``predict`` takes them; sets ``request.batch_size``."""
         names = [i.public_name for i in self.model.inputs]
         given = [_given(request.inputs, i) for i in self.model.inputs]  # the public name, or the tensor's
-        extra = sorted(set(request.inputs) - set(g for g in given if g is not None))
-        if extra or None in given:
+        if None in given or set(request.inputs) - set(given):
             raise InputError(f"Model {self.name} expects inputs {names}. Received: {sorted(request.inputs)}. "
                              f"Name each input as GET /v2/models/{self.name} lists them.")
-        arrays = [request.inputs[g] for g in given if g is not None]
+        arrays = [request.inputs[g] for g in given]
         first = arrays[0]
         if first.dtype == object:  # BYTES: strings for a text bundle's tokenizer
             if not self.takes_text:
