@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from edgeship import platforms
-from edgeship.errors import PlatformError
+from edgeship.core.errors import PlatformError
 
 REPO = Path(__file__).resolve().parents[1]
 

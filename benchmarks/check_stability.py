@@ -85,7 +85,7 @@ def stability(bundle: Path, runs: int) -> dict:
 def train_digits():
     from sklearn.datasets import load_digits
 
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     tf, keras = tf_modules()
     keras.utils.set_random_seed(0)

@@ -80,7 +80,7 @@ def bundle_rows(bundle: Path, cpu: str) -> list[dict[str, object]]:
         try:
             result = check_platform(copy, "linux-aarch64", record=False)
         except Exception as exc:  # noqa: BLE001 - a miss is a result here, reported in the table
-            from edgeship.errors import ParityError
+            from edgeship.core.errors import ParityError
 
             if not isinstance(exc, ParityError):
                 raise

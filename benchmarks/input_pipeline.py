@@ -105,8 +105,8 @@ def child_build(folder: str, stream: str, out: str) -> None:
 def child_speed(folder: str, cache: str, rounds: str) -> None:
     """Interleaved rounds in one process: each pipeline trains 2 epochs per round; the second epoch is timed."""
     from edgeship import train
-    from edgeship._tf import tf_modules
     from edgeship.build import _model_factory, load_data
+    from edgeship.core.tf import tf_modules
 
     base = recipe(Path(folder), "never", 2)
     pipelines = {

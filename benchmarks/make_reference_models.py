@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from edgeship._tf import tf_modules  # noqa: E402
+from edgeship.core.tf import tf_modules  # noqa: E402
 from edgeship.export import to_onnx, to_tflite  # noqa: E402
 
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"

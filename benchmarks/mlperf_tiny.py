@@ -107,7 +107,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _resize(images: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     tf, _ = tf_modules()
     return tf.image.resize(images[..., None], hw, method="bilinear").numpy().astype(np.float32)

@@ -56,7 +56,7 @@ def mobilenet_files() -> tuple[list[Path], np.ndarray]:
     rng = np.random.default_rng(0)
     calib = rng.random((32, 96, 96, 3), dtype=np.float32)
     if not all((folder / n).is_file() for n in names):
-        from edgeship._tf import tf_modules
+        from edgeship.core.tf import tf_modules
 
         tf, keras = tf_modules()
         keras.utils.set_random_seed(0)

@@ -35,7 +35,7 @@ MODELS = {"small_cnn": (0.5, 0.35, 0.25), "resnet8": (0.5, 0.35, 0.25)}
 def dataset(name: str, seed: int) -> Any:
     """digits; for resnet8 resized (bilinear) to 32x32 and repeated to 3 channels."""
     from edgeship import train
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     ds = train.load_dataset("digits", seed=seed)
     if name != "resnet8":
@@ -53,7 +53,7 @@ class Files:
     """int8 TFLite / ONNX files of a model, their test accuracy, and latency ratios to a reference pair."""
 
     def __init__(self, model: Any, calibration: np.ndarray, folder: Path, tag: str) -> None:
-        from edgeship._tf import quiet_engine
+        from edgeship.core.tf import quiet_engine
         from edgeship.export import quantize_onnx, to_onnx, to_tflite
 
         with quiet_engine():

@@ -15,7 +15,7 @@ when the int8 artifacts made from it meet the budget too: pruning and
 quantization share one budget, so a pruning that leaves no room for int8 backs
 off further). Every attempt is recorded
 (:class:`PruneAttempt`, ``manifest["compression"]["prune_attempts"]``); when
-none is within budget, :class:`~edgeship.errors.AccuracyBudgetError` carries
+none is within budget, :class:`~edgeship.core.errors.AccuracyBudgetError` carries
 the table and no bundle is written. Without a budget only attempt 1 runs.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import AccuracyBudgetError
+from edgeship.core.errors import AccuracyBudgetError
 
 from .budget import budget_error, judge, met_cell, text_table
 from .distill import Distillation

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from edgeship.errors import AccuracyBudgetError
+from edgeship.core.errors import AccuracyBudgetError
 
 Step = tuple[str, str, Callable[[], bytes]]
 

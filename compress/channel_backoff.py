@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import AccuracyBudgetError
+from edgeship.core.errors import AccuracyBudgetError
 
 from .backoff import longer_fine_tune_epochs
 from .budget import budget_error, judge, met_cell, text_table
@@ -79,7 +79,7 @@ def fine_tune_channels(narrow: Any, teacher: Any, x_train: np.ndarray, y_train: 
 
     BatchNorm statistics are re-estimated on ``x_train`` afterwards. Returns ``narrow``.
     """
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
     from edgeship.train import compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
 
     _, keras = tf_modules()

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgeship._tf import check_keras2_model, tf_modules
-from edgeship.errors import RecipeError
+from edgeship.core.errors import RecipeError
+from edgeship.core.tf import check_keras2_model, tf_modules
 
 from ._channel_graph import PRODUCERS, Graph, Unsupported, analyse
 

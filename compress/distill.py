@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from edgeship._tf import tf_modules
+from edgeship.core.tf import tf_modules
 
 _EPS = 1e-7
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship._tf import tf_modules
+from edgeship.core.tf import tf_modules
 
 #: Layer classes whose output channels a following BatchNorm can be folded into.
 FOLDABLE = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D")

@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgeship._tf import check_keras2_model, tf_modules, tfmot
 from edgeship.compress.distill import Distillation, distill_from
-from edgeship.errors import RecipeError
+from edgeship.core.errors import RecipeError
+from edgeship.core.tf import check_keras2_model, tf_modules, tfmot
 from edgeship.train import compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
 
 ScheduleKind = Literal["constant", "polynomial"]

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgeship._tf import check_keras2_model, tf_modules, tfmot
+from edgeship.core.tf import check_keras2_model, tf_modules, tfmot
 from edgeship.train import compile_classifier, fine_tune, set_seed
 
 QatScheme = Literal["qat", "pqat"]

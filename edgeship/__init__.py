@@ -5,20 +5,20 @@ Stages live in sub-packages: ``edgeship.train``, ``edgeship.compress``,
 This package itself stays import-light: no TensorFlow, no engines.
 """
 
-from .errors import AccuracyBudgetError as AccuracyBudgetError
-from .errors import BuildError as BuildError
-from .errors import BundleError as BundleError
-from .errors import ChanceLevelError as ChanceLevelError
-from .errors import ClusterError as ClusterError
-from .errors import DataError as DataError
-from .errors import EdgeshipError as EdgeshipError
-from .errors import MissingExtraError as MissingExtraError
-from .errors import ParityError as ParityError
-from .errors import PlatformError as PlatformError
-from .errors import RecipeError as RecipeError
-from .errors import SchemaVersionError as SchemaVersionError
-from .errors import SearchError as SearchError
-from .errors import WheelMissingError as WheelMissingError
+from .core.errors import AccuracyBudgetError as AccuracyBudgetError
+from .core.errors import BuildError as BuildError
+from .core.errors import BundleError as BundleError
+from .core.errors import ChanceLevelError as ChanceLevelError
+from .core.errors import ClusterError as ClusterError
+from .core.errors import DataError as DataError
+from .core.errors import EdgeshipError as EdgeshipError
+from .core.errors import MissingExtraError as MissingExtraError
+from .core.errors import ParityError as ParityError
+from .core.errors import PlatformError as PlatformError
+from .core.errors import RecipeError as RecipeError
+from .core.errors import SchemaVersionError as SchemaVersionError
+from .core.errors import SearchError as SearchError
+from .core.errors import WheelMissingError as WheelMissingError
 
 __version__ = "0.1.0"
 

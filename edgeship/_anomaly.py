@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeship._progress import say
-from edgeship.metrics import SCORE_RULE, SCORE_RULE_TEXT, detection_metrics, reconstruction_error, roc_auc
+from edgeship.core.metrics import SCORE_RULE, SCORE_RULE_TEXT, detection_metrics, reconstruction_error, roc_auc
+from edgeship.core.progress import say
 
 #: At most this many points of the float32 ROC curve go into the manifest (for the report's plot).
 ROC_POINTS = 200
@@ -38,7 +38,7 @@ ROC_POINTS = 200
 
 def check_reconstruction(model: Any, input_shape: tuple[int, ...], arch: str) -> None:
     """``RecipeError`` unless ``model``'s output has the input's shape (an autoencoder)."""
-    from edgeship.errors import RecipeError
+    from edgeship.core.errors import RecipeError
 
     out = tuple(int(d) for d in model.output_shape[1:]) if not isinstance(model.output_shape, list) else None
     if out != tuple(input_shape):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship._progress import say
+from edgeship.core.progress import say
 
 #: Channel ratios tried, widest first, when ``prune.target_latency_ratio`` sets the goal.
 LATENCY_SEARCH_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2)
@@ -25,8 +25,8 @@ LATENCY_SEARCH_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2)
 
 def int8_tflite(model: Any, calibration: np.ndarray) -> bytes:
     """``model`` as a full-int8 TFLite file, calibrated on ``calibration``, BatchNorm folded as the bundle's."""
-    from edgeship._tf import quiet_engine
     from edgeship.compress.fold import fold_batchnorm
+    from edgeship.core.tf import quiet_engine
     from edgeship.export import to_tflite
 
     with quiet_engine():

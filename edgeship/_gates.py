@@ -11,7 +11,7 @@ from edgeship.recipe import Recipe
 
 def check_task(info: Any, dataset: str, task: str = "classification") -> None:
     """Fail before any work when the architecture cannot learn from the dataset or serve the task."""
-    from edgeship.errors import RecipeError
+    from edgeship.core.errors import RecipeError
 
     if task == "anomaly":
         if info.input_kind == "tokens":
@@ -42,7 +42,7 @@ def gate_chance(what: str, accuracy: float, samples: int, base: dict[str, Any], 
         ChanceLevelError: ``accuracy`` is not significantly above the majority
             baseline and ``budget.allow_chance_level`` is false.
     """
-    from edgeship.errors import ChanceLevelError
+    from edgeship.core.errors import ChanceLevelError
     from edgeship.train._baselines import chance_check
 
     check = chance_check(accuracy, samples, base["majority"], recipe.budget.chance_alpha)

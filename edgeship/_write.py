@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 import edgeship
-from edgeship._progress import say, stage
-from edgeship.bundle import Manifest, Variant
+from edgeship.core.bundle import Manifest, Variant
+from edgeship.core.metrics import SCORE_RULE, top1_accuracy
+from edgeship.core.progress import say, stage
 from edgeship.export._report import write_reports
-from edgeship.metrics import SCORE_RULE, top1_accuracy
 from edgeship.recipe import Recipe
 from edgeship.variants import CompressData, VariantMaker
 
@@ -121,7 +121,7 @@ def evaluate_artifact(path: Path, fmt: str, precision: str, x: np.ndarray,
 def anomaly_metrics(path: Path, fmt: str, precision: str, x: np.ndarray, y: np.ndarray, threshold: float,
                     ) -> tuple[dict[str, float], list[dict[str, Any]], list[dict[str, Any]]]:
     """An anomaly detector's ROC AUC and threshold figures through the runtime, and its I/O description."""
-    from edgeship.metrics import detection_metrics
+    from edgeship.core.metrics import detection_metrics
     from edgeship.runtime._load import load_file
 
     with load_file(path, fmt, precision=precision) as model:
@@ -133,7 +133,7 @@ def artifact_threshold(content: bytes, fmt: str, x_normal: np.ndarray, quantile:
     """The ``quantile`` of an artifact's scores on ``x_normal`` (validation normals), from its bytes."""
     import tempfile
 
-    from edgeship.metrics import threshold_at_quantile
+    from edgeship.core.metrics import threshold_at_quantile
     from edgeship.runtime._load import load_file
 
     with tempfile.TemporaryDirectory(prefix="edgeship-threshold-") as tmp:
@@ -349,8 +349,8 @@ def _cross_platform(bundle: Any, recipe: Recipe, timings: dict[str, float]) -> N
 
     A miss raises ParityError (no bundle is left) unless ``export.allow_parity_failure``.
     """
+    from edgeship.core.errors import ParityError
     from edgeship.crossplatform import check_platform
-    from edgeship.errors import ParityError
 
     for name in recipe.export.platforms:
         with stage(f"cross-platform parity on {name} (emulated)", timings):

@@ -34,9 +34,9 @@ import numpy as np
 
 from edgeship._gates import bundle_warnings as bundle_warnings
 from edgeship._gates import check_task, gate_chance
-from edgeship._progress import say, stage
 from edgeship._write import ShipData, write_bundle
-from edgeship.metrics import top1_accuracy
+from edgeship.core.metrics import top1_accuracy
+from edgeship.core.progress import say, stage
 from edgeship.recipe import Recipe
 from edgeship.variants import CompressData
 
@@ -99,7 +99,7 @@ def build(recipe: Recipe, out: str | Path, *,
     on any failure no bundle (and no partial file) is left at ``out``.
     """
     from edgeship import train
-    from edgeship.errors import AccuracyBudgetError
+    from edgeship.core.errors import AccuracyBudgetError
     from edgeship.export._bundle import check_target
 
     out = Path(out)
@@ -557,7 +557,7 @@ def _keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray, data: Path) -> flo
 
 
 def _load_keras_model(path: Path) -> Any:
-    from edgeship._tf import check_keras2_model, tf_modules
+    from edgeship.core.tf import check_keras2_model, tf_modules
     from edgeship.runtime import InputError
 
     if not path.exists():

@@ -179,8 +179,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_platform(args: argparse.Namespace) -> int:
+    from edgeship.core.errors import ParityError
     from edgeship.crossplatform import LIMITS, check_platform, table
-    from edgeship.errors import ParityError
 
     limits = {k: v for k, v in (("float_max_abs_diff", args.float_atol), ("min_sqnr_db", args.min_sqnr_db),
                                 ("min_top1_agreement", args.min_top1)) if v is not None}
@@ -221,7 +221,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from edgeship.errors import MissingExtraError
+    from edgeship.core.errors import MissingExtraError
 
     try:
         import prometheus_client  # noqa: F401
@@ -252,7 +252,7 @@ def _cmd_package(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from edgeship.bundle import manifest_json_schema
+    from edgeship.core.bundle import manifest_json_schema
 
     print(json.dumps(manifest_json_schema(), indent=2))
     return 0
@@ -293,7 +293,7 @@ def _thread_list(text: str) -> list[int]:
 
 
 def _output_flags() -> argparse.ArgumentParser:
-    """-q / -v / --log-json for the commands that report build progress on stderr (edgeship._progress)."""
+    """-q / -v / --log-json for the commands that report build progress on stderr (edgeship.core.progress)."""
     parent = _Parser(add_help=False)
     group = parent.add_mutually_exclusive_group()
     group.add_argument("-q", "--quiet", dest="progress", action="store_const", const="quiet",
@@ -457,7 +457,7 @@ def _error(exc: BaseException, mode: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edgeship import _progress
+    from edgeship.core import progress as _progress
 
     argv = sys.argv[1:] if argv is None else list(argv)
     mode = "json" if "--log-json" in argv else "normal"  # until the line parses: a usage error in JSON too

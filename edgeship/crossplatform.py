@@ -13,7 +13,7 @@ ARM's int8 kernels are not x86's, so a quantized artifact may differ by a few
 output quantization steps; these limits say how much is acceptable. The result
 is recorded in the manifest as ``parity.cross_platform[PLATFORM]`` (and in the
 report when the build extra is installed); a miss raises
-:class:`~edgeship.errors.ParityError` after recording it.
+:class:`~edgeship.core.errors.ParityError` after recording it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgeship import platforms
-from edgeship.bundle import (
+from edgeship.core.bundle import (
     MANIFEST,
     CrossPlatformParity,
     Manifest,
@@ -38,8 +38,8 @@ from edgeship.bundle import (
     PlatformArtifactParity,
     is_float_precision,
 )
-from edgeship.errors import ParityError, PlatformError
-from edgeship.metrics import sqnr_db, sqnr_json
+from edgeship.core.errors import ParityError, PlatformError
+from edgeship.core.metrics import sqnr_db, sqnr_json
 
 LIMITS: dict[str, float] = {"float_max_abs_diff": 1e-5, "min_sqnr_db": 30.0, "min_top1_agreement": 0.99}
 

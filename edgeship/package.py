@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 from edgeship import platforms
-from edgeship.errors import BundleError, MissingExtraError, PlatformError, WheelMissingError
+from edgeship.core.errors import BundleError, MissingExtraError, PlatformError, WheelMissingError
 
 ENGINES = ["numpy>=1.26,<3", "onnxruntime>=1.20,<2", "ai-edge-litert>=2.0,<3"]
 SERVE = ["uvicorn>=0.30,<1", "httptools>=0.6", "starlette>=0.37", "prometheus-client>=0.20,<1"]

@@ -9,12 +9,12 @@ it has them, so a parity difference is the architecture's, not a version's.
 Setting the root up downloads (apt, debootstrap, pip) and needs root; it is a
 set-up step (``python -m edgeship.platforms setup``, ``make arm-root``), never
 done by a command that only uses it: :func:`require_root` raises
-:class:`~edgeship.errors.PlatformError` saying how to set it up.
+:class:`~edgeship.core.errors.PlatformError` saying how to set it up.
 
 Every run inside the root mounts ``/proc``, ``/sys`` and ``/dev`` (the engines'
 cpuinfo reads them) and unmounts them afterwards, whatever happens.
 
-This module imports the standard library and :mod:`edgeship.errors` only: it
+This module imports the standard library and :mod:`edgeship.core.errors` only: it
 also runs inside the root (``python -m edgeship.platforms predict``).
 """
 
@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeship.errors import PlatformError
+from edgeship.core.errors import PlatformError
 
 
 @dataclass(frozen=True)

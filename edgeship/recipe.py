@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 
 import tomllib
 
-from edgeship._tf import require
-from edgeship.bundle import ONNX_PRECISIONS, TFLITE_PRECISIONS
-from edgeship.errors import RecipeError
+from edgeship.core.bundle import ONNX_PRECISIONS, TFLITE_PRECISIONS
+from edgeship.core.errors import RecipeError
+from edgeship.core.tf import require
 
 require("pydantic", "Reading a build recipe")
 
@@ -217,7 +217,7 @@ class PruneConfig(_Section):
         return self.channel_ratio if self.channel_ratio is not None else 0.5
 
 
-TflitePrecision = Literal[TFLITE_PRECISIONS]  # type: ignore[valid-type]  # the names live in edgeship.bundle
+TflitePrecision = Literal[TFLITE_PRECISIONS]  # type: ignore[valid-type]  # the names live in edgeship.core.bundle
 OnnxPrecision = Literal[ONNX_PRECISIONS]  # type: ignore[valid-type]
 
 

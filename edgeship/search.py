@@ -32,9 +32,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from edgeship._progress import say
-from edgeship._tf import require
-from edgeship.errors import EdgeshipError, SearchError
+from edgeship.core.errors import EdgeshipError, SearchError
+from edgeship.core.progress import say
+from edgeship.core.tf import require
 from edgeship.recipe import Recipe, SearchRange
 
 __all__ = ["Limits", "SearchResult", "search", "trial_recipe"]
@@ -243,7 +243,7 @@ def _optimize(recipe: Recipe, out: Path, limits: Limits, url: str, trials: int, 
 
 
 def _worker_main(recipe: dict[str, Any], out: str, limits: Limits, url: str, trials: int, worker: int) -> None:
-    from edgeship import _progress
+    from edgeship.core import progress as _progress
 
     _progress.configure("quiet")
     _optimize(Recipe.from_dict(recipe), Path(out), limits, url, trials, worker)

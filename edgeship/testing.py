@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from edgeship.bundle import ArtifactRecord
+    from edgeship.core.bundle import ArtifactRecord
 
 ENV_VAR = "EDGESHIP_BUNDLE"
 
@@ -127,7 +127,7 @@ def _entries(
 
 def measure_accuracy(bundle: Any, *, format: str | None = None, precision: str | None = None) -> dict[str, float]:
     """Top-1 accuracy on the bundle's ``eval.npz`` per artifact file (or of one loaded ``Model``)."""
-    from edgeship.metrics import top1_accuracy
+    from edgeship.core.metrics import top1_accuracy
     from edgeship.runtime import load_eval
     from edgeship.runtime._load import load_file
 

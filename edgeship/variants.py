@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.bundle import Variant
 from edgeship.compress.budget import Attempt, Step, effective_budget, meet_budget
-from edgeship.metrics import top1_accuracy
+from edgeship.core.bundle import Variant
+from edgeship.core.metrics import top1_accuracy
 
 
 @dataclass
@@ -71,8 +71,8 @@ class CompressData:
 
 def artifact_accuracy(data: bytes, fmt: str, x: np.ndarray, y: np.ndarray, task: str = "classification") -> float:
     """Top-1 accuracy of the artifact ``data`` on ``(x, y)``; for ``task = "anomaly"`` the ROC AUC of its score."""
-    from edgeship._tf import quiet_engine
-    from edgeship.metrics import roc_auc
+    from edgeship.core.metrics import roc_auc
+    from edgeship.core.tf import quiet_engine
     from edgeship.runtime._load import load_file
 
     with tempfile.TemporaryDirectory(prefix="edgeship-attempt-") as tmp:

@@ -9,8 +9,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from edgeship.bundle import MANIFEST, Manifest
-from edgeship.errors import BuildError
+from edgeship.core.bundle import MANIFEST, Manifest
+from edgeship.core.errors import BuildError
 from edgeship.runtime._bundle import is_bundle, sha256_file
 
 TMP_PREFIX = ".edgeship-tmp-"
@@ -58,7 +58,7 @@ class BundleWriter:
         return p
 
     def write_manifest(self, manifest: Manifest | dict[str, Any]) -> Path:
-        """Write ``manifest.json`` through the :class:`~edgeship.bundle.Manifest` record.
+        """Write ``manifest.json`` through the :class:`~edgeship.core.bundle.Manifest` record.
 
         A dict is validated first (``BundleError`` naming a missing or mistyped
         field), and gains ``schema`` and ``schema_version``.

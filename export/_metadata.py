@@ -13,8 +13,8 @@ import json
 import re
 from typing import Any
 
-from edgeship._tf import require
-from edgeship.errors import BuildError
+from edgeship.core.errors import BuildError
+from edgeship.core.tf import require
 from edgeship.runtime._metadata import METADATA_SCHEMA, ONNX_PREFIX, TFLITE_METADATA_NAME
 
 

@@ -2,7 +2,7 @@
 
 Checks in the order Optimum's ``validate_model_outputs`` does: output names,
 then shapes, then values; every failure is collected before one typed
-:class:`~edgeship.errors.ParityError` lists them all.
+:class:`~edgeship.core.errors.ParityError` lists them all.
 
 * float variants (``float32``, ``float16``, ...): the largest absolute
   difference per output must be within that variant's tolerance.
@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.bundle import is_float_precision
-from edgeship.errors import ParityError
-from edgeship.metrics import sqnr_db, sqnr_json
+from edgeship.core.bundle import is_float_precision
+from edgeship.core.errors import ParityError
+from edgeship.core.metrics import sqnr_db, sqnr_json
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """``report.md`` and a self-contained ``report.html`` for a bundle.
 
-Both are rendered from the manifest's records (:mod:`edgeship.bundle`; a dict is
-read through :class:`~edgeship.bundle.Manifest` first) and, when given, the
+Both are rendered from the manifest's records (:mod:`edgeship.core.bundle`; a dict is
+read through :class:`~edgeship.core.bundle.Manifest` first) and, when given, the
 ``baseline.json`` measurements: per-call latency and the ratio to the reference
 workload. Only sections whose data exists are rendered (an export has no
 evaluation or pruning tables, a run without a baseline no latency). ``report.html`` inlines everything (CSS, the Pareto plot as a
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgeship.bundle import Baseline, Compression, Manifest, ModelMetrics, OutputParity
+from edgeship.core.bundle import Baseline, Compression, Manifest, ModelMetrics, OutputParity
 
 
 def as_records(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None

@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from edgeship.bundle import Baseline, Manifest
+from edgeship.core.bundle import Baseline, Manifest
 
 
 @dataclass(frozen=True)

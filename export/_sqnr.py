@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeship._tf import quiet_engine, tf_modules
-from edgeship.metrics import SQNR_CAP_DB, sqnr_db
+from edgeship.core.metrics import SQNR_CAP_DB, sqnr_db
+from edgeship.core.tf import quiet_engine, tf_modules
 
 from ._feed import batch1
 from .tflite import quantizing_converter, representative

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgeship._tf import check_keras2_model, require, scoped_log_levels, tf_modules
-from edgeship.bundle import ONNX_PRECISIONS as ONNX_PRECISIONS
+from edgeship.core.bundle import ONNX_PRECISIONS as ONNX_PRECISIONS
+from edgeship.core.tf import check_keras2_model, require, scoped_log_levels, tf_modules
 
 from ._feed import batch1
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeship._tf import check_keras2_model, quiet_engine, tf_modules
-from edgeship.bundle import TFLITE_PRECISIONS as TFLITE_PRECISIONS
-from edgeship.errors import BuildError
+from edgeship.core.bundle import TFLITE_PRECISIONS as TFLITE_PRECISIONS
+from edgeship.core.errors import BuildError
+from edgeship.core.tf import check_keras2_model, quiet_engine, tf_modules
 
 from ._feed import batch1
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.bundle import ArtifactRecord
-from edgeship.metrics import roc_auc, top1_accuracy
+from edgeship.core.bundle import ArtifactRecord
+from edgeship.core.metrics import roc_auc, top1_accuracy
 
 from ._bundle import is_bundle, read_manifest, verify_bundle
 from ._check import _block

@@ -1,4 +1,4 @@
-"""Bundle folders: manifest reading (through :mod:`edgeship.bundle`'s records), sha256 verification, artifact choice."""
+"""Bundle folders: manifest reading (through :mod:`edgeship.core.bundle`'s records), sha256 verification, artifact choice."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgeship.bundle import MANIFEST, ArtifactRecord, EvalFile, Manifest
+from edgeship.core.bundle import MANIFEST, ArtifactRecord, EvalFile, Manifest
 
 from ._choice import DEFAULT_ORDER as DEFAULT_ORDER  # the no-profile fallback order (see _choice)
 from ._errors import BundleError, IntegrityError

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.bundle import BASELINE_SCHEMA as BASELINE_SCHEMA
-from edgeship.bundle import Baseline
-from edgeship.metrics import top1_accuracy
+from edgeship.core.bundle import BASELINE_SCHEMA as BASELINE_SCHEMA
+from edgeship.core.bundle import Baseline
+from edgeship.core.metrics import top1_accuracy
 
 from ._bundle import read_manifest, verify_bundle
 from ._errors import BundleError, EdgeshipError, InputError
@@ -178,7 +178,7 @@ def _accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float | None,
 
 def _roc_auc(model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float | None, str | None]:
     """An anomaly detector's ROC AUC on eval.npz (score = reconstruction error, label 1 = anomalous)."""
-    from edgeship.metrics import roc_auc
+    from edgeship.core.metrics import roc_auc
 
     try:
         scores = model.score(x)

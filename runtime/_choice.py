@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeship.bundle import ArtifactRecord, Manifest
+from edgeship.core.bundle import ArtifactRecord, Manifest
 
 DEFAULT_ORDER = (("tflite", "float32"), ("onnx", "float32"), ("tflite", "int8"), ("onnx", "int8"))
 MEMORY_BOUND_MACS_PER_WEIGHT = 4.0

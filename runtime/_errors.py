@@ -1,7 +1,7 @@
 """Typed errors the device side raises.
 
 The common base :class:`EdgeshipError` and :class:`BundleError` live in
-``edgeship.errors`` (below both the build side and the runtime), so
+``edgeship.core.errors`` (below both the build side and the runtime), so
 ``except EdgeshipError`` catches every error of every stage. Errors only a build
 raises (``RecipeError``, ``ParityError``, ...) are there too, exported from
 ``edgeship``, not from ``edgeship.runtime``.
@@ -9,9 +9,9 @@ raises (``RecipeError``, ``ParityError``, ...) are there too, exported from
 
 from __future__ import annotations
 
-from edgeship.errors import BundleError as BundleError
-from edgeship.errors import EdgeshipError as EdgeshipError
-from edgeship.errors import SchemaVersionError as SchemaVersionError
+from edgeship.core.errors import BundleError as BundleError
+from edgeship.core.errors import EdgeshipError as EdgeshipError
+from edgeship.core.errors import SchemaVersionError as SchemaVersionError
 
 
 class InputError(EdgeshipError, ValueError):

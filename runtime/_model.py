@@ -206,7 +206,7 @@ class Model:
         For a model whose output has its input's shape (an autoencoder); float64, shape ``(batch,)``.
         Higher is more anomalous. Works on any such model, with or without a threshold.
         """
-        from edgeship.metrics import reconstruction_error
+        from edgeship.core.metrics import reconstruction_error
 
         rule = (self.anomaly or {}).get("score", "mse")
         if rule != "mse":

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgeship.bundle import Manifest
+from edgeship.core.bundle import Manifest
 
 PROFILE_FILE = "device_profile.json"
 PROFILE_SCHEMA = "edgeship.device_profile/1"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgeship import platforms
-from edgeship.errors import PlatformError
+from edgeship.core.errors import PlatformError
 
 
 def require_arm_root() -> Path:

@@ -57,7 +57,7 @@ def test_manifest_carries_auc_threshold_and_int8_within_002(ad_bundle: Path) -> 
     with np.load(ad_bundle / "eval.npz") as z:
         assert set(np.unique(z["y"]).tolist()) == {0, 1} and z["x"].shape[1:] == (64,)
     assert m["compression"]["batchnorm_fold"]["unfolded"] == [] and len(m["compression"]["batchnorm_fold"]["folded"]) == 9
-    from edgeship.bundle import Manifest
+    from edgeship.core.bundle import Manifest
 
     assert Manifest.from_json(m).anomaly is not None
     report = (ad_bundle / "report.html").read_text()
@@ -65,7 +65,7 @@ def test_manifest_carries_auc_threshold_and_int8_within_002(ad_bundle: Path) -> 
 
 
 def test_threshold_is_embedded_and_predict_anomaly_works_from_a_bare_tflite(ad_bundle: Path, tmp_path: Path) -> None:
-    from edgeship.metrics import detection_metrics
+    from edgeship.core.metrics import detection_metrics
     from edgeship.runtime import load, load_eval
     from edgeship.runtime._metadata import read_metadata
 
@@ -115,7 +115,7 @@ def test_check_gates_roc_auc(ad_bundle: Path) -> None:
 def test_roc_auc_matches_scikit_learn_with_ties() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from edgeship.metrics import roc_auc
+    from edgeship.core.metrics import roc_auc
 
     rng = np.random.default_rng(3)
     for _ in range(20):
@@ -140,7 +140,7 @@ def test_one_class_split_keeps_anomalies_out_of_training() -> None:
 
 def test_anomaly_files_csv_and_npz(tmp_path: Path) -> None:
     from edgeship import train
-    from edgeship.errors import DataError
+    from edgeship.core.errors import DataError
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 5)).astype(np.float32)
@@ -181,7 +181,7 @@ def test_anomaly_files_csv_and_npz(tmp_path: Path) -> None:
     ({"anomaly": {"threshold_quantile": 1.0}}, "threshold_quantile"),
 ])
 def test_bad_anomaly_recipes_raise_recipe_error(change: dict[str, Any], match: str) -> None:
-    from edgeship.errors import RecipeError
+    from edgeship.core.errors import RecipeError
     from edgeship.recipe import Recipe
 
     with pytest.raises(RecipeError, match=match):
@@ -190,7 +190,7 @@ def test_bad_anomaly_recipes_raise_recipe_error(change: dict[str, Any], match: s
 
 def test_classifier_arch_for_anomaly_fails_before_training(tmp_path: Path) -> None:
     from edgeship.build import build
-    from edgeship.errors import RecipeError
+    from edgeship.core.errors import RecipeError
     from edgeship.recipe import Recipe
 
     recipe = Recipe.from_dict({**AD_RECIPE, "model": {"arch": "small_cnn", "task": "anomaly"}})

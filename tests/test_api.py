@@ -35,9 +35,9 @@ def test_edgeship_exports_are_pinned() -> None:
 
 
 def test_every_error_shares_one_base() -> None:
-    """Build-side errors live in edgeship.errors, device errors in edgeship.runtime; one base catches all."""
+    """Build-side errors live in edgeship.core.errors, device errors in edgeship.runtime; one base catches all."""
     import edgeship
-    from edgeship.errors import EdgeshipError
+    from edgeship.core.errors import EdgeshipError
 
     errors = [getattr(edgeship, n) for n in EDGESHIP_API] + [getattr(runtime, n) for n in RUNTIME_API if n.endswith("Error")]
     assert all(issubclass(e, EdgeshipError) for e in errors)

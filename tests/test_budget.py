@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgeship.errors import AccuracyBudgetError, BuildError
+from edgeship.core.errors import AccuracyBudgetError, BuildError
 
 
 @pytest.fixture(scope="module")
 def outlier() -> dict[str, Any]:
     from edgeship import train
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     _, keras = tf_modules()
     ds = train.load_dataset("digits")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgeship.build import build
-from edgeship.errors import BuildError, RecipeError
+from edgeship.core.errors import BuildError, RecipeError
 from edgeship.recipe import Recipe
 
 

@@ -1,4 +1,4 @@
-"""The bundle's records (edgeship.bundle): round trips, schema versions, and the JSON Schema `edgeship schema` prints."""
+"""The bundle's records (edgeship.core.bundle): round trips, schema versions, and the JSON Schema `edgeship schema` prints."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from edgeship.bundle import (
+from edgeship.cli import main
+from edgeship.core.bundle import (
     SCHEMA_VERSION,
     SQNR_CAP_DB,
     Baseline,
@@ -22,8 +23,7 @@ from edgeship.bundle import (
     Variant,
     manifest_json_schema,
 )
-from edgeship.cli import main
-from edgeship.errors import BundleError, SchemaVersionError
+from edgeship.core.errors import BundleError, SchemaVersionError
 from edgeship.runtime import load
 from edgeship.runtime._bundle import read_manifest
 

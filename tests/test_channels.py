@@ -16,7 +16,7 @@ ZOO_CLASSIFIERS = {
 
 
 def _keras() -> Any:
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     return tf_modules()[1]
 
@@ -195,7 +195,7 @@ def test_unsupported_layer_is_reported_and_left_whole() -> None:
 
 def test_bad_arguments_raise_recipe_errors() -> None:
     from edgeship.compress import prune_channels
-    from edgeship.errors import RecipeError
+    from edgeship.core.errors import RecipeError
 
     model = _sequential()
     with pytest.raises(RecipeError, match="keep_ratio"):
@@ -259,7 +259,7 @@ def test_channel_pruned_model_exports_with_parity(tmp_path: Path) -> None:
 
 
 def test_recipe_channel_keys() -> None:
-    from edgeship.errors import RecipeError
+    from edgeship.core.errors import RecipeError
     from edgeship.recipe import Recipe
 
     assert Recipe.default().prune.structure == "unstructured"
@@ -296,7 +296,7 @@ def test_build_with_channel_pruning_records_attempts_and_cost(tmp_path: Path) ->
     assert "## Channel pruning" in (out / "report.md").read_text()
     import jsonschema
 
-    from edgeship.bundle import Manifest, manifest_json_schema
+    from edgeship.core.bundle import Manifest, manifest_json_schema
 
     jsonschema.Draft202012Validator(manifest_json_schema()).validate(manifest)
     assert Manifest.from_json(manifest).compression.channels["channels"]["conv3"] == [96, 48]
@@ -312,7 +312,7 @@ def test_channel_backoff_plan_keeps_more_channels() -> None:
 
 def test_channel_attempts_record_every_try_and_fail_typed() -> None:
     from edgeship import compress
-    from edgeship.errors import AccuracyBudgetError
+    from edgeship.core.errors import AccuracyBudgetError
 
     model = _sequential()
     rng = np.random.default_rng(0)

@@ -20,7 +20,7 @@ def digits() -> Any:
 def _mlp(ds: Any) -> Any:
     """Flatten -> Dense(32) -> Dense(16) -> softmax: every kernel's input dim is a multiple of 4."""
     from edgeship import train
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     _, keras = tf_modules()
     L = keras.layers
@@ -83,7 +83,7 @@ def test_two_four_structured_sparsity(digits: Any) -> None:
 
 def test_exclude_by_name_and_type(digits: Any) -> None:
     from edgeship import compress
-    from edgeship.errors import RecipeError
+    from edgeship.core.errors import RecipeError
 
     model = _prune(digits, schedule=PruneSchedule("constant", 0.6), exclude=["probs"])
     report = compress.sparsity_report(model)

@@ -14,7 +14,7 @@ from arm_helpers import require_arm_root
 
 from edgeship import platforms
 from edgeship.cli import main
-from edgeship.errors import PlatformError
+from edgeship.core.errors import PlatformError
 
 
 @pytest.mark.emulated
@@ -35,7 +35,7 @@ def test_check_platform_records_parity_within_limits(bundle_copy: Path, capsys: 
             assert a["check"] == "quantized" and a["sqnr_db"] >= 30 and a["top1_agreement"] >= 0.99
     assert cross["engines"]["onnxruntime"] and cross["cpu"]
     jsonschema = pytest.importorskip("jsonschema")
-    from edgeship.bundle import manifest_json_schema
+    from edgeship.core.bundle import manifest_json_schema
 
     jsonschema.validate(manifest, manifest_json_schema())  # the schema knows parity.cross_platform
     assert "on linux-aarch64" in (bundle_copy / "report.md").read_text()
@@ -67,7 +67,7 @@ def test_unknown_platform_and_missing_root_are_typed(bundle_copy: Path, tmp_path
 
 
 def test_recipe_platforms_are_validated() -> None:
-    from edgeship.errors import RecipeError
+    from edgeship.core.errors import RecipeError
     from edgeship.recipe import Recipe
 
     assert Recipe.default().export.platforms == []

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from edgeship._mlperf import find_reference
-from edgeship.bundle import Manifest
-from edgeship.metrics import roc_auc
+from edgeship.core.bundle import Manifest
+from edgeship.core.metrics import roc_auc
 from edgeship.runtime import load
 from edgeship.runtime._bench import bench_bundle, quality
 from edgeship.runtime._choice import (

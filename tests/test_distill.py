@@ -29,8 +29,8 @@ def test_distillation_loss_equals_hand_computation() -> None:
 
 
 def test_distiller_trains_student_and_leaves_teacher_alone() -> None:
-    from edgeship._tf import tf_modules
     from edgeship.compress import distiller
+    from edgeship.core.tf import tf_modules
     from edgeship.train import accuracy, set_seed
 
     tf, keras = tf_modules()

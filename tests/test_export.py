@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgeship.cli import main
-from edgeship.errors import ParityError
+from edgeship.core.errors import ParityError
 from edgeship.runtime import InputError, load, load_eval
 from edgeship.runtime._metadata import read_metadata
 
@@ -85,7 +85,7 @@ def test_converter_provenance_is_in_the_manifest_not_in_the_files(default_bundle
 def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small tf_keras model trained in the test, saved, with an .npz of eval data and a fast recipe."""
     from edgeship import train
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     _, keras = tf_modules()
     train.set_seed(0)
@@ -157,8 +157,8 @@ def test_export_command_bundles_a_saved_model_without_training(saved: dict[str, 
 
 @pytest.mark.slow
 def test_export_with_a_recipe_uses_its_dataset_splits(saved: dict[str, Path], tmp_path: Path) -> None:
-    from edgeship._tf import tf_modules
     from edgeship.build import export_saved_model
+    from edgeship.core.tf import tf_modules
     from edgeship.runtime import InputError
 
     recipe = tmp_path / "digits.toml"

@@ -41,7 +41,7 @@ def _tflite_ops(content: bytes) -> collections.Counter[str]:
 def _odd_model() -> Any:
     """Functional: Conv1D/Conv2D/Depthwise/Dense each followed by BN; a BN after ReLU; BN without scale/center;
     a conv whose output also feeds another layer (not foldable)."""
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     _, keras = tf_modules()
     L = keras.layers
@@ -120,7 +120,7 @@ def test_fold_removes_batchnorm_ops_from_both_graphs() -> None:
     ops = _tflite_ops(export.to_tflite(folded, "int8", cal))
     assert ops["CONV_2D"] == 3 and ops["MUL"] == 0 and ops["ADD"] == 0
     # the old small_cnn layout (conv -> ReLU -> BN) leaves a MUL and an ADD per block in the int8 graph
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     _, keras = tf_modules()
     old = keras.Sequential([keras.layers.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, activation="relu"),

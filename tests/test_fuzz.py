@@ -34,7 +34,7 @@ def _originals(request: pytest.FixtureRequest) -> dict[str, bytes]:
 
 
 def _tiny_models() -> dict[str, bytes]:
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     tf, keras = tf_modules()
     keras.utils.set_random_seed(0)

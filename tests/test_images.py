@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgeship import train
-from edgeship.errors import DataError
+from edgeship.core.errors import DataError
 
 COLORS = {"blue": 2, "green": 1, "red": 0}
 
@@ -132,7 +132,7 @@ def test_bad_folders_fail_with_a_typed_error_and_write_nothing(tmp_path: Path, c
 
 def test_unknown_architecture_and_wrong_task_fail_before_any_work(tmp_path: Path) -> None:
     from edgeship.build import build
-    from edgeship.errors import RecipeError
+    from edgeship.core.errors import RecipeError
     from edgeship.recipe import Recipe
 
     data = Recipe.default().to_dict()
@@ -150,8 +150,8 @@ def test_unknown_architecture_and_wrong_task_fail_before_any_work(tmp_path: Path
 
 @pytest.mark.slow
 def test_images_recipe_builds_end_to_end_from_train_test_folders(tmp_path: Path) -> None:
-    from edgeship._tf import tf_modules
     from edgeship.build import build
+    from edgeship.core.tf import tf_modules
     from edgeship.runtime import load, load_eval
 
     _, keras = tf_modules()

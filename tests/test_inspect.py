@@ -30,7 +30,7 @@ META = {
 def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
     """A tiny conv + depthwise + dense model in every variant, with edgeship metadata embedded."""
     from edgeship import export
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
     from edgeship.export._metadata import embed_metadata, metadata_dict
     from edgeship.export.onnx import quantize_onnx_dynamic
 

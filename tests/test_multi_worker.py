@@ -69,7 +69,7 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
 
 
 def test_worker_role_reads_tf_config() -> None:
-    from edgeship.errors import ClusterError
+    from edgeship.core.errors import ClusterError
 
     configs = train.local_cluster(2)
     roles = [train.worker_role(c) for c in configs]

@@ -15,7 +15,7 @@ import pytest
 from arm_helpers import require_arm_root
 
 from edgeship import platforms
-from edgeship.errors import PlatformError, WheelMissingError
+from edgeship.core.errors import PlatformError, WheelMissingError
 from edgeship.package import package
 from edgeship.runtime import load_eval
 

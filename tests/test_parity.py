@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgeship.errors import ParityError
+from edgeship.core.errors import ParityError
+from edgeship.core.metrics import SQNR_CAP_DB
 from edgeship.export._metadata import embed_metadata, metadata_dict
 from edgeship.export._parity import (
     Tolerance,
@@ -30,7 +31,6 @@ from edgeship.export._parity import (
     raise_for,
     sqnr_db,
 )
-from edgeship.metrics import SQNR_CAP_DB
 from edgeship.recipe import OnnxPrecision, TflitePrecision
 
 # arch -> (input shape, builder options); small inputs keep the conversions fast.
@@ -292,8 +292,8 @@ def test_sqnr_definition() -> None:
 
 def test_sqnr_one_implementation_and_one_storage() -> None:
     """Parity and the per-layer tables share one sqnr_db; undefined values are stored as null, never "inf"."""
+    from edgeship.core.metrics import sqnr_db as shared
     from edgeship.export._sqnr import sqnr_db as compress_sqnr
-    from edgeship.metrics import sqnr_db as shared
 
     assert compress_sqnr is shared and sqnr_db is shared
     x = {"probs": np.array([[0.9, 0.1], [0.2, 0.8]])}
@@ -355,7 +355,7 @@ def test_corrupted_quantization_scale_raises_parity_error(fmt: str, trained: dic
 
 def test_top1_accuracy_one_helper() -> None:
     """The runtime (check, bench), the pytest plugin and the reports count top-1 the same way."""
-    from edgeship.metrics import top1_accuracy
+    from edgeship.core.metrics import top1_accuracy
 
     assert top1_accuracy(np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]), np.array([1, 1, 1])) == pytest.approx(2 / 3)
     assert top1_accuracy(np.zeros((2, 1, 3)) + [0.0, 1.0, 0.0], np.array([1, 0])) == 0.5  # scores flattened per sample

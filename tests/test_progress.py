@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship import _progress
 from edgeship.cli import main
+from edgeship.core import progress as _progress
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_verbose_keeps_keras_epoch_lines(mode: None, capfd: pytest.CaptureFixtur
 
 
 _TTY_SCRIPT = """
-from edgeship import _progress as p
+from edgeship.core import progress as p
 with p.stage("train"):
     p.epoch(1, 4, {"loss": 0.5, "val_accuracy": 0.75})
     p.say("  accuracy 0.9")

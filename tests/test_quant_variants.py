@@ -15,7 +15,7 @@ from edgeship.export import ONNX_PRECISIONS, TFLITE_PRECISIONS, OnnxQuantConfig
 def tiny() -> dict[str, Any]:
     """A small conv net (no BatchNorm, so 4 epochs suffice) trained on digits."""
     from edgeship import train
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
     from edgeship.export import to_onnx
 
     _, keras = tf_modules()
@@ -152,7 +152,7 @@ def test_onnx_nodes_to_exclude_and_sqnr(tiny: dict[str, Any], tmp_path: Path) ->
 
 
 def test_unknown_tflite_precision_is_a_build_error(tiny: dict[str, Any]) -> None:
-    from edgeship.errors import BuildError
+    from edgeship.core.errors import BuildError
     from edgeship.export import to_tflite
 
     with pytest.raises(BuildError, match="Expected one of float32, float16"):

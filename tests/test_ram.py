@@ -13,7 +13,7 @@ from edgeship.runtime._ram import arena_estimate, estimates, measure_rss_increas
 
 def _branchy_keras_model() -> object:
     """x(16) -> a=Dense32+relu -> b=Dense32(a), c=Dense32(a) -> d=b+c -> y=Dense4(d)."""
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     _, keras = tf_modules()
     layers = keras.layers
@@ -121,7 +121,7 @@ def test_int8_dequantized_weights_are_not_activations(tmp_path: Path) -> None:
 def test_rss_prediction_within_1_5x_for_resnet8_int8(tmp_path: Path) -> None:
     """Predicted RSS increase = engine baseline (trivial model) + arena + weights, per engine."""
     from edgeship import export, train
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
     from edgeship.export._metadata import embed_metadata
 
     _, keras = tf_modules()

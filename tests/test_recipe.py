@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.errors import RecipeError
+from edgeship.core.errors import RecipeError
 from edgeship.recipe import Recipe, load_recipe
 
 

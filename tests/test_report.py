@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.bundle import Manifest
-from edgeship.errors import BundleError
+from edgeship.core.bundle import Manifest
+from edgeship.core.errors import BundleError
 from edgeship.export._report import pareto_png, render_html, render_markdown, variant_rows, write_reports
 from edgeship.runtime import load, load_eval
 

@@ -13,7 +13,7 @@ import tomllib
 pytest.importorskip("optuna", reason="edgeship search needs optuna (the build extra)")
 
 from edgeship.cli import main  # noqa: E402
-from edgeship.errors import RecipeError, SearchError  # noqa: E402
+from edgeship.core.errors import RecipeError, SearchError  # noqa: E402
 from edgeship.recipe import Recipe  # noqa: E402
 
 TINY = """

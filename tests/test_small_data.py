@@ -83,7 +83,7 @@ def test_inference_mode_matches_training_mode_after_training_on_150_photos() -> 
 
 def test_recalibration_sets_batchnorm_statistics_to_the_data() -> None:
     from edgeship import train
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     _, keras = tf_modules()
     x = np.random.default_rng(0).normal(3.0, 2.0, size=(300, 4)).astype(np.float32)
@@ -170,7 +170,7 @@ def test_prune_backoff_records_every_attempt_until_the_budget_is_met() -> None:
     assert np.mean(kernel == 0) == pytest.approx(used.target_sparsity, abs=0.02)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # every attempt starts afresh
     # Nothing meets an impossible reference: a typed error with the table of attempts.
-    from edgeship.errors import AccuracyBudgetError
+    from edgeship.core.errors import AccuracyBudgetError
 
     with pytest.raises(AccuracyBudgetError) as info:
         compress.prune_to_budget(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgeship import train
-from edgeship.errors import DataError
+from edgeship.core.errors import DataError
 from edgeship.runtime._errors import BundleError
 from edgeship.runtime._text import Tokenizer, is_text
 
@@ -134,8 +134,8 @@ def text_recipe(path: Path, **train_opts: object) -> object:
 
 @pytest.mark.slow
 def test_text_recipe_builds_end_to_end_and_predicts_strings_without_tensorflow(tmp_path: Path) -> None:
-    from edgeship._tf import tf_modules
     from edgeship.build import build
+    from edgeship.core.tf import tf_modules
     from edgeship.runtime import load, load_eval
 
     tf, keras = tf_modules()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edgeship import train
-from edgeship.errors import RecipeError
+from edgeship.core.errors import RecipeError
 from edgeship.train._fit import add_l2
 
 
@@ -151,7 +151,7 @@ def test_l2_adds_one_penalty_per_kernel_and_raises_the_loss() -> None:
 
 
 def test_checkpoint_tensorboard_and_early_stopping(tmp_path: Path) -> None:
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     _, keras = tf_modules()
     ds = _digits_subset(200)
@@ -187,7 +187,7 @@ def test_mixed_float16_training_returns_a_float32_model() -> None:
         _tiny_cnn, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=1, mixed_precision="mixed_float16", verbose=0
     )
     assert all(layer.compute_dtype == "float32" for layer in model.layers)
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     _, keras = tf_modules()
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for what follows
@@ -203,7 +203,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 from edgeship import train
-from edgeship._tf import tfmot
+from edgeship.core.tf import tfmot
 strategy = train.select_strategy("mirrored")
 ds = train.load_dataset("digits", seed=0)
 keras = train._fit.tf_modules()[1]

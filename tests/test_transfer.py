@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from edgeship import train
-from edgeship._tf import tf_modules
-from edgeship.errors import RecipeError
+from edgeship.core.errors import RecipeError
+from edgeship.core.tf import tf_modules
 from edgeship.train._weights import load_pretrained, set_trainable
 
 BASE = ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3"]  # small_cnn's weighted layers before the head

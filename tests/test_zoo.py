@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeship import train
-from edgeship.errors import RecipeError
+from edgeship.core.errors import RecipeError
 
 # name -> (input_shape, num_classes, parameters). MLPerf Tiny counts are the
 # reference models' (mlcommons/tiny), BatchNorm included.
@@ -73,7 +73,7 @@ def test_text_cnn_takes_int32_token_ids() -> None:
 
 
 def test_softmax_head_stays_float32_under_mixed_precision() -> None:
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     _, keras = tf_modules()
     keras.mixed_precision.set_global_policy("mixed_float16")

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import DataError, RecipeError
+from edgeship.core.errors import DataError, RecipeError
 
 from ._datasets import VAL_FLOOR_PER_CLASS, Dataset
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.bundle import ChanceCheck as ChanceRecord
+from edgeship.core.bundle import ChanceCheck as ChanceRecord
 
 from ._stream import chunks, is_lazy
 

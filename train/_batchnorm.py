@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship._tf import tf_modules
+from edgeship.core.tf import tf_modules
 
 #: At most this many training samples feed the re-estimation (a sample of larger sets, fixed by ``seed``).
 MAX_RECALIBRATION_SAMPLES = 4096

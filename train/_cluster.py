@@ -12,7 +12,7 @@ record that they agree with the chief; delete it freely).
 A worker that dies mid-training makes the others' collective ops fail: each
 collective times out after ``EDGESHIP_COLLECTIVE_TIMEOUT`` seconds (default
 ``COLLECTIVE_TIMEOUT_SECONDS``) and TensorFlow's cluster health check aborts
-them; the build then raises :class:`~edgeship.errors.ClusterError`.
+them; the build then raises :class:`~edgeship.core.errors.ClusterError`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from edgeship.errors import ClusterError
+from edgeship.core.errors import ClusterError
 
 #: Seconds a collective op (one all-reduce) may wait for the other workers before it fails.
 COLLECTIVE_TIMEOUT_SECONDS = 120.0

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import RecipeError
+from edgeship.core.errors import RecipeError
 
 DatasetLoader = Callable[..., "Dataset"]
 _DATASETS: dict[str, DatasetLoader] = {}
@@ -102,7 +102,7 @@ def split(
     """
     from sklearn.model_selection import train_test_split
 
-    from edgeship.errors import DataError
+    from edgeship.core.errors import DataError
 
     y = np.asarray(y, dtype=np.int64)
     counts = np.bincount(y)

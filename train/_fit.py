@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgeship._tf import tf_modules
-from edgeship.errors import RecipeError
-from edgeship.metrics import top1_accuracy
+from edgeship.core.errors import RecipeError
+from edgeship.core.metrics import top1_accuracy
+from edgeship.core.tf import tf_modules
 
 from ._batchnorm import recalibrate_batchnorm, set_batchnorm_momentum
 from ._strategy import mixed_precision_policy, select_strategy, visible_devices
@@ -36,7 +36,7 @@ def set_seed(seed: int) -> None:
 def keras_verbosity() -> int:
     """Keras' own epoch lines only where edgeship's stage display does not fold epochs in (or with ``-v``):
     progress bars in a terminal, one line per epoch in CI logs."""
-    from edgeship import _progress
+    from edgeship.core import progress as _progress
 
     if not _progress.keras_lines():
         return 0
@@ -45,7 +45,7 @@ def keras_verbosity() -> int:
 
 def _stage_epochs() -> Any:
     """A Keras callback that reports each finished epoch to the running stage's display line."""
-    from edgeship import _progress
+    from edgeship.core import progress as _progress
 
     _, keras = tf_modules()
 
@@ -265,7 +265,7 @@ def _training_callbacks(patience: int, min_epochs: int, checkpoint_path: str | P
         Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
         callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor="val_loss", save_best_only=True))
     if log_dir is not None:
-        from edgeship._tf import require
+        from edgeship.core.tf import require
 
         require("tensorboard", "TensorBoard logs (train.tensorboard = true)")
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False))
@@ -325,7 +325,7 @@ def fine_tune(
     with ``seed``; validation batches are never augmented. Compile first
     (:func:`compile_classifier`); it does not seed: callers do.
     """
-    from edgeship import _progress
+    from edgeship.core import progress as _progress
 
     from ._stream import is_lazy
 

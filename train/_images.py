@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.errors import DataError
+from edgeship.core.errors import DataError
 
 from ._datasets import Dataset, register_dataset, split
 
@@ -59,7 +59,7 @@ def _class_folders(root: Path) -> dict[str, list[Path]]:
 
 
 def _read(path: Path, size: tuple[int, int], mode: str) -> np.ndarray:
-    from edgeship._tf import require
+    from edgeship.core.tf import require
 
     pil = require("PIL.Image", "Reading image folders")
     try:
@@ -207,7 +207,7 @@ def make_augmenter(
     """
     if not (shear or zoom or horizontal_flip or rotation):
         return None
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     tf, _ = tf_modules()
     rot = float(rotation) * math.pi / 180.0
@@ -278,7 +278,7 @@ def decision_set(
     copies = min(MAX_DECISION_COPIES, math.ceil(DECISION_SAMPLES_PER_BUDGET / (budget * n)) - 1)
     if copies <= 0:
         return x_val, y_val, 0
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     tf, _ = tf_modules()
     tf.random.set_seed(seed)

@@ -10,8 +10,8 @@ import json
 import os
 from typing import Any, Literal
 
-from edgeship._tf import tf_modules
-from edgeship.errors import RecipeError
+from edgeship.core.errors import RecipeError
+from edgeship.core.tf import tf_modules
 
 StrategyName = Literal["auto", "one_device", "mirrored", "multi_worker"]
 MixedPrecision = Literal["auto", "off", "mixed_float16"]

@@ -73,7 +73,7 @@ class ImageFiles:
 
     # -- tf.data ---------------------------------------------------------------------------
     def _loader(self) -> Callable[[Any], Any]:
-        from edgeship._tf import tf_modules
+        from edgeship.core.tf import tf_modules
 
         tf, _ = tf_modules()
         h, w = self.size
@@ -93,13 +93,13 @@ class ImageFiles:
 
     def _scale(self, x: Any) -> Any:
         """uint8 batch -> float32 model input (``* rescale``), after the cache: the cache holds 8-bit pixels."""
-        from edgeship._tf import tf_modules
+        from edgeship.core.tf import tf_modules
 
         tf, _ = tf_modules()
         return tf.cast(x, tf.float32) * self.rescale
 
     def _decode(self, paths: np.ndarray) -> np.ndarray:
-        from edgeship._tf import tf_modules
+        from edgeship.core.tf import tf_modules
 
         tf, _ = tf_modules()
         if len(paths) == 0:
@@ -118,7 +118,7 @@ class ImageFiles:
         batched, ``augment`` applied per batch, prefetched. Other branches keep
         the order, cache nothing and never augment.
         """
-        from edgeship._tf import tf_modules
+        from edgeship.core.tf import tf_modules
 
         tf, _ = tf_modules()
         auto = tf.data.AUTOTUNE
@@ -153,7 +153,7 @@ class ImageFiles:
 
 def _read_errors(fn: Callable[[], Any], paths: np.ndarray) -> Any:
     """``fn()``; a TensorFlow decode error becomes a ``DataError`` naming the first unreadable file of ``paths``."""
-    from edgeship._tf import tf_modules
+    from edgeship.core.tf import tf_modules
 
     tf, _ = tf_modules()
     try:
@@ -164,8 +164,8 @@ def _read_errors(fn: Callable[[], Any], paths: np.ndarray) -> Any:
 
 def unreadable(paths: np.ndarray, exc: Exception) -> Exception:
     """The ``DataError`` for a decode failure: files are decoded one by one (only now) to name the culprit."""
-    from edgeship._tf import tf_modules
-    from edgeship.errors import DataError
+    from edgeship.core.errors import DataError
+    from edgeship.core.tf import tf_modules
 
     tf, _ = tf_modules()
     for path in paths:

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeship._tf import tf_modules
-from edgeship.errors import DataError
+from edgeship.core.errors import DataError
+from edgeship.core.tf import tf_modules
 
 from ._datasets import Dataset, register_dataset, split
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeship._tf import tf_modules
-from edgeship.errors import RecipeError
+from edgeship.core.errors import RecipeError
+from edgeship.core.tf import tf_modules
 
 #: The zoo's classifier head. Never loaded: its classes are the new task's, even when their count matches.
 HEAD = "probs"

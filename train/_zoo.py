@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edgeship._tf import tf_modules
-from edgeship.errors import RecipeError
+from edgeship.core.errors import RecipeError
+from edgeship.core.tf import tf_modules
 
 ModelBuilder = Callable[..., Any]
 Task = Literal["classification", "reconstruction"]

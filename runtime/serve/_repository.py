@@ -95,7 +95,7 @@ class Served:
         aliases = {o.name: o.public_name for o in outs}  # a request may name an output by its tensor name
         threshold = self.threshold
         if threshold is not None and x is not None and not isinstance(result, list):
-            from edgeship.metrics import reconstruction_error
+            from edgeship.core.metrics import reconstruction_error
 
             score = reconstruction_error(np.asarray(x, dtype=np.float32), result)
             arrays[SCORE_OUTPUT], arrays[DECISION_OUTPUT] = score, score > threshold

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from edgeship.errors import BuildError, MissingExtraError
+from edgeship.core.errors import BuildError, MissingExtraError
 
 BUILD_EXTRA = 'pip install "edgeship[build]"'
 
@@ -42,9 +42,9 @@ def quiet_engine() -> Iterator[None]:
     captured at the file-descriptor level (native code writes there) and
     replayed on stderr when the call raises, so nothing that explains a failure
     is lost. Python's warning filters are restored on exit. With ``-v``
-    (``edgeship._progress.verbose()``) everything passes through.
+    (``edgeship.core.progress.verbose()``) everything passes through.
     """
-    from edgeship import _progress
+    from edgeship.core import progress as _progress
 
     if _progress.verbose():
         yield
@@ -82,11 +82,11 @@ def scoped_log_levels(names: tuple[str, ...], level: int) -> Iterator[None]:
 
     ONNX Runtime's quantizer logs through the root logger and tf2onnx through
     its own; the caller's logging configuration is theirs, not ours to change.
-    With ``-v`` (``edgeship._progress.verbose()``) the levels stay as they are.
+    With ``-v`` (``edgeship.core.progress.verbose()``) the levels stay as they are.
     """
     import logging
 
-    from edgeship import _progress
+    from edgeship.core import progress as _progress
 
     if _progress.verbose():
         yield

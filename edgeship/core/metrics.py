@@ -1,7 +1,7 @@
 """The shared quantities, computed in one place: SQNR in dB and top-1 accuracy.
 
 numpy only, so every stage and the device package can import it (it sits below
-all of them, like :mod:`edgeship.errors` and :mod:`edgeship.bundle`).
+all of them, like :mod:`edgeship.core.errors` and :mod:`edgeship.core.bundle`).
 
 SQNR is ``20*log10(||x|| / ||x - y||)`` dB (ONNX Runtime ``qdq_loss_debug``),
 ``x`` the reference (float) values and ``y`` the candidate (dequantized) ones.
@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from edgeship.bundle import SQNR_CAP_DB as SQNR_CAP_DB  # the stored cap is part of the manifest schema
+from edgeship.core.bundle import SQNR_CAP_DB as SQNR_CAP_DB  # the stored cap is part of the manifest schema
 
 
 def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:

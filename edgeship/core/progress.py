@@ -8,7 +8,7 @@ The CLI picks one of four modes with :func:`configure` (the Python API keeps ``n
   per finished stage, no carriage returns. Lines said outside a stage (the
   recipe, warnings) print as they come.
 - ``verbose``: every detail line, a line at each stage's start and end, Keras'
-  own epoch lines, and the engines' native output (see ``edgeship._tf.quiet_engine``).
+  own epoch lines, and the engines' native output (see ``edgeship.core.tf.quiet_engine``).
 - ``quiet``: nothing; errors and the result are the CLI's to print.
 - ``json``: one JSON object per line on stderr: ``{"event": "stage_end", ...}``
   per stage, ``{"event": "message", ...}`` per line said outside a stage.
@@ -167,7 +167,7 @@ def _is_tty() -> bool:
 
 def _open_display() -> Any:
     try:
-        from edgeship._display import StageDisplay
+        from edgeship.core.display import StageDisplay
     except ImportError:  # rich is in the build extra; plain lines without it
         return None
     return StageDisplay(_terminal_stream())
@@ -175,7 +175,7 @@ def _open_display() -> Any:
 
 def _terminal_stream() -> TextIO:
     """A private copy of the terminal's stderr: the display keeps drawing while an engine's
-    native output is captured at the file-descriptor level (``edgeship._tf.quiet_engine``)."""
+    native output is captured at the file-descriptor level (``edgeship.core.tf.quiet_engine``)."""
     try:
         fd = os.dup(sys.stderr.fileno())
     except (AttributeError, OSError, ValueError):

@@ -18,7 +18,7 @@ class EdgeshipError(Exception):
     """Base class of every error edgeship raises on purpose."""
 
 
-# -- bundles: raised by the records module (edgeship.bundle), the writer and the runtime
+# -- bundles: raised by the records module (edgeship.core.bundle), the writer and the runtime
 class BundleError(EdgeshipError):
     """A path is not a usable bundle or model file."""
 

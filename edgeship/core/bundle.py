@@ -1,13 +1,13 @@
 """The bundle's records: what ``manifest.json`` and ``baseline.json`` hold, as typed, frozen objects.
 
 This module sits below the build side and the runtime: it imports the standard
-library and :mod:`edgeship.errors` only (no numpy, no pydantic: the device
+library and :mod:`edgeship.core.errors` only (no numpy, no pydantic: the device
 install has neither pydantic nor TensorFlow), so both sides read and write
 bundles through the same records.
 
 Every record has ``to_json()`` (a fresh JSON-ready dict) and
 ``from_json(data)`` (validates the shape and types, raises
-:class:`~edgeship.errors.BundleError` naming the field). A key that a record
+:class:`~edgeship.core.errors.BundleError` naming the field). A key that a record
 does not model is kept and written back (readers of one schema version ignore
 fields added later), so ``Manifest.from_json(d).to_json() == d``.
 
@@ -16,14 +16,14 @@ Conventions, shared by the JSON Schema :func:`manifest_json_schema` prints:
 * a field without a default is a required key; typed ``X | None`` it may be ``null``;
 * a field defaulting to ``None`` is an optional key, left out when ``None``;
 * SQNR values are JSON numbers in dB, at most ``SQNR_CAP_DB`` (120.0, an exact
-  match), or ``null`` when undefined: never ``"inf"`` (see :mod:`edgeship.metrics`);
+  match), or ``null`` when undefined: never ``"inf"`` (see :mod:`edgeship.core.metrics`);
 * other differences that can be non-finite (``max_abs_diff``, ``margin_threshold``)
   are numbers, or the strings ``"inf"``, ``"-inf"``, ``"nan"`` (JSON has no inf/nan).
 
 Schema versions: ``schema_version`` 1 is the layout of edgeship 0.1. A
 manifest written before ``schema_version`` existed (``"schema":
 "edgeship.bundle/1"`` only) is version 1. Any other version raises
-:class:`~edgeship.errors.SchemaVersionError`.
+:class:`~edgeship.core.errors.SchemaVersionError`.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
-from edgeship.errors import BundleError, SchemaVersionError
+from edgeship.core.errors import BundleError, SchemaVersionError
 
 MANIFEST = "manifest.json"
 SCHEMA = "edgeship.bundle/1"
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 BASELINE_SCHEMA = "edgeship.baseline/1"
-SQNR_CAP_DB = 120.0  # the SQNR stored for an exact match, and the largest ever stored (edgeship.metrics.sqnr_db)
+SQNR_CAP_DB = 120.0  # the SQNR stored for an exact match, and the largest ever stored (edgeship.core.metrics.sqnr_db)
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 NonFinite = Literal["inf", "-inf", "nan"]

@@ -1,4 +1,4 @@
-"""The terminal display of ``edgeship._progress``: one ``rich`` progress line per stage.
+"""The terminal display of ``edgeship.core.progress``: one ``rich`` progress line per stage.
 
 A running stage shows a spinner, a bar (epochs when it trains, a pulse
 otherwise), its elapsed time and its latest status; a finished one keeps its
