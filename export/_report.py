@@ -11,14 +11,16 @@ base64 PNG): it opens offline, from a mail attachment or a CI artifact.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from edgeship.core.bundle import Baseline, Compression, Manifest, ModelMetrics, OutputParity
+
+from ._blocks import Cell, Plot, Section, Table, Text, cell_text, escape
+from ._report_anomaly import RocPlot, anomaly_sections, roc_png
 
 
 def as_records(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None
@@ -166,22 +168,6 @@ def _short(name: str) -> str:
     return name.split(";", 1)[0]
 
 
-def _cell(v: Any) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if v is None:
-        return "–"
-    return str(v)
-
-
-def _h(v: Any) -> str:
-    return html.escape(str(v), quote=True)
-
-
 def _labels(manifest: Manifest, n: int) -> list[str]:
     labels = [str(x) for x in manifest.labels or ()]
     return labels if len(labels) == n else [str(i) for i in range(n)]
@@ -192,59 +178,11 @@ def _pf(passed: Any) -> tuple[str, str]:
 
 
 # -- the report's sections, built once for both renderers ------------------------------
-@dataclass(frozen=True)
-class Cell:
-    """A table cell: ``text`` is the Markdown cell and, escaped, the HTML one unless ``html`` (markup) is given."""
-
-    text: str
-    css: str = ""  # the HTML cell's class
-    html: str | None = None
-
-
-@dataclass(frozen=True)
-class Table:
-    headers: list[str]
-    rows: list[list[Cell]]
-    right: set[int] = field(default_factory=set)  # right-aligned Markdown columns
-    only: str | None = None  # "md" or "html": in that report only
-
-
-@dataclass(frozen=True)
-class Text:
-    """A paragraph as Markdown (``""``: an empty one) and as HTML markup; ``None``: not in that report."""
-
-    md: str | None
-    html: str | None
-
-    @classmethod
-    def para(cls, text: str) -> Text:
-        return cls(text, f"<p>{_h(text)}</p>")
-
-
-@dataclass(frozen=True)
-class Plot:
-    """The Pareto plot of the variant rows, with its heading; ``report.html`` only, drawn when rendered."""
-
-    rows: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Section:
-    """A heading (none for ``title=None``) and its blocks; ``only`` as for :class:`Table`."""
-
-    title: str | None
-    blocks: list[Table | Text | Plot]
-    html_title: str | None = None  # when the page's heading differs from the Markdown one
-    only: str | None = None
-
-
 def report_sections(
     manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None
 ) -> list[Section]:
     """The report's sections in order; only those whose data exists."""
     m, bl = as_records(manifest, baseline)
-    from ._report_anomaly import anomaly_sections
-
     builders = (_intro, _warnings, _baselines, anomaly_sections, _budget, _channels, _prune_attempts, _variants, _evaluation, _parity,
                 _kernel_sparsity, _schedule, _quantization_attempts, _sqnr, _timings)
     return [s for build in builders for s in build(m, bl)]
@@ -253,11 +191,11 @@ def report_sections(
 def _intro(m: Manifest, bl: Baseline | None) -> list[Section]:
     met = m.metrics or ModelMetrics()
     sha = str(m.recipe_sha256)[:12]
-    dataset = f", dataset {_h(m.dataset.name)}" if m.dataset is not None else ""
+    dataset = f", dataset {escape(m.dataset.name)}" if m.dataset is not None else ""
     built = Text(
         f"Built {m.created} by edgeship {m.edgeship_version}, recipe sha256 `{sha}`.",
-        f'<p class="meta">Built {_h(m.created)} by edgeship {_h(m.edgeship_version)}, '
-        f"recipe sha256 <code>{_h(sha)}</code>{dataset}.</p>",
+        f'<p class="meta">Built {escape(m.created)} by edgeship {escape(m.edgeship_version)}, '
+        f"recipe sha256 <code>{escape(sha)}</code>{dataset}.</p>",
     )
     out = [Section(None, [built])]
     if _num(met.keras_float32_accuracy) is not None:
@@ -275,7 +213,7 @@ def _intro(m: Manifest, bl: Baseline | None) -> list[Section]:
 
 def _warnings(m: Manifest, bl: Baseline | None) -> list[Section]:
     return [
-        Section(None, [Text(f"> **Warning:** {w}", f'<p class="warn"><b>Warning:</b> {_h(w)}</p>')])
+        Section(None, [Text(f"> **Warning:** {w}", f'<p class="warn"><b>Warning:</b> {escape(w)}</p>')])
         for w in map(str, m.warnings or ())
     ]
 
@@ -285,13 +223,13 @@ def _baselines(m: Manifest, bl: Baseline | None) -> list[Section]:
     base = (m.metrics or ModelMetrics()).baselines
     if base is None:
         return []
-    rows = [["majority class (always the most frequent training class)", _cell(base.majority)],
-            [f"linear ({base.linear_model or 'logistic regression'})", _cell(base.linear)]]
+    rows = [["majority class (always the most frequent training class)", cell_text(base.majority)],
+            [f"linear ({base.linear_model or 'logistic regression'})", cell_text(base.linear)]]
     for art in m.artifacts:
         chance = art.metrics.chance_check if art.metrics else None
         if chance is not None:
-            rows.append([f"{art.file}: above chance (needs {_cell(chance.required_accuracy)}, "
-                         f"p = {_cell(chance.p_value)})", _cell(chance.accuracy)])
+            rows.append([f"{art.file}: above chance (needs {cell_text(chance.required_accuracy)}, "
+                         f"p = {cell_text(chance.p_value)})", cell_text(chance.accuracy)])
     table = Table(["baseline / gate", "test accuracy"], [[Cell(a), Cell(b, "n")] for a, b in rows], {1})
     return [Section("Baselines", [table])]
 
@@ -301,10 +239,10 @@ def _budget(m: Manifest, bl: Baseline | None) -> list[Section]:
     if b is None:
         return []
     return [Section(None, [Text.para(
-        f"Budget: every artifact within {_cell(b.max_accuracy_drop)} {'ROC AUC' if m.anomaly else 'top-1'} "
-        f"(judged as {_cell(b.effective_max_drop)} on {_cell(b.decision_samples)} "
+        f"Budget: every artifact within {cell_text(b.max_accuracy_drop)} {'ROC AUC' if m.anomaly else 'top-1'} "
+        f"(judged as {cell_text(b.effective_max_drop)} on {cell_text(b.decision_samples)} "
         f"{b.judged_on} samples) of the {b.reference} "
-        f"({_cell(b.reference_val_accuracy)})."
+        f"({cell_text(b.reference_val_accuracy)})."
     )])]
 
 
@@ -322,13 +260,13 @@ def _channels(m: Manifest, bl: Baseline | None) -> list[Section]:
     ], {1, 2})
     note = Text.para(
         f"Channels ranked by {ch.get('ranking')}, keep ratio {ch.get('keep_ratio')}; int8 TFLite latency "
-        f"{_cell(ratio)} x the unpruned int8 model's (interleaved, 1 thread, median of {ch.get('rounds')} rounds)."
+        f"{cell_text(ratio)} x the unpruned int8 model's (interleaved, 1 thread, median of {ch.get('rounds')} rounds)."
         + (f" Left whole: {', '.join(u['layer'] + ' (' + u['kind'] + ')' for u in ch['unsupported'])}."
            if ch.get("unsupported") else ""))
     layers = Table(["layer", "channels before", "channels after"],
                    [[Cell(k), Cell(str(v[0])), Cell(str(v[1]))] for k, v in ch.get("channels", {}).items()], {1, 2})
     keys = list(dict.fromkeys(k for a in att for k in a))
-    attempts = Table(keys, [[Cell(_cell(a.get(k))) for k in keys] for a in att], set(range(1, len(keys) - 1)))
+    attempts = Table(keys, [[Cell(cell_text(a.get(k))) for k in keys] for a in att], set(range(1, len(keys) - 1)))
     return [Section("Channel pruning", [note, summary, layers] + ([attempts] if att else []))]
 
 
@@ -337,7 +275,7 @@ def _prune_attempts(m: Manifest, bl: Baseline | None) -> list[Section]:
     if not att:
         return []
     keys = list(dict.fromkeys(k for a in att for k in a))
-    rows = [[Cell(_cell(a.get(k))) for k in keys] for a in att]
+    rows = [[Cell(cell_text(a.get(k))) for k in keys] for a in att]
     return [Section("Pruning attempts", [Table(keys, rows, set(range(1, len(keys) - 1)))])]
 
 
@@ -356,8 +294,8 @@ def _variants(m: Manifest, bl: Baseline | None) -> list[Section]:
         blocks.append(Text(
             f"Latency: {t.get('threads', 1)} engine thread(s), batch 1, {t.get('rounds')} rounds interleaved "
             "with the reference workload (see baseline.json); the ratio is what `edgeship check` gates.",
-            f'<p class="meta">Latency: batch 1, {_h(t.get("threads", 1))} engine thread(s), {_h(t.get("rounds"))} rounds '
-            f"interleaved with the fixed reference workload, on {_h(mach.get('cpu') or mach.get('machine') or '?')}. "
+            f'<p class="meta">Latency: batch 1, {escape(t.get("threads", 1))} engine thread(s), {escape(t.get("rounds"))} rounds '
+            f"interleaved with the fixed reference workload, on {escape(mach.get('cpu') or mach.get('machine') or '?')}. "
             "“latency / reference” is what <code>edgeship check</code> gates.</p>",
         ))
     return [Section("Variants", [*blocks, Plot(rows)])]
@@ -378,15 +316,15 @@ def _evaluation(m: Manifest, bl: Baseline | None) -> list[Section]:
     md, bits = [], []
     if _num(ev.accuracy) is not None:
         md.append(f"Accuracy {ev.accuracy:.4f}" + (f" on {ev.artifact}" if ev.artifact else "") + ".")
-        bits.append(f"accuracy <b>{ev.accuracy:.4f}</b>" + (f" ({_h(ev.artifact)})" if ev.artifact else ""))
+        bits.append(f"accuracy <b>{ev.accuracy:.4f}</b>" + (f" ({escape(ev.artifact)})" if ev.artifact else ""))
     if ev.macro:
-        md.append("Macro: " + ", ".join(f"{k} {_cell(v)}" for k, v in ev.macro.items()) + ".")
-        bits.append("macro " + ", ".join(f"{_h(k)} {_h(_cell(v))}" for k, v in ev.macro.items()))
+        md.append("Macro: " + ", ".join(f"{k} {cell_text(v)}" for k, v in ev.macro.items()) + ".")
+        bits.append("macro " + ", ".join(f"{escape(k)} {escape(cell_text(v))}" for k, v in ev.macro.items()))
     blocks: list[Table | Text | Plot] = [Text("\n".join(md), "<p>" + "; ".join(bits) + ".</p>" if bits else None)]
     per_class = None
     if ev.per_class:
         keys = ["precision", "recall", "f1", "support"]
-        rows = [[Cell(str(k)), *(Cell(_cell(getattr(v, x)), "n") for x in keys)] for k, v in ev.per_class.items()]
+        rows = [[Cell(str(k)), *(Cell(cell_text(getattr(v, x)), "n") for x in keys)] for k, v in ev.per_class.items()]
         per_class = Table(["class", *keys], rows, {1, 2, 3, 4})
         blocks.append(replace(per_class, only="md"))
     if ev.confusion_matrix:
@@ -406,12 +344,12 @@ def _confusion_table(m: Manifest, cm: tuple[tuple[int, ...], ...]) -> Table:
     top = max((max(r) for r in cm if r), default=1) or 1
     rows = []
     for i, row in enumerate(cm):
-        cells = [Cell(labels[i], html=f"<b>{_h(labels[i])}</b>")]
+        cells = [Cell(labels[i], html=f"<b>{escape(labels[i])}</b>")]
         for j, c in enumerate(row):
             shade = int(255 - 190 * (c / top)) if c else 255
             color = f"rgb({shade},{shade},255)" if i == j else f"rgb(255,{shade},{shade})"
             ink = "#fff" if shade < 140 else "#222"
-            title = f"true {_h(labels[i])}, predicted {_h(labels[j])}"
+            title = f"true {escape(labels[i])}, predicted {escape(labels[j])}"
             cells.append(Cell(str(c), f'cm" style="background:{color};color:{ink}',
                               f'<span title="{title}">{int(c)}</span>'))
         rows.append(cells)
@@ -429,9 +367,9 @@ def _parity(m: Manifest, bl: Baseline | None) -> list[Section]:
             Cell(str(r["artifact"])),
             Cell(str(r["output"])),
             Cell(r["check"]),
-            *(Cell(_cell(r[k]), "n") for k in ("max_abs_diff", "sqnr_db", "top1_agreement")),
+            *(Cell(cell_text(r[k]), "n") for k in ("max_abs_diff", "sqnr_db", "top1_agreement")),
             Cell(r["limits"]),
-            Cell(text, css, text + (f" – {_h(r['failures'])}" if r["failures"] else "")),
+            Cell(text, css, text + (f" – {escape(r['failures'])}" if r["failures"] else "")),
         ])
     headers = ["artifact", "output", "check", "max abs diff", "SQNR dB", "top-1 agreement", "limits", "result"]
     return [Section("Parity", [Table(headers, rows, {3, 4, 5})])]
@@ -450,7 +388,7 @@ def _schedule(m: Manifest, bl: Baseline | None) -> list[Section]:
     schedule = _compression(m).schedule
     if not schedule:
         return []
-    rows = [[Cell(str(k)), Cell(_cell(v))] for k, v in schedule.items()]
+    rows = [[Cell(str(k)), Cell(cell_text(v))] for k, v in schedule.items()]
     return [Section("Pruning schedule", [Table(["setting", "value"], rows)], only="md")]
 
 
@@ -472,15 +410,15 @@ def _attempt_cell(v: Any, key: str) -> Cell:
     """``met_budget`` reads yes/no in Markdown and pass/FAIL on the page."""
     if key == "met_budget" and isinstance(v, bool):
         text, css = _pf(v)
-        return Cell(_cell(v), css, text)
-    return Cell(_cell(v), "n" if isinstance(v, (int, float)) else "")
+        return Cell(cell_text(v), css, text)
+    return Cell(cell_text(v), "n" if isinstance(v, (int, float)) else "")
 
 
 def _sqnr(m: Manifest, bl: Baseline | None) -> list[Section]:
     sq = _compression(m).sqnr_db
     if not sq:
         return []
-    rows = [[Cell(_short(k)), Cell(_cell(v), "n")] for k, v in _flat(sq)]
+    rows = [[Cell(_short(k)), Cell(cell_text(v), "n")] for k, v in _flat(sq)]
     return [Section("SQNR per tensor (dB)", [Table(["tensor", "SQNR dB"], rows, {1})])]
 
 
@@ -627,7 +565,7 @@ td.cm{text-align:center;min-width:26px} img{max-width:100%;border:1px solid #eee
 
 def _html_table(headers: list[str], rows: list[list[tuple[str, str]]]) -> str:
     """rows of (html, css class) cells; the html is already escaped."""
-    out = ["<table><thead><tr>" + "".join(f"<th>{_h(h)}</th>" for h in headers) + "</tr></thead><tbody>"]
+    out = ["<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr></thead><tbody>"]
     for r in rows:
         out.append(
             "<tr>"
@@ -644,14 +582,14 @@ def render_html(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[s
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>edgeship report: {_h(manifest.name)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>edgeship bundle: {_h(manifest.name)}</h1>",
+        f"<title>edgeship report: {escape(manifest.name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>edgeship bundle: {escape(manifest.name)}</h1>",
     ]
     for section in report_sections(manifest, baseline):
         if section.only == "md":
             continue
         if section.title is not None:
-            parts.append(f"<h2>{_h(section.html_title or section.title)}</h2>")
+            parts.append(f"<h2>{escape(section.html_title or section.title)}</h2>")
         parts += [p for p in map(_html_block, section.blocks) if p is not None]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -659,8 +597,6 @@ def render_html(manifest: Manifest | dict[str, Any], baseline: Baseline | dict[s
 
 def _html_block(block: Any) -> str | None:
     """The block's markup; ``None`` for a block the page leaves out (or a plot without data or matplotlib)."""
-    from ._report_anomaly import RocPlot, roc_png
-
     if isinstance(block, RocPlot):
         roc = roc_png(block)
         return None if roc is None else (
@@ -668,7 +604,7 @@ def _html_block(block: Any) -> str | None:
     if isinstance(block, Table):
         if block.only == "md":
             return None
-        cells = [[(c.html if c.html is not None else _h(c.text), c.css) for c in r] for r in block.rows]
+        cells = [[(c.html if c.html is not None else escape(c.text), c.css) for c in r] for r in block.rows]
         return _html_table(block.headers, cells)
     if isinstance(block, Text):
         return block.html

@@ -13,6 +13,8 @@ from typing import Any
 
 from edgeship.core.bundle import Baseline, Manifest
 
+from ._blocks import Cell, Section, Table, Text, cell_text
+
 
 @dataclass(frozen=True)
 class RocPlot:
@@ -25,8 +27,6 @@ class RocPlot:
 
 def anomaly_sections(m: Manifest, bl: Baseline | None) -> list[Any]:
     """The "Anomaly detection" section: rules, float32 and baseline figures, per-artifact table, ROC plot."""
-    from ._report import Cell, Section, Table, Text, _cell
-
     a = m.anomaly
     if a is None:
         return []
@@ -46,9 +46,9 @@ def anomaly_sections(m: Manifest, bl: Baseline | None) -> list[Any]:
         met = art.metrics
         if met is None or met.roc_auc is None:
             continue
-        rows.append([Cell(art.file), Cell(_cell(met.roc_auc), "n"), Cell(f"{-(met.roc_auc_drop or 0.0):+.4f}", "n"),
-                     Cell(f"{met.threshold:.4g}", "n"), Cell(_cell(met.precision), "n"), Cell(_cell(met.recall), "n"),
-                     Cell(_cell(met.accuracy), "n")])
+        rows.append([Cell(art.file), Cell(cell_text(met.roc_auc), "n"), Cell(f"{-(met.roc_auc_drop or 0.0):+.4f}", "n"),
+                     Cell(f"{met.threshold:.4g}", "n"), Cell(cell_text(met.precision), "n"), Cell(cell_text(met.recall), "n"),
+                     Cell(cell_text(met.accuracy), "n")])
     blocks: list[Any] = [Text.para(text)]
     if rows:
         blocks.append(Table(["artifact", "ROC AUC", "vs keras", "threshold", "precision", "recall", "accuracy"],

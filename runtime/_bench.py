@@ -20,10 +20,10 @@ from edgeship.core.bundle import ArtifactRecord
 from edgeship.core.metrics import roc_auc, top1_accuracy
 
 from ._bundle import is_bundle, read_manifest, verify_bundle
-from ._check import _block
 from ._errors import InputError
 from ._load import anomaly_of, load, load_eval, load_file
 from ._model import Model
+from ._timing import sample_input, time_block
 
 # Interleaved rounds per bundle benchmark (each artifact timed once per round).
 DEFAULT_ROUNDS = 21
@@ -32,8 +32,6 @@ DEFAULT_ROUNDS = 21
 # up to 14 % (MLPerf Tiny autoencoder, 1 MB of weights in a 2 MB L2), more than the gap between two
 # variants, so a variant is judged by the median over its loads.
 DEFAULT_LOADS = 3
-# Largest sample input ``sample_input`` builds (a model asking for more is corrupt).
-MAX_SAMPLE_BYTES = 1 << 28
 
 
 def peak_rss_mb() -> float:
@@ -60,34 +58,6 @@ def rss_mb() -> float:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
     except (OSError, ValueError, AttributeError):
         return peak_rss_mb()
-
-
-def _one_sample(spec_shape: tuple[int | None, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
-    shape = (1, *[d if d is not None else 1 for d in spec_shape[1:]])
-    if int(np.prod(shape, dtype=np.float64)) * max(dtype.itemsize, 1) > MAX_SAMPLE_BYTES:
-        raise InputError(
-            f"Expected a model input of at most {MAX_SAMPLE_BYTES >> 20} MiB per sample. Received: shape {shape}. "
-            "The model file declares an implausible input; re-export it."
-        )
-    if dtype.kind == "f":
-        return rng.random(shape, dtype=np.float32).astype(dtype, copy=False)
-    if dtype.kind == "b":
-        return np.zeros(shape, dtype)
-    return rng.integers(0, 2, size=shape).astype(dtype)
-
-
-def sample_input(model: Model, seed: int = 0) -> Any:
-    """A batch-1 input for ``model``: uniform [0, 1) floats, or small integer ids.
-
-    One array for a single-input model, a list of arrays otherwise.
-    """
-    rng = np.random.default_rng(seed)
-    if len(model.inputs) == 1:
-        return _one_sample(model.inputs[0].shape, np.dtype(model._in_dtype), rng)
-    return [
-        _one_sample(spec.shape, np.dtype(np.float32) if spec.quantized else np.dtype(spec.dtype), rng)
-        for spec in model.inputs
-    ]
 
 
 def latency_stats(ns: Sequence[int] | np.ndarray) -> dict[str, float]:
@@ -326,7 +296,7 @@ def measure_interleaved(
         per_block = math.ceil(runs / (rounds * loads))
         calls = []
         for model, h in zip(models, heads):
-            probe = _block(model.predict, h["x"], 5)
+            probe = time_block(model.predict, h["x"], 5)
             per_call = max(float(np.median(probe)) / 1e9, 1e-7)
             calls.append(int(min(100_000, max(per_block, block_s / per_call))))
         times: list[list[int]] = [[] for _ in models]
@@ -339,7 +309,7 @@ def measure_interleaved(
                 k = r % len(order)
                 this = order[k:] + order[:k]
                 for i in (this[::-1] if r % 2 else this):
-                    block = _block(models[i].predict, heads[i]["x"], calls[i])
+                    block = time_block(models[i].predict, heads[i]["x"], calls[i])
                     times[i] += block
                     medians[i].append(float(np.median(block)) / 1e6)
         finally:

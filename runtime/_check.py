@@ -24,7 +24,6 @@ import gc
 import json
 import os
 import platform
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from ._load import load_eval, load_file
 from ._model import Model
 from ._profile import cpu_model
 from ._reference import load_reference, reference_input, reference_sha256
+from ._timing import sample_input, time_block
 
 BASELINE_FILE = "baseline.json"
 DEFAULT_TOLERANCES: dict[str, float] = {"accuracy": 0.01, "latency": 0.25, "size": 0.05}
@@ -50,17 +50,8 @@ DEFAULT_THREADS = 1
 
 
 # -- latency ------------------------------------------------------------------
-def _block(predict: Any, x: np.ndarray, calls: int, clock: Any = time.perf_counter_ns) -> list[int]:
-    times = []
-    for _ in range(calls):
-        t0 = clock()
-        predict(x)
-        times.append(clock() - t0)
-    return times
-
-
 def _calls_for(predict: Any, x: np.ndarray, block_seconds: float) -> int:
-    t = _block(predict, x, 10)  # also the warm-up
+    t = time_block(predict, x, 10)  # also the warm-up
     per_call = max(float(np.median(t)) / 1e9, 1e-7)
     return int(min(10_000, max(5, block_seconds / per_call)))
 
@@ -125,11 +116,11 @@ def _interleave(predict: Any, x: np.ndarray, rpredict: Any, rx: np.ndarray, roun
         r_all: list[int] = []
         for r in range(rounds):
             if r % 2 == 0:
-                a = _block(predict, x, n_a)
-                b = _block(rpredict, rx, n_r)
+                a = time_block(predict, x, n_a)
+                b = time_block(rpredict, rx, n_r)
             else:
-                b = _block(rpredict, rx, n_r)
-                a = _block(predict, x, n_a)
+                b = time_block(rpredict, rx, n_r)
+                a = time_block(predict, x, n_a)
             ratios.append(float(np.median(a)) / max(float(np.median(b)), 1.0))
             a_all += a
             r_all += b
@@ -160,8 +151,6 @@ def _timing_input(model: Model, x_eval: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x_eval[:1])
     # The artifact no longer takes eval.npz inputs (its input shape changed): time it
     # on a fixed input of its own shape; the accuracy gate reports the mismatch.
-    from ._bench import sample_input
-
     return sample_input(model)
 
 
