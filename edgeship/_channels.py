@@ -36,8 +36,7 @@ def int8_tflite(model: Any, calibration: np.ndarray) -> bytes:
 def int8_tflite_cost(model: Any, base_int8: bytes, calibration: np.ndarray, *, rounds: int = 15) -> dict[str, Any]:
     """``model``'s int8 TFLite latency over the unpruned file ``base_int8`` (interleaved, one thread, batch 1)
     and both files' bytes. The unpruned file is converted once by the caller, not per candidate."""
-    from edgeship.runtime._check import measure_pair_ratio
-    from edgeship.runtime._load import load_file
+    from edgeship.runtime import load_file, measure_pair_ratio
 
     files = [int8_tflite(model, calibration), base_int8]
     with tempfile.TemporaryDirectory(prefix="edgeship-channels-") as tmp:

@@ -43,7 +43,7 @@ def gate_chance(what: str, accuracy: float, samples: int, base: dict[str, Any], 
             baseline and ``budget.allow_chance_level`` is false.
     """
     from edgeship.core.errors import ChanceLevelError
-    from edgeship.train._baselines import chance_check
+    from edgeship.train import chance_check
 
     check = chance_check(accuracy, samples, base["majority"], recipe.budget.chance_alpha)
     if not check.passed and not recipe.budget.allow_chance_level:

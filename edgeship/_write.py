@@ -22,7 +22,7 @@ import edgeship
 from edgeship.core.bundle import Manifest, Variant
 from edgeship.core.metrics import SCORE_RULE, top1_accuracy
 from edgeship.core.progress import say, stage
-from edgeship.export._report import write_reports
+from edgeship.export import write_reports
 from edgeship.recipe import Recipe
 from edgeship.variants import CompressData, VariantMaker
 
@@ -98,7 +98,7 @@ class _Verified:
 
 def _workload(bundle: Any, artifacts: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The float32 TFLite graph's :class:`~edgeship.runtime._choice.Workload` (``None`` without one)."""
-    from edgeship.runtime._choice import workload
+    from edgeship.runtime import workload
 
     f32 = next((a["file"] for a in artifacts if (a["format"], a["precision"]) == ("tflite", "float32")), None)
     work = workload(bundle.path(f32)) if f32 is not None else None
@@ -108,8 +108,8 @@ def _workload(bundle: Any, artifacts: list[dict[str, Any]]) -> dict[str, Any] | 
 def evaluate_artifact(path: Path, fmt: str, precision: str, x: np.ndarray,
                       y: np.ndarray) -> tuple[float, list[dict[str, Any]], list[dict[str, Any]], float]:
     """Accuracy of one artifact through the runtime, its I/O description, and its macro F1."""
-    from edgeship.runtime._load import load_file
-    from edgeship.train._evaluate import macro_f1
+    from edgeship.runtime import load_file
+    from edgeship.train import macro_f1
 
     with load_file(path, fmt, precision=precision) as model:
         probs = model.predict(x)
@@ -122,7 +122,7 @@ def anomaly_metrics(path: Path, fmt: str, precision: str, x: np.ndarray, y: np.n
                     ) -> tuple[dict[str, float], list[dict[str, Any]], list[dict[str, Any]]]:
     """An anomaly detector's ROC AUC and threshold figures through the runtime, and its I/O description."""
     from edgeship.core.metrics import detection_metrics
-    from edgeship.runtime._load import load_file
+    from edgeship.runtime import load_file
 
     with load_file(path, fmt, precision=precision) as model:
         figures = detection_metrics(model.score(x), y, threshold)
@@ -134,7 +134,7 @@ def artifact_threshold(content: bytes, fmt: str, x_normal: np.ndarray, quantile:
     import tempfile
 
     from edgeship.core.metrics import threshold_at_quantile
-    from edgeship.runtime._load import load_file
+    from edgeship.runtime import load_file
 
     with tempfile.TemporaryDirectory(prefix="edgeship-threshold-") as tmp:
         path = Path(tmp, f"artifact.{fmt}")
@@ -210,8 +210,8 @@ def _write_variant(bundle: Any, maker: VariantMaker, checker: _Checker, variant:
                    verified: _Verified, timings: dict[str, float]) -> None:
     """Make, embed, write, evaluate, parity-check and measure one variant."""
     from edgeship import export
-    from edgeship.export._metadata import embed_metadata
-    from edgeship.runtime._ram import estimates
+    from edgeship.export import embed_metadata
+    from edgeship.runtime import estimates
 
     fmt, precision, name = variant.format, variant.precision, variant.file
     anomaly = checker.data.anomaly
@@ -265,8 +265,7 @@ class _Checker:
     """Parity against the Keras model's outputs, the chance gate, and the bundle's warnings."""
 
     def __init__(self, model: Any, recipe: Recipe, data: ShipData, base: dict[str, Any] | None) -> None:
-        from edgeship.export._metadata import metadata_dict
-        from edgeship.export._parity import Tolerance, classifier_outputs, keras_outputs
+        from edgeship.export import Tolerance, classifier_outputs, keras_outputs, metadata_dict
 
         cfg = recipe.export
         self.recipe, self.data, self.base = recipe, data, base
@@ -278,7 +277,7 @@ class _Checker:
 
     def parity(self, path: Path, fmt: str, precision: str, source: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``source``: the Keras model the artifact was made from when not the float one (QAT)."""
-        from edgeship.export._parity import check_artifact, keras_outputs
+        from edgeship.export import check_artifact, keras_outputs
 
         expected = self.reference if source is None else keras_outputs(source, self.data.x_eval)
         result, outs = check_artifact(path, fmt, precision, expected, self.data.x_eval, self.tolerance,
@@ -296,7 +295,7 @@ class _Checker:
 
     def cross_format(self, verified: _Verified) -> tuple[dict[str, Any] | None, list[str]]:
         """The int8 TFLite vs int8 ONNX check; raises ``ParityError`` on any failure unless allowed."""
-        from edgeship.export._parity import check_cross, raise_for
+        from edgeship.export import check_cross, raise_for
 
         cross = None
         if {"tflite", "onnx"} <= verified.int8_outputs.keys():
@@ -364,7 +363,7 @@ def _cross_platform(bundle: Any, recipe: Recipe, timings: dict[str, float]) -> N
 
 def _finish(bundle: Any, manifest: dict[str, Any], timings: dict[str, float]) -> None:
     """Write the manifest, measure the device baseline, write the reports."""
-    from edgeship.runtime._check import BASELINE_FILE, measure_bundle, write_baseline
+    from edgeship.runtime import BASELINE_FILE, measure_bundle, write_baseline
 
     bundle.write_manifest(Manifest.new(manifest))  # typed and validated: BundleError names a bad field
     with stage("baseline: accuracy, size, latency ratio to the reference", timings):

@@ -100,7 +100,7 @@ def build(recipe: Recipe, out: str | Path, *,
     """
     from edgeship import train
     from edgeship.core.errors import AccuracyBudgetError
-    from edgeship.export._bundle import check_target
+    from edgeship.export import check_target
 
     out = Path(out)
     check_target(out.absolute())  # fail before training, not after
@@ -452,7 +452,7 @@ def export_saved_model(
     """
     import hashlib
 
-    from edgeship.export._bundle import check_target
+    from edgeship.export import check_target
     from edgeship.runtime import InputError
 
     out, data, model_path = Path(out), Path(data), Path(model_path)

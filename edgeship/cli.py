@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from edgeship import __version__
-from edgeship.runtime._errors import EdgeshipError
+from edgeship.runtime import EdgeshipError
 
 
 class UsageError(EdgeshipError, ValueError):
@@ -81,12 +81,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from edgeship.runtime._inspect import format_report
+    from edgeship.runtime import format_report
 
     try:  # the build extra completes shapes of foreign ONNX files; the runtime alone suffices
-        from edgeship.export._inspect import inspect_file
+        from edgeship.export import inspect_file
     except ImportError:
-        from edgeship.runtime._inspect import inspect_file
+        from edgeship.runtime import inspect_file
     report = inspect_file(args.file, measure=args.rss)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
@@ -140,9 +140,7 @@ def _fmt_row(r: dict[str, Any]) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from edgeship.runtime import benchmark
-    from edgeship.runtime._bench import bench_bundle
-    from edgeship.runtime._bundle import is_bundle
+    from edgeship.runtime import bench_bundle, benchmark, is_bundle
 
     kw = {"threads": args.threads, "warmup": args.warmup, "runs": args.runs, "min_seconds": args.min_seconds,
           "thread_sweep": args.sweep}
@@ -170,8 +168,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
               f"{chosen['file']}" + ("" if args.no_record else f"; recorded in {profile}"))
         if any(r.get("within_budget") is False for r in rows):
             print("x outside the accuracy budget")
-        from edgeship.runtime._bundle import read_manifest
-        from edgeship.runtime._choice import describe
+        from edgeship.runtime import describe, read_manifest
 
         rule = describe(read_manifest(Path(args.path)), Path(args.path))
         print(f"without a device profile load() returns {rule['file']} ({rule['reason']})")
@@ -196,7 +193,7 @@ def _cmd_check_platform(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from edgeship.runtime._check import check_bundle, update_baseline
+    from edgeship.runtime import check_bundle, update_baseline
 
     if args.platform:
         return _cmd_check_platform(args)

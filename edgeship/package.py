@@ -161,7 +161,7 @@ def package(bundle: str | Path, out: str | Path, *, platform: str = "linux-aarch
         MissingExtraError: shiv is not installed (``pip install "edgeship[package]"``).
         BundleError: ``bundle`` is not a bundle folder whose files match its manifest.
     """
-    from edgeship.runtime._bundle import read_manifest, verify_bundle
+    from edgeship.runtime import read_manifest, verify_bundle
 
     plat = platforms.platform(platform)
     python = _check_python(python)

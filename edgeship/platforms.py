@@ -361,8 +361,7 @@ def stage_host_runtime(dest: Path) -> Path:
 # -- the command run inside the root: every artifact's outputs on eval.npz --------------------------
 def predict_all(bundle: Path, out: Path) -> dict[str, object]:
     """Predict ``eval.npz`` with every artifact of ``bundle``; save ``{file}/{i}`` arrays to ``out`` (npz)."""
-    from edgeship.runtime import load, load_eval
-    from edgeship.runtime._bundle import read_manifest
+    from edgeship.runtime import load, load_eval, read_manifest
 
     manifest = read_manifest(bundle)
     x, _ = load_eval(bundle)

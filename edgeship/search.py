@@ -107,8 +107,7 @@ def _suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
 
 def measure(bundle: Path) -> dict[str, float]:
     """Flash, RAM, latency (p50 ms and ratio to the reference) of the int8 TFLite file, and validation accuracy."""
-    from edgeship.runtime._bundle import read_manifest
-    from edgeship.runtime._check import BASELINE_FILE, read_baseline
+    from edgeship.runtime import BASELINE_FILE, read_baseline, read_manifest
 
     manifest = read_manifest(bundle)  # through the bundle records, as every reader of a manifest
     found = manifest.artifact("tflite", "int8")

@@ -71,7 +71,7 @@ def edgeship_bundle(pytestconfig: pytest.Config) -> Path:
             f"no ${ENV_VAR}. Pass --edgeship-bundle build/<name>.",
             pytrace=False,
         )
-    from edgeship.runtime._bundle import read_manifest
+    from edgeship.runtime import read_manifest
 
     read_manifest(path)  # a clear BundleError for a wrong folder
     return path
@@ -112,8 +112,7 @@ def edgeship_model(edgeship_load: Callable[..., Any]) -> Any:
 def _entries(
     bundle: str | os.PathLike[str], format: str | None, precision: str | None
 ) -> tuple[Path, list[ArtifactRecord]]:
-    from edgeship.runtime._bundle import read_manifest, verify_bundle
-    from edgeship.runtime._errors import BundleError
+    from edgeship.runtime import BundleError, read_manifest, verify_bundle
 
     folder = Path(bundle)
     manifest = read_manifest(folder)
@@ -128,8 +127,7 @@ def _entries(
 def measure_accuracy(bundle: Any, *, format: str | None = None, precision: str | None = None) -> dict[str, float]:
     """Top-1 accuracy on the bundle's ``eval.npz`` per artifact file (or of one loaded ``Model``)."""
     from edgeship.core.metrics import top1_accuracy
-    from edgeship.runtime import load_eval
-    from edgeship.runtime._load import load_file
+    from edgeship.runtime import load_eval, load_file
 
     if hasattr(bundle, "predict"):  # a loaded Model: evaluate it on its bundle's eval.npz
         x, y = load_eval(Path(bundle.path).parent)
@@ -202,8 +200,8 @@ def assert_latency_ratio(
     Returns:
         The measured ratio per artifact file.
     """
-    from edgeship.runtime._check import BASELINE_FILE, DEFAULT_ROUNDS, read_baseline, resolve_tolerances
-    from edgeship.runtime._load import load_eval
+    from edgeship.runtime import BASELINE_FILE, load_eval, read_baseline, resolve_tolerances
+    from edgeship.runtime import CHECK_ROUNDS as DEFAULT_ROUNDS
 
     folder, entries = _entries(bundle, format, precision)
     base = None if at_most is not None else read_baseline(Path(baseline) if baseline else folder / BASELINE_FILE)
@@ -227,8 +225,8 @@ def assert_latency_ratio(
 
 def _latency_ratio(folder: Path, entry: Any, x: Any, *, threads: int, rounds: int) -> float:
     """One artifact's latency as a ratio to the reference workload, timed interleaved with it."""
-    from edgeship.runtime._check import _timing_input, measure_latency_ratio
-    from edgeship.runtime._load import load_file
+    from edgeship.runtime import load_file, measure_latency_ratio
+    from edgeship.runtime import timing_input as _timing_input
 
     with load_file(folder / entry.file, entry.format, threads=threads, precision=entry.precision) as model:
         return measure_latency_ratio(model, _timing_input(model, x), rounds=rounds, threads=threads)["ratio"]
@@ -249,7 +247,7 @@ def assert_check(
 
     ``tolerances``: ``accuracy_tol``, ``latency_tol``, ``size_tol``, ``rounds``.
     """
-    from edgeship.runtime._check import check_bundle
+    from edgeship.runtime import check_bundle
 
     result = check_bundle(bundle, baseline, **tolerances)
     if not result.passed:

@@ -73,7 +73,7 @@ def artifact_accuracy(data: bytes, fmt: str, x: np.ndarray, y: np.ndarray, task:
     """Top-1 accuracy of the artifact ``data`` on ``(x, y)``; for ``task = "anomaly"`` the ROC AUC of its score."""
     from edgeship.core.metrics import roc_auc
     from edgeship.core.tf import quiet_engine
-    from edgeship.runtime._load import load_file
+    from edgeship.runtime import load_file
 
     with tempfile.TemporaryDirectory(prefix="edgeship-attempt-") as tmp:
         path = Path(tmp, f"attempt.{fmt}")
@@ -259,7 +259,7 @@ class VariantMaker:
 
     def _tflite_steps(self) -> Iterator[Step]:
         from edgeship import export
-        from edgeship.export._sqnr import tflite_sqnr
+        from edgeship.export import tflite_sqnr
 
         to_tflite = export.to_tflite
 
@@ -283,7 +283,7 @@ class VariantMaker:
 
     def _onnx_steps(self) -> Iterator[Step]:
         from edgeship import export
-        from edgeship.export._sqnr import onnx_sqnr
+        from edgeship.export import onnx_sqnr
         from edgeship.export.onnx import preprocess_onnx
 
         quantize_onnx, to_onnx = export.quantize_onnx, export.to_onnx
@@ -320,7 +320,7 @@ def _fallback_groups(sqnr_db: dict[str, float], max_layers: int) -> Iterator[tup
     A tie in SQNR makes ``most_sensitive`` return more than k names; a group already
     yielded for a smaller k is not tried again.
     """
-    from edgeship.export._sqnr import most_sensitive
+    from edgeship.export import most_sensitive
 
     done: tuple[str, ...] = ()
     for k in range(1, max_layers + 1):

@@ -11,7 +11,7 @@ from typing import Any
 
 from edgeship.core.bundle import MANIFEST, Manifest
 from edgeship.core.errors import BuildError
-from edgeship.runtime._bundle import is_bundle, sha256_file
+from edgeship.runtime import is_bundle, sha256_file
 
 TMP_PREFIX = ".edgeship-tmp-"
 

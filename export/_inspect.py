@@ -12,9 +12,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from edgeship.runtime._graph import onnx_graph
-from edgeship.runtime._inspect import inspect_file as runtime_inspect
-from edgeship.runtime._ram import arena_estimate
+from edgeship.runtime import arena_estimate, onnx_graph
+from edgeship.runtime import inspect_file as runtime_inspect
 
 
 def inspect_file(path: str | Path, *, measure: bool = False) -> dict[str, Any]:

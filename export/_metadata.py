@@ -15,7 +15,7 @@ from typing import Any
 
 from edgeship.core.errors import BuildError
 from edgeship.core.tf import require
-from edgeship.runtime._metadata import METADATA_SCHEMA, ONNX_PREFIX, TFLITE_METADATA_NAME
+from edgeship.runtime import METADATA_SCHEMA, ONNX_PREFIX, TFLITE_METADATA_NAME
 
 
 def metadata_dict(

@@ -44,7 +44,7 @@ from ._timing import sample_input, time_block
 
 BASELINE_FILE = "baseline.json"
 DEFAULT_TOLERANCES: dict[str, float] = {"accuracy": 0.01, "latency": 0.25, "size": 0.05}
-DEFAULT_ROUNDS = 15
+CHECK_ROUNDS = 15
 DEFAULT_BLOCK_SECONDS = 0.02
 DEFAULT_THREADS = 1
 
@@ -60,7 +60,7 @@ def measure_latency_ratio(
     model: Model,
     x: np.ndarray,
     *,
-    rounds: int = DEFAULT_ROUNDS,
+    rounds: int = CHECK_ROUNDS,
     block_seconds: float = DEFAULT_BLOCK_SECONDS,
     threads: int | None = DEFAULT_THREADS,
 ) -> dict[str, Any]:
@@ -130,7 +130,7 @@ def _interleave(predict: Any, x: np.ndarray, rpredict: Any, rx: np.ndarray, roun
     return ratios, a_all, r_all
 
 
-def measure_pair_ratio(model: Model, reference: Model, x: np.ndarray, *, rounds: int = DEFAULT_ROUNDS,
+def measure_pair_ratio(model: Model, reference: Model, x: np.ndarray, *, rounds: int = CHECK_ROUNDS,
                        block_seconds: float = DEFAULT_BLOCK_SECONDS) -> dict[str, Any]:
     """``model``'s latency over ``reference``'s on the same input ``x``, interleaved as in :func:`measure_latency_ratio`.
 
@@ -145,7 +145,8 @@ def measure_pair_ratio(model: Model, reference: Model, x: np.ndarray, *, rounds:
 
 
 # -- measuring a bundle -------------------------------------------------------
-def _timing_input(model: Model, x_eval: np.ndarray) -> np.ndarray:
+def timing_input(model: Model, x_eval: np.ndarray) -> np.ndarray:
+    """The batch-1 input ``model`` is timed on: ``x_eval``'s first sample, or a sample input when it no longer fits."""
     inner = tuple(model.inputs[0].shape[1:])
     if x_eval.ndim == len(inner) + 1 and all(d is None or d == g for d, g in zip(inner, x_eval.shape[1:])):
         return np.ascontiguousarray(x_eval[:1])
@@ -199,7 +200,7 @@ def machine_info() -> dict[str, Any]:
 def measure_bundle(
     folder: str | os.PathLike[str],
     *,
-    rounds: int = DEFAULT_ROUNDS,
+    rounds: int = CHECK_ROUNDS,
     threads: int | None = DEFAULT_THREADS,
     block_seconds: float = DEFAULT_BLOCK_SECONDS,
     tolerances: dict[str, float] | None = None,
@@ -223,7 +224,7 @@ def measure_bundle(
             metric = "roc_auc" if manifest.anomaly is not None else "accuracy"
             acc, acc_error = (_roc_auc if metric == "roc_auc" else _accuracy)(model, x_eval, y_eval)
             lat = measure_latency_ratio(
-                model, _timing_input(model, x_eval), rounds=rounds, block_seconds=block_seconds, threads=threads
+                model, timing_input(model, x_eval), rounds=rounds, block_seconds=block_seconds, threads=threads
             )
             refs[fmt]["engine"] = model.engine
         artifacts[entry.file] = {
@@ -445,7 +446,7 @@ def check_bundle(
     timing = baseline.get("timing") or {}
     measured = measure_bundle(
         folder,
-        rounds=int(rounds or timing.get("rounds") or DEFAULT_ROUNDS),
+        rounds=int(rounds or timing.get("rounds") or CHECK_ROUNDS),
         threads=timing.get("threads", DEFAULT_THREADS),
         block_seconds=float(timing.get("block_seconds") or DEFAULT_BLOCK_SECONDS),
         tolerances=tol,
@@ -483,5 +484,5 @@ def update_baseline(
     except EdgeshipError:
         old = {}
     tol = resolve_tolerances(old, tolerances)
-    data = measure_bundle(folder, rounds=int(rounds or DEFAULT_ROUNDS), tolerances=tol)
+    data = measure_bundle(folder, rounds=int(rounds or CHECK_ROUNDS), tolerances=tol)
     return write_baseline(path, data), data

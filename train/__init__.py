@@ -4,6 +4,7 @@ from ._anomaly import load_anomaly_dataset as load_anomaly_dataset
 from ._anomaly import one_class_split as one_class_split
 from ._anomaly import pca_baseline as pca_baseline
 from ._baselines import baselines as baselines
+from ._baselines import chance_check as chance_check
 from ._batchnorm import recalibrate_batchnorm as recalibrate_batchnorm
 from ._batchnorm import set_batchnorm_momentum as set_batchnorm_momentum
 from ._cluster import WorkerRole as WorkerRole
@@ -46,6 +47,7 @@ __all__ = [
     "WorkerRole",
     "accuracy",
     "baselines",
+    "chance_check",
     "classification_report",
     "compile_classifier",
     "create_model",
