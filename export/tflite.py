@@ -24,8 +24,6 @@ def representative(calibration: np.ndarray) -> Any:
     return gen
 
 
-
-
 def to_tflite(
     model: Any,
     precision: str = "float32",
@@ -59,6 +57,20 @@ def to_tflite(
     """
     check_keras2_model(model)
     tf, _ = tf_modules()
+    _check_arguments(precision, io_type, calibration)
+    if precision in ("float32", "float16", "dynamic_int8"):
+        converter = _float_converter(tf, model, precision)
+    else:
+        assert calibration is not None
+        converter = quantizing_converter(model, calibration, per_channel=per_channel)
+        if float_layers and precision == "int8":
+            return _selective_int8(tf, converter, calibration, list(float_layers))
+        _integer_io(tf, converter, precision, io_type)
+    with quiet_engine():  # the converter prints its settings and deprecation warnings on every call
+        return bytes(converter.convert())
+
+
+def _check_arguments(precision: str, io_type: str, calibration: np.ndarray | None) -> None:
     if precision not in TFLITE_PRECISIONS:
         raise BuildError(
             f"Unsupported TFLite precision. Expected one of {', '.join(TFLITE_PRECISIONS)}. Received: {precision!r}. "
@@ -70,25 +82,26 @@ def to_tflite(
         raise BuildError(
             f"{precision} TFLite conversion needs calibration samples. Received: none. Pass calibration=x_train[:256]."
         )
-    if precision in ("float32", "float16", "dynamic_int8"):
-        converter = _converter(tf, model)
-        if precision != "float32":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if precision == "float16":
-            converter.target_spec.supported_types = [tf.float16]
+
+
+def _float_converter(tf: Any, model: Any, precision: str) -> Any:
+    """float32 (no optimization), float16 weights, or dynamic-range int8: no calibration needed."""
+    converter = _converter(tf, model)
+    if precision != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if precision == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return converter
+
+
+def _integer_io(tf: Any, converter: Any, precision: str, io_type: str) -> None:
+    """Integer-only ops and I/O: int16 activations with int8 weights (``int16x8``), else int8 with ``io_type`` I/O."""
+    if precision == "int16x8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int16
     else:
-        assert calibration is not None
-        converter = quantizing_converter(model, calibration, per_channel=per_channel)
-        if float_layers and precision == "int8":
-            return _selective_int8(tf, converter, calibration, list(float_layers))
-        if precision == "int16x8":
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-            converter.inference_input_type = converter.inference_output_type = tf.int16
-        else:
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = converter.inference_output_type = tf.int8 if io_type == "int8" else tf.uint8
-    with quiet_engine():  # the converter prints its settings and deprecation warnings on every call
-        return bytes(converter.convert())
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8 if io_type == "int8" else tf.uint8
 
 
 def quantizing_converter(model: Any, calibration: np.ndarray, *, per_channel: bool = True) -> Any:

@@ -6,6 +6,7 @@ batch-1 input (the bundle's first held-out sample when there is one).
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import sys
@@ -178,10 +179,7 @@ def benchmark(
     p = Path(path)
     kw = {"warmup": warmup, "runs": runs, "min_seconds": min_seconds}
     if not is_bundle(p):
-        result = {"file": p.name, "threads": threads, **_measure(lambda: load(p, threads=threads), None, eval_data=None, **kw)}
-        if thread_sweep:
-            result["sweep"] = _sweep(lambda t: load(p, threads=t), None, thread_sweep, kw)
-        return result
+        return _benchmark_file(p, threads, thread_sweep, kw)
     if rounds < 1:
         raise InputError(f"Expected rounds >= 1. Received: {rounds}. Pass rounds=9 or more.")
     if loads < 1:
@@ -190,6 +188,32 @@ def benchmark(
     verify_bundle(p, manifest)
     eval_data = load_eval(p)
     x = np.ascontiguousarray(eval_data[0][:1])
+    openers = _openers(p, manifest, threads)
+    timed = measure_interleaved(openers, x, rounds=rounds, loads=loads, **kw)
+    anomaly = is_anomaly_manifest(manifest)
+    results = []
+    for entry, open_model, (model, r) in zip(manifest.artifacts, openers, timed):
+        with model:
+            metric, value = quality(model, eval_data, anomaly)
+        r = {"file": entry.file, "bytes": entry.bytes, "threads": threads,
+             "manifest_accuracy": _manifest_accuracy(manifest, entry), **r, "metric": metric, "accuracy": value}
+        if thread_sweep:
+            r["sweep"] = _sweep(lambda t, f=open_model: f(t), x, thread_sweep, kw)
+        results.append(r)
+    return results
+
+
+def _benchmark_file(p: Path, threads: int | None, thread_sweep: Sequence[int] | None,
+                    kw: dict[str, Any]) -> dict[str, Any]:
+    """:func:`benchmark` of one model file."""
+    result = {"file": p.name, "threads": threads, **_measure(lambda: load(p, threads=threads), None, eval_data=None, **kw)}
+    if thread_sweep:
+        result["sweep"] = _sweep(lambda t: load(p, threads=t), None, thread_sweep, kw)
+    return result
+
+
+def _openers(p: Path, manifest: Any, threads: int | None) -> list[Callable[..., Model]]:
+    """Per artifact of the bundle at ``p``, a function loading it (with ``threads``, or the count given)."""
     openers = []
     for entry in manifest.artifacts:
 
@@ -200,26 +224,12 @@ def benchmark(
             )
 
         openers.append(open_model)
-    timed = measure_interleaved(openers, x, rounds=rounds, loads=loads, **kw)
-    anomaly = is_anomaly_manifest(manifest)
-    results = []
-    for entry, open_model, (model, r) in zip(manifest.artifacts, openers, timed):
-        with model:
-            metric, value = quality(model, eval_data, anomaly)
-        r = {
-            "file": entry.file,
-            "bytes": entry.bytes,
-            "threads": threads,
-            "manifest_accuracy": (entry.metrics.roc_auc if manifest.anomaly is not None else entry.metrics.accuracy)
-            if entry.metrics else None,
-            **r,
-            "metric": metric,
-            "accuracy": value,
-        }
-        if thread_sweep:
-            r["sweep"] = _sweep(lambda t, f=open_model: f(t), x, thread_sweep, kw)
-        results.append(r)
-    return results
+    return openers
+
+
+def _manifest_accuracy(manifest: Any, entry: ArtifactRecord) -> float | None:
+    """The figure recorded at build time: ROC AUC for an anomaly detector, else top-1 accuracy."""
+    return (entry.metrics.roc_auc if manifest.anomaly is not None else entry.metrics.accuracy) if entry.metrics else None
 
 
 def is_anomaly_manifest(manifest: Any) -> bool:
@@ -272,49 +282,12 @@ def measure_interleaved(
         ``throughput_per_s``, ``rss_increase_mb`` (the first load's),
         ``peak_rss_mb``, ``format``, ``precision``, ``engine``.
     """
-    import gc
-
     models: list[Model] = []
     heads: list[dict[str, Any]] = []  # models[k * loads + j]: opener k's load j
     try:
-        for open_model in openers:
-            for _ in range(loads):
-                rss_before = rss_mb()
-                t0 = time.perf_counter()
-                model = open_model()
-                init_ms = (time.perf_counter() - t0) * 1e3
-                models.append(model)
-                xi = sample_input(model) if x is None else x
-                t1 = time.perf_counter_ns()
-                model.predict(xi)
-                first_ms = (time.perf_counter_ns() - t1) / 1e6
-                for _ in range(warmup):
-                    model.predict(xi)
-                heads.append({"x": xi, "init_ms": init_ms, "first_ms": first_ms,
-                              "rss_increase_mb": rss_mb() - rss_before})
-        block_s = min_seconds / (rounds * max(1, len(models)))
-        per_block = math.ceil(runs / (rounds * loads))
-        calls = []
-        for model, h in zip(models, heads):
-            probe = time_block(model.predict, h["x"], 5)
-            per_call = max(float(np.median(probe)) / 1e9, 1e-7)
-            calls.append(int(min(100_000, max(per_block, block_s / per_call))))
-        times: list[list[int]] = [[] for _ in models]
-        medians: list[list[float]] = [[] for _ in models]
-        order = list(range(len(models)))
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            for r in range(rounds):
-                k = r % len(order)
-                this = order[k:] + order[:k]
-                for i in (this[::-1] if r % 2 else this):
-                    block = time_block(models[i].predict, heads[i]["x"], calls[i])
-                    times[i] += block
-                    medians[i].append(float(np.median(block)) / 1e6)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+        _open_loads(openers, x, loads, warmup, models, heads)
+        calls = _block_calls(models, heads, rounds=rounds, loads=loads, runs=runs, min_seconds=min_seconds)
+        times, medians = _timed_rounds(models, heads, calls, rounds)
     except BaseException:
         for m in models:
             m.close()
@@ -324,32 +297,96 @@ def measure_interleaved(
         mine = range(k * loads, (k + 1) * loads)
         for i in mine[1:]:
             models[i].close()
-        model, h = models[mine[0]], heads[mine[0]]
-        t = [v for i in mine for v in times[i]]
-        per_load = [float(np.median(medians[i])) for i in mine]
-        seconds = sum(t) / 1e9
-        xi = h["x"]
-        batch = int((xi[0] if isinstance(xi, list) else xi).shape[0])
-        out.append((model, {
-            "format": model.format,
-            "precision": model.precision,
-            "engine": model.engine,
-            "init_ms": h["init_ms"],
-            "first_ms": h["first_ms"],
-            "median_ms": float(np.median(per_load)),
-            "median_ms_per_load": per_load,
-            "round_ms": [float(np.median([medians[i][r] for i in mine])) for r in range(rounds)],
-            "rounds": rounds,
-            "loads": loads,
-            "latency_ms": latency_stats(t),
-            "runs": len(t),
-            "batch": batch,
-            "seconds": seconds,
-            "throughput_per_s": batch * len(t) / seconds if seconds > 0 else float("inf"),
-            "rss_increase_mb": h["rss_increase_mb"],
-            "peak_rss_mb": peak_rss_mb(),
-        }))
+        model = models[mine[0]]
+        out.append((model, _interleaved_result(model, heads[mine[0]], [times[i] for i in mine],
+                                               [medians[i] for i in mine], rounds=rounds, loads=loads)))
     return out
+
+
+def _open_loads(openers: Sequence[Callable[[], Model]], x: Any, loads: int, warmup: int,
+                models: list[Model], heads: list[dict[str, Any]]) -> None:
+    """Load each opener ``loads`` times, appending to ``models`` as it goes (the caller closes them on failure);
+    per load: its input, load time, first call and RSS growth into ``heads``, then ``warmup`` calls."""
+    for open_model in openers:
+        for _ in range(loads):
+            rss_before = rss_mb()
+            t0 = time.perf_counter()
+            model = open_model()
+            init_ms = (time.perf_counter() - t0) * 1e3
+            models.append(model)
+            xi = sample_input(model) if x is None else x
+            t1 = time.perf_counter_ns()
+            model.predict(xi)
+            first_ms = (time.perf_counter_ns() - t1) / 1e6
+            for _ in range(warmup):
+                model.predict(xi)
+            heads.append({"x": xi, "init_ms": init_ms, "first_ms": first_ms,
+                          "rss_increase_mb": rss_mb() - rss_before})
+
+
+def _block_calls(models: list[Model], heads: list[dict[str, Any]], *, rounds: int, loads: int, runs: int,
+                 min_seconds: float) -> list[int]:
+    """Calls per block for each load: at least ``ceil(runs / (rounds * loads))``, about its share of ``min_seconds``."""
+    block_s = min_seconds / (rounds * max(1, len(models)))
+    per_block = math.ceil(runs / (rounds * loads))
+    calls = []
+    for model, h in zip(models, heads):
+        probe = time_block(model.predict, h["x"], 5)
+        per_call = max(float(np.median(probe)) / 1e9, 1e-7)
+        calls.append(int(min(100_000, max(per_block, block_s / per_call))))
+    return calls
+
+
+def _timed_rounds(models: list[Model], heads: list[dict[str, Any]], calls: list[int],
+                  rounds: int) -> tuple[list[list[int]], list[list[float]]]:
+    """Per load, every timed call (ns) and each round's block median (ms); round ``r`` rotates the order by ``r``
+    and reverses it on odd rounds. Garbage collection is off meanwhile."""
+    times: list[list[int]] = [[] for _ in models]
+    medians: list[list[float]] = [[] for _ in models]
+    order = list(range(len(models)))
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(rounds):
+            k = r % len(order)
+            this = order[k:] + order[:k]
+            for i in (this[::-1] if r % 2 else this):
+                block = time_block(models[i].predict, heads[i]["x"], calls[i])
+                times[i] += block
+                medians[i].append(float(np.median(block)) / 1e6)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return times, medians
+
+
+def _interleaved_result(model: Model, h: dict[str, Any], times: list[list[int]], medians: list[list[float]], *,
+                        rounds: int, loads: int) -> dict[str, Any]:
+    """One opener's :func:`measure_interleaved` result from its loads' ``times`` and block ``medians``."""
+    t = [v for block in times for v in block]
+    per_load = [float(np.median(m)) for m in medians]
+    seconds = sum(t) / 1e9
+    xi = h["x"]
+    batch = int((xi[0] if isinstance(xi, list) else xi).shape[0])
+    return {
+        "format": model.format,
+        "precision": model.precision,
+        "engine": model.engine,
+        "init_ms": h["init_ms"],
+        "first_ms": h["first_ms"],
+        "median_ms": float(np.median(per_load)),
+        "median_ms_per_load": per_load,
+        "round_ms": [float(np.median([m[r] for m in medians])) for r in range(rounds)],
+        "rounds": rounds,
+        "loads": loads,
+        "latency_ms": latency_stats(t),
+        "runs": len(t),
+        "batch": batch,
+        "seconds": seconds,
+        "throughput_per_s": batch * len(t) / seconds if seconds > 0 else float("inf"),
+        "rss_increase_mb": h["rss_increase_mb"],
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def _sweep(open_model: Any, x: Any | None, counts: Sequence[int], kw: dict[str, Any]) -> list[dict[str, Any]]:

@@ -62,41 +62,11 @@ def float_io_content(content: bytes) -> bytes | None:
             return None
         if not all(_per_tensor(graph.tensors[i]) for i in ins + outs):
             return None
-        schema = fb.schema_fb
-        codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
-
-        def opcode(builtin: int) -> int:
-            if builtin not in codes:
-                code = schema.OperatorCodeT()
-                code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
-                model.operatorCodes.append(code)
-                codes.append(builtin)
-            return codes.index(builtin)
-
-        def float_twin(index: int) -> int:
-            src = graph.tensors[index]
-            twin = schema.TensorT()
-            twin.shape = np.array(src.shape, dtype=np.int32)
-            if src.shapeSignature is not None:
-                twin.shapeSignature = np.array(src.shapeSignature, dtype=np.int32)
-            twin.type = _FLOAT32
-            twin.name = src.name
-            model.buffers.append(schema.BufferT())
-            twin.buffer = len(model.buffers) - 1
-            graph.tensors.append(twin)
-            return len(graph.tensors) - 1
-
-        def op(builtin: int, source: int, target: int) -> Any:
-            made = schema.OperatorT()
-            made.opcodeIndex = opcode(builtin)
-            made.inputs = np.array([source], dtype=np.int32)
-            made.outputs = np.array([target], dtype=np.int32)
-            return made
-
-        new_in = {i: float_twin(i) for i in ins}
-        new_out = {o: float_twin(o) for o in outs}
-        graph.operators = ([op(_QUANTIZE, new_in[i], i) for i in ins] + list(graph.operators or [])
-                           + [op(_DEQUANTIZE, o, new_out[o]) for o in outs])
+        edit = _GraphEdit(fb.schema_fb, model, graph)
+        new_in = {i: edit.float_twin(i) for i in ins}
+        new_out = {o: edit.float_twin(o) for o in outs}
+        graph.operators = ([edit.op(_QUANTIZE, new_in[i], i) for i in ins] + list(graph.operators or [])
+                           + [edit.op(_DEQUANTIZE, o, new_out[o]) for o in outs])
         graph.inputs = np.array([new_in[i] for i in ins], dtype=np.int32)
         graph.outputs = np.array([new_out[o] for o in outs], dtype=np.int32)
         for sig in model.signatureDefs or []:
@@ -108,3 +78,41 @@ def float_io_content(content: bytes) -> bytes | None:
         return bytes(fb.convert_object_to_bytearray(model))
     except Exception:  # an unusual file: keep the original graph (the numpy path)
         return None
+
+
+class _GraphEdit:
+    """Adds operator codes, float32 twin tensors and single-input ops to the main subgraph of a ``ModelT``."""
+
+    def __init__(self, schema: Any, model: Any, graph: Any) -> None:
+        self.schema, self.model, self.graph = schema, model, graph
+        self.codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+
+    def opcode(self, builtin: int) -> int:
+        """The operator-code index of ``builtin``, added when the model has none."""
+        if builtin not in self.codes:
+            code = self.schema.OperatorCodeT()
+            code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
+            self.model.operatorCodes.append(code)
+            self.codes.append(builtin)
+        return self.codes.index(builtin)
+
+    def float_twin(self, index: int) -> int:
+        """A new float32 tensor with tensor ``index``'s name and shape (and an empty buffer); its index."""
+        src = self.graph.tensors[index]
+        twin = self.schema.TensorT()
+        twin.shape = np.array(src.shape, dtype=np.int32)
+        if src.shapeSignature is not None:
+            twin.shapeSignature = np.array(src.shapeSignature, dtype=np.int32)
+        twin.type = _FLOAT32
+        twin.name = src.name
+        self.model.buffers.append(self.schema.BufferT())
+        twin.buffer = len(self.model.buffers) - 1
+        self.graph.tensors.append(twin)
+        return len(self.graph.tensors) - 1
+
+    def op(self, builtin: int, source: int, target: int) -> Any:
+        made = self.schema.OperatorT()
+        made.opcodeIndex = self.opcode(builtin)
+        made.inputs = np.array([source], dtype=np.int32)
+        made.outputs = np.array([target], dtype=np.int32)
+        return made

@@ -152,43 +152,8 @@ def tflite_graph(content: bytes) -> Graph:
         names = _opcode_names(schema)
         g = Graph(format="tflite")
         sub = model.Subgraphs(0)
-        buffers_n = model.BuffersLength()
-        tensor_names: list[str] = []
-        for i in range(sub.TensorsLength()):
-            t = sub.Tensors(i)
-            name = (t.Name() or b"").decode(errors="replace") or f"tensor_{i}"
-            if name in g.tensors:  # names are not unique in TFLite; keys must be
-                name = f"{name}#{i}"
-            tensor_names.append(name)
-            shape = _np(t.ShapeSignatureAsNumpy()) if t.ShapeSignatureLength() else _np(t.ShapeAsNumpy())
-            dtype, itemsize = TFLITE_DTYPES.get(t.Type(), (f"tflite_type_{t.Type()}", 0))
-            b = t.Buffer()
-            buf = model.Buffers(b) if 0 < b < buffers_n else None
-            constant = buf is not None and (buf.DataLength() > 0 or int(buf.Offset()) > 1)
-            q = t.Quantization()
-            scale = zp = None
-            if q is not None and q.ScaleLength():
-                scale = [float(s) for s in _np(q.ScaleAsNumpy())]
-                zp = [int(z) for z in _np(q.ZeroPointAsNumpy())] if q.ZeroPointLength() else [0] * len(scale)
-            g.tensors[name] = Tensor(
-                name=name,
-                shape=[None if int(d) < 0 else int(d) for d in shape],
-                dtype=dtype,
-                itemsize=itemsize,
-                constant=constant,
-                scale=scale,
-                zero_point=zp,
-            )
-        for i in range(sub.OperatorsLength()):
-            op = sub.Operators(i)
-            code = model.OperatorCodes(op.OpcodeIndex())
-            builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
-            op_type = names.get(builtin, f"BUILTIN_{builtin}")
-            if op_type == "CUSTOM":
-                op_type = "CUSTOM:" + (code.CustomCode() or b"").decode(errors="replace")
-            ins = [tensor_names[j] for j in _np(op.InputsAsNumpy()) if j >= 0]
-            outs = [tensor_names[j] for j in _np(op.OutputsAsNumpy()) if j >= 0]
-            g.ops.append(Op(op_type, ins, outs))
+        tensor_names = _tflite_tensors(model, sub, g)
+        g.ops = [_tflite_op(model, sub.Operators(i), names, tensor_names) for i in range(sub.OperatorsLength())]
         g.inputs = [tensor_names[j] for j in _np(sub.InputsAsNumpy())]
         g.outputs = [tensor_names[j] for j in _np(sub.OutputsAsNumpy())]
         for s in range(model.SignatureDefsLength()):
@@ -210,6 +175,53 @@ def tflite_graph(content: bytes) -> Graph:
         raise ModelFileError(
             f"Cannot parse the TFLite flatbuffer: {exc!r}. Expected a valid .tflite; re-export it."
         ) from None
+
+
+def _tflite_tensors(model: Any, sub: Any, g: Graph) -> list[str]:
+    """Add the subgraph's tensors to ``g.tensors``; returns their (made unique) names by index."""
+    buffers_n = model.BuffersLength()
+    tensor_names: list[str] = []
+    for i in range(sub.TensorsLength()):
+        t = sub.Tensors(i)
+        name = (t.Name() or b"").decode(errors="replace") or f"tensor_{i}"
+        if name in g.tensors:  # names are not unique in TFLite; keys must be
+            name = f"{name}#{i}"
+        tensor_names.append(name)
+        g.tensors[name] = _tflite_tensor(model, t, name, buffers_n)
+    return tensor_names
+
+
+def _tflite_tensor(model: Any, t: Any, name: str, buffers_n: int) -> Tensor:
+    shape = _np(t.ShapeSignatureAsNumpy()) if t.ShapeSignatureLength() else _np(t.ShapeAsNumpy())
+    dtype, itemsize = TFLITE_DTYPES.get(t.Type(), (f"tflite_type_{t.Type()}", 0))
+    b = t.Buffer()
+    buf = model.Buffers(b) if 0 < b < buffers_n else None
+    constant = buf is not None and (buf.DataLength() > 0 or int(buf.Offset()) > 1)
+    q = t.Quantization()
+    scale = zp = None
+    if q is not None and q.ScaleLength():
+        scale = [float(s) for s in _np(q.ScaleAsNumpy())]
+        zp = [int(z) for z in _np(q.ZeroPointAsNumpy())] if q.ZeroPointLength() else [0] * len(scale)
+    return Tensor(
+        name=name,
+        shape=[None if int(d) < 0 else int(d) for d in shape],
+        dtype=dtype,
+        itemsize=itemsize,
+        constant=constant,
+        scale=scale,
+        zero_point=zp,
+    )
+
+
+def _tflite_op(model: Any, op: Any, names: dict[int, str], tensor_names: list[str]) -> Op:
+    code = model.OperatorCodes(op.OpcodeIndex())
+    builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+    op_type = names.get(builtin, f"BUILTIN_{builtin}")
+    if op_type == "CUSTOM":
+        op_type = "CUSTOM:" + (code.CustomCode() or b"").decode(errors="replace")
+    ins = [tensor_names[j] for j in _np(op.InputsAsNumpy()) if j >= 0]
+    outs = [tensor_names[j] for j in _np(op.OutputsAsNumpy()) if j >= 0]
+    return Op(op_type, ins, outs)
 
 
 # -- ONNX --------------------------------------------------------------------

@@ -236,6 +236,24 @@ def verify_tflite(buf: bytes) -> dict[str, Any]:
 
 def _verify_tflite(buf: bytes) -> dict[str, Any]:
     fb = _Flatbuffer(buf)
+    model = _tflite_model(fb, buf)
+    buffers, buffer_sizes = _tflite_buffers(fb, model)
+    op_codes = _tflite_operator_codes(fb, model)
+    tensor_counts, n_ops = _tflite_subgraphs(fb, model, buffer_sizes, len(op_codes))
+    _check_indices(fb.int_array(model, MODEL["metadata_buffer"], "Model.metadata_buffer"), len(buffers), "Model.metadata_buffer")
+    for i, md in enumerate(fb.tables(model, MODEL["metadata"], "Model.metadata")):
+        fb.string_field(md, METADATA["name"], f"Metadata[{i}].name")
+        idx = fb.scalar(md, METADATA["buffer"], "<I")
+        if idx >= len(buffers):
+            raise _Bad(f"Metadata[{i}] refers to buffer {idx}; the model has {len(buffers)}")
+    _tflite_signatures(fb, model, tensor_counts)
+    for key in ("external_buffer_groups", "external_buffers"):
+        fb.tables(model, MODEL[key], f"Model.{key}")
+    return {"subgraphs": len(tensor_counts), "operators": n_ops, "tensors": sum(tensor_counts), "buffers": len(buffers)}
+
+
+def _tflite_model(fb: _Flatbuffer, buf: bytes) -> tuple[int, int, int]:
+    """The root ``Model`` table, after the size, identifier and schema version checks."""
     if fb.n > _FLATBUFFER_MAX:
         raise _Bad(f"a {fb.n}-byte file; flatbuffers are limited to 2 GiB")
     fb._need(0, 8, "file header")
@@ -246,7 +264,11 @@ def _verify_tflite(buf: bytes) -> dict[str, Any]:
     if version != 3:
         raise _Bad(f"schema version {version}; LiteRT reads version 3")
     fb.string_field(model, MODEL["description"], "Model.description")
+    return model
 
+
+def _tflite_buffers(fb: _Flatbuffer, model: tuple[int, int, int]) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """``Model.buffers`` and each buffer's byte count (inline data, or data stored after the flatbuffer)."""
     buffers = fb.tables(model, MODEL["buffers"], "Model.buffers")
     if not buffers:
         raise _Bad("a model without buffers (the converter always writes the empty buffer 0)")
@@ -260,14 +282,22 @@ def _verify_tflite(buf: bytes) -> dict[str, Any]:
                 raise _Bad(f"Buffer[{i}] points at bytes {offset}..{offset + size} outside the file")
             length = size
         buffer_sizes.append(length)
+    return buffers, buffer_sizes
 
+
+def _tflite_operator_codes(fb: _Flatbuffer, model: tuple[int, int, int]) -> list[tuple[int, int, int]]:
     op_codes = fb.tables(model, MODEL["operator_codes"], "Model.operator_codes")
     for i, oc in enumerate(op_codes):
         fb.scalar(oc, OPERATOR_CODE["deprecated_builtin_code"], "<b")
         fb.scalar(oc, OPERATOR_CODE["builtin_code"], "<i")
         fb.scalar(oc, OPERATOR_CODE["version"], "<i")
         fb.string_field(oc, OPERATOR_CODE["custom_code"], f"OperatorCode[{i}].custom_code")
+    return op_codes
 
+
+def _tflite_subgraphs(fb: _Flatbuffer, model: tuple[int, int, int], buffer_sizes: list[int],
+                      n_codes: int) -> tuple[list[int], int]:
+    """Every subgraph's tensors, inputs, outputs and operators; returns the tensor count per subgraph and the op count."""
     subgraphs = fb.tables(model, MODEL["subgraphs"], "Model.subgraphs")
     if not subgraphs:
         raise _Bad("a model without subgraphs")
@@ -287,14 +317,13 @@ def _verify_tflite(buf: bytes) -> dict[str, Any]:
         ops = fb.tables(sg, SUBGRAPH["operators"], f"{where}.operators")
         n_ops += len(ops)
         for o, op in enumerate(ops):
-            _verify_operator(fb, op, f"{where}.operators[{o}]", len(op_codes), n_t, n_sub)
+            _verify_operator(fb, op, f"{where}.operators[{o}]", n_codes, n_t, n_sub)
+    return tensor_counts, n_ops
 
-    _check_indices(fb.int_array(model, MODEL["metadata_buffer"], "Model.metadata_buffer"), len(buffers), "Model.metadata_buffer")
-    for i, md in enumerate(fb.tables(model, MODEL["metadata"], "Model.metadata")):
-        fb.string_field(md, METADATA["name"], f"Metadata[{i}].name")
-        idx = fb.scalar(md, METADATA["buffer"], "<I")
-        if idx >= len(buffers):
-            raise _Bad(f"Metadata[{i}] refers to buffer {idx}; the model has {len(buffers)}")
+
+def _tflite_signatures(fb: _Flatbuffer, model: tuple[int, int, int], tensor_counts: list[int]) -> None:
+    """Each ``SignatureDef`` names an existing subgraph and, in it, existing tensors."""
+    n_sub = len(tensor_counts)
     for i, sd in enumerate(fb.tables(model, MODEL["signature_defs"], "Model.signature_defs")):
         fb.string_field(sd, SIGNATURE_DEF["signature_key"], f"SignatureDef[{i}].signature_key")
         sub = fb.scalar(sd, SIGNATURE_DEF["subgraph_index"], "<I")
@@ -306,9 +335,6 @@ def _verify_tflite(buf: bytes) -> dict[str, Any]:
                 idx = fb.scalar(tm, TENSOR_MAP["tensor_index"], "<I")
                 if idx >= tensor_counts[sub]:
                     raise _Bad(f"SignatureDef[{i}].{key}[{j}] refers to tensor {idx}; subgraph {sub} has {tensor_counts[sub]}")
-    for key in ("external_buffer_groups", "external_buffers"):
-        fb.tables(model, MODEL[key], f"Model.{key}")
-    return {"subgraphs": n_sub, "operators": n_ops, "tensors": sum(tensor_counts), "buffers": len(buffers)}
 
 
 def _verify_tensor(fb: _Flatbuffer, tt: tuple[int, int, int], where: str, buffer_sizes: list[int]) -> None:

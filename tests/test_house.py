@@ -82,13 +82,6 @@ PENDING_LONG: frozenset[str] = frozenset({
     "train/_baselines.py::baselines",
     "train/_fit.py::train_model",
     "train/_images.py::_images",
-    # being split on this branch
-    "export/tflite.py::to_tflite",
-    "runtime/_bench.py::benchmark",
-    "runtime/_bench.py::measure_interleaved",
-    "runtime/_floatio.py::float_io_content",
-    "runtime/_graph.py::tflite_graph",
-    "runtime/_verify.py::_verify_tflite",
 })
 
 
