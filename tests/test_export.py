@@ -214,10 +214,11 @@ def _corrupting(fmt: str, precision: str, real: Any) -> Any:
 def test_corrupted_scale_fails_the_export_unless_allowed(
     saved: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from edgeship import export
     from edgeship.build import export_saved_model
-    from edgeship.export import _metadata
 
-    monkeypatch.setattr(_metadata, "embed_metadata", _corrupting("onnx", "int8", _metadata.embed_metadata))
+    # the orchestrator takes embed_metadata from edgeship.export (its public name): patch it there
+    monkeypatch.setattr(export, "embed_metadata", _corrupting("onnx", "int8", export.embed_metadata))
     recipe = saved["recipe"].parent / "onnx_only.toml"
     recipe.write_text(
         'name = "onnx-only"\n[quantize]\ncalibration_samples = 32\nonnx = ["int8"]\n'
