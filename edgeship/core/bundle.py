@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+import os
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 from edgeship.core.errors import BundleError, SchemaVersionError
@@ -227,6 +230,8 @@ class ParityResult(Record):
     outputs: dict[str, OutputParity]
     failures: tuple[str, ...]
     samples: int | None = None
+    rule: str | None = field(default=None, metadata=_doc(
+        "the task's parity rule when it is not the classifier's (e.g. a reconstruction output: no top-1)"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,6 +312,11 @@ class AnomalyInfo(Record):
         "what the network has to beat: PCA reconstruction error ROC AUC (pca_roc_auc), the rule"))
     roc_curve: dict[str, Any] | None = field(default=None, metadata=_doc(
         "float32 Keras model's test ROC curve: fpr, tpr (for the report)"))
+    score_rule: str | None = field(default=None, metadata=_doc("the score rule in words"))
+    accuracy: float | None = field(default=None, metadata=_doc(
+        "the trained float32 Keras model's test accuracy of score > threshold"))
+    validation_roc_auc: float | None = field(default=None, metadata=_doc(
+        "the trained float32 Keras model's validation ROC AUC (normals and held-out anomalies)"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -330,6 +340,8 @@ class DatasetInfo(Record):
     val: int | None = None
     test: int
     calibration_pool: int | None = None
+    val_anomalous: int | None = field(default=None, metadata=_doc("anomaly detection: anomalous validation samples"))
+    test_anomalous: int | None = field(default=None, metadata=_doc("anomaly detection: anomalous test samples"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -376,8 +388,12 @@ class PlatformArtifactParity(Record):
         "float: judged by max_abs_diff; quantized: by sqnr_db and top1_agreement"))
     max_abs_diff: float | NonFinite
     sqnr_db: float | None = field(metadata=_doc(_SQNR_DOC, maximum=SQNR_CAP_DB))
-    top1_agreement: float
+    top1_agreement: float | None = field(metadata=_doc(
+        "the lowest over the outputs holding class scores, on their decisive samples (edgeship.core.parity); "
+        "null when none is judged (a reconstruction, or no decisive sample)"))
     passed: bool
+    outputs: dict[str, OutputParity] | None = field(default=None, metadata=_doc(
+        "per output, as build parity records it (edgeship.core.parity.compare)"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -450,6 +466,9 @@ class Manifest(Record):
     created: str | None = field(default=None, metadata=_doc("UTC time of the build, ISO 8601"))
     recipe: dict[str, Any] | None = field(default=None, metadata=_doc("the recipe as run (edgeship.recipe.Recipe)"))
     recipe_sha256: str | None = None
+    task: str | None = field(default=None, metadata=_doc(
+        "what the model does (edgeship.core.task): classification or anomaly. Absent in bundles before 0.2: "
+        "anomaly when the manifest has an anomaly section, else classification"))
     labels: tuple[str, ...] | None = None
     preprocessing: dict[str, Any] | None = None
     source: dict[str, Any] | None = None
@@ -497,6 +516,16 @@ class Manifest(Record):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
         return None
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> Path:
+    """Write ``manifest`` as ``folder/manifest.json``, atomically (a temp file, then a rename): the one writer."""
+    data = Manifest.from_json(manifest.to_json()).to_json()  # validated as any reader will
+    path = Path(folder) / MANIFEST
+    tmp = path.with_name(f".{MANIFEST}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def check_schema_version(data: Any, where: str = MANIFEST) -> int:
