@@ -176,8 +176,6 @@ def write_bundle(model: Any, recipe: Recipe, out: str | Path, data: ShipData, *,
 def _manifest(bundle: Any, recipe: Recipe, data: ShipData, info: BuildInfo, maker: VariantMaker,
               verified: _Verified, checker: _Checker, compress_data: CompressData | None) -> Manifest:
     """The manifest, from the records (parity and timings are the writer's to add)."""
-    from edgeship.core.bundle import Compression
-
     warnings = tuple(info.warnings) + tuple(checker.warnings(verified.artifacts, len(maker.y_dec)))
     return Manifest(
         name=recipe.name, edgeship_version=edgeship.__version__, toolchain=toolchain(),
@@ -186,7 +184,7 @@ def _manifest(bundle: Any, recipe: Recipe, data: ShipData, info: BuildInfo, make
         labels=tuple(data.labels), preprocessing=data.preprocessing, source=info.source, dataset=info.dataset,
         training=info.training, warnings=warnings, metrics=info.metrics, text=info.text, anomaly=info.anomaly,
         artifacts=tuple(verified.artifacts), workload=_workload(bundle, verified.artifacts),
-        compression=Compression.from_json(maker.manifest()),
+        compression=maker.manifest(),
         budget=_budget_entry(recipe, maker, checker.judge, compress_data),
         eval=_write_eval(bundle, data),
     )
@@ -290,7 +288,7 @@ class _ClassifierJudge(_Judge):
             return figures, _tensors(model.inputs), _tensors(model.outputs)
 
     def quality_line(self, metrics: ArtifactMetrics) -> str:
-        return f"accuracy {metrics.accuracy:.4f} ({-metrics.accuracy_drop:+.4f} vs keras)"
+        return f"accuracy {metrics.accuracy:.4f} ({metrics.accuracy - self.data.reference_acc:+.4f} vs keras)"
 
 
 class _AnomalyJudge(_Judge):
@@ -322,7 +320,7 @@ class _AnomalyJudge(_Judge):
             return figures, _tensors(model.inputs), _tensors(model.outputs)
 
     def quality_line(self, metrics: ArtifactMetrics) -> str:
-        return (f"ROC AUC {metrics.roc_auc:.4f} ({-(metrics.roc_auc_drop or 0.0):+.4f} vs keras), threshold "
+        return (f"ROC AUC {metrics.roc_auc:.4f} ({(metrics.roc_auc or 0.0) - self.anomaly.reference_auc:+.4f} vs keras), threshold "
                 f"{metrics.threshold:.4g}")
 
     def reference_test(self) -> float:

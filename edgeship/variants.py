@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from edgeship.compress.budget import Attempt, Step, effective_budget, meet_budget
-from edgeship.core.bundle import Variant
+from edgeship.core.bundle import Compression, Variant
 from edgeship.core.metrics import top1_accuracy
 from edgeship.core.task import Classification, Task, task_named
 
@@ -196,19 +196,17 @@ class VariantMaker:
             return self._chain("onnx", artifact, self._onnx_steps())
         raise ValueError(f"Unknown ONNX precision {precision!r}. Valid names: float32, int8, dynamic_int8.")
 
-    def manifest(self) -> dict[str, Any]:
-        """``manifest["compression"]``."""
-        return {
-            "sparsity": dict(self.data.sparsity),
-            "schedule": self.data.schedule or {},
-            "prune_attempts": [a.to_json() for a in self.data.prune_attempts],
-            "quantization_attempts": [a.to_json() for a in self.attempts],
-            "sqnr_db": {k: dict(v) for k, v in self.sqnr_db.items()},
-            "batchnorm_fold": self.fold.to_json(),
-            **({"channels": self.data.channels["report"],
-                "channel_attempts": [a.to_json() for a in self.data.channels["attempts"]]} if self.data.channels else {}),
-            **({"prune_skipped": self.data.prune_skipped} if self.data.prune_skipped else {}),
-        }
+    def manifest(self) -> Compression:
+        """``manifest.compression``: what pruning and quantization did, with every attempt."""
+        channels = self.data.channels
+        return Compression(
+            sparsity=dict(self.data.sparsity), schedule=self.data.schedule or {},
+            prune_attempts=tuple(self.data.prune_attempts), quantization_attempts=tuple(self.attempts),
+            sqnr_db={k: dict(v) for k, v in self.sqnr_db.items()}, batchnorm_fold=self.fold.to_json(),
+            channels=channels["report"] if channels else None,
+            channel_attempts=tuple(channels["attempts"]) if channels else None,
+            prune_skipped=self.data.prune_skipped or None,
+        )
 
     # -- the chain -------------------------------------------------------
     def _chain(self, fmt: str, artifact: str, steps: Iterator[Step]) -> bytes:

@@ -19,11 +19,9 @@ import numpy as np
 import pytest
 
 from edgeship.core.errors import ParityError
-from edgeship.core.metrics import SQNR_CAP_DB
+from edgeship.core.metrics import SQNR_CAP_DB, sqnr_db
+from edgeship.core.parity import Tolerance, classifier_outputs, compare, compare_pair, raise_for
 from edgeship.export._metadata import embed_metadata, metadata_dict
-from edgeship.core.metrics import sqnr_db
-from edgeship.core.parity import Tolerance, classifier_outputs, compare, raise_for
-from edgeship.core.parity import compare_pair as check_cross
 from edgeship.export._parity import check_artifact, keras_outputs
 from edgeship.recipe import OnnxPrecision, TflitePrecision
 
@@ -123,7 +121,7 @@ def test_parity_every_variant(arch: str, trained: dict[str, Any], tmp_path: Path
         if precision == "int8":
             int8_outs[fmt] = outs
         summary[f"{fmt}/{precision}"] = entry
-    cross = check_cross(int8_outs["tflite"], int8_outs["onnx"], label="tflite int8 vs onnx int8", min_top1=tol.min_top1)
+    cross = compare_pair(int8_outs["tflite"], int8_outs["onnx"], label="tflite int8 vs onnx int8", min_top1=tol.min_top1)
     assert cross.passed, cross.failures
     print(
         arch,
@@ -165,7 +163,7 @@ def test_untrained_classifier_passes_int8_parity(tmp_path: Path) -> None:
         json.dumps(result.to_json(), allow_nan=False)
         results.append(result)
         int8_outs[fmt] = outs
-    cross = check_cross(
+    cross = compare_pair(
         int8_outs["tflite"],
         int8_outs["onnx"],
         label="tflite int8 vs onnx int8",
@@ -229,7 +227,7 @@ def test_top1_counts_confident_flips_only() -> None:
     assert (rule.decisive_samples, rule.samples) == (20, 100)  # the confident ones only
     assert r.outputs["probs"].top1_agreement == pytest.approx(15 / 20)
     assert not r.passed and "'probs' top-1 agreement 0.7500 on 20/100 decisive samples < 0.8" in r.failures[0]
-    cross = check_cross({"probs": x}, {"probs": y}, label="a vs b", min_top1=0.8)
+    cross = compare_pair({"probs": x}, {"probs": y}, label="a vs b", min_top1=0.8)
     assert list(cross.failures) == [
         "a vs b: output 'probs' top-1 agreement 0.7500 on 20/100 decisive samples < 0.8 (max abs diff 0.8)"
     ]
@@ -255,7 +253,7 @@ def test_no_decisive_sample_leaves_top1_unjudged() -> None:
     assert r.passed, r.failures
     assert entry.top1_agreement is None and entry.top1_rule.decisive_samples == 0
     assert entry.sqnr_db > 30
-    cross = check_cross({"probs": x}, {"probs": y}, label="a vs b", min_top1=1.0)
+    cross = compare_pair({"probs": x}, {"probs": y}, label="a vs b", min_top1=1.0)
     assert cross.passed and cross.outputs["probs"].top1_agreement is None
     # A broken file is still caught by SQNR; NaN / Inf outputs keep the record strict JSON.
     r = compare({"probs": x}, {"probs": x * 0.2}, quantized=True, atol=0, min_top1=1.0, min_sqnr_db=10)

@@ -423,19 +423,69 @@ class ParitySummary(Record):
         "per target platform: the artifacts' outputs there against the build host's"))
 
 
+@dataclass(frozen=True)
+class QuantizationAttempt(Record):
+    """One quantization attempt of the budget chain (``compression.quantization_attempts``); positional fields.
+
+    ``accuracy`` and ``drop`` are the task's metric on the decision split (top-1; ROC AUC for anomaly detection).
+    """
+
+    artifact: str
+    step: str
+    method: str
+    accuracy: float
+    drop: float
+    bytes: int
+    met_budget: bool
+
+
+@dataclass(frozen=True)
+class PruneAttempt(Record):
+    """One pruning attempt (``compression.prune_attempts``); positional fields."""
+
+    step: str
+    target_sparsity: float
+    fine_tune_epochs: int
+    fine_tune_steps: int
+    accuracy: float
+    drop: float
+    met_budget: bool
+    #: Why a later stage turned down an attempt that met the budget itself (e.g. the int8 files missed it).
+    rejected_by: str = ""
+
+
+@dataclass(frozen=True)
+class ChannelAttempt(Record):
+    """One channel-pruning attempt (``compression.channel_attempts``): the ratio kept, its size and cost, and its
+    accuracy before and after fine-tuning; positional fields."""
+
+    step: str
+    channel_ratio: float
+    fine_tune_epochs: int
+    distilled: bool
+    params: int
+    macs: int
+    accuracy_before_fine_tune: float
+    accuracy: float
+    drop: float
+    met_budget: bool
+    rejected_by: str = ""
+    structure: Literal["channels"] = field(default="channels", kw_only=True)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Compression(Record):
     """What pruning and quantization did (attempt tables as the compress stage writes them)."""
 
     sparsity: dict[str, float]
     schedule: dict[str, Any]
-    prune_attempts: tuple[dict[str, Any], ...]
-    quantization_attempts: tuple[dict[str, Any], ...]
+    prune_attempts: tuple[PruneAttempt, ...]
+    quantization_attempts: tuple[QuantizationAttempt, ...]
     sqnr_db: dict[str, dict[str, float | None]] = field(metadata=_doc("per format, per layer: " + _SQNR_DOC))
     channels: dict[str, Any] | None = field(default=None, metadata=_doc(
         "structured channel pruning (prune.structure = \"channels\"): the kept model's channel report "
         "(per-layer channels before/after, parameters, MACs, int8 bytes, measured int8 latency ratio)"))
-    channel_attempts: tuple[dict[str, Any], ...] | None = field(default=None, metadata=_doc(
+    channel_attempts: tuple[ChannelAttempt, ...] | None = field(default=None, metadata=_doc(
         "every channel-pruning attempt (ratio, fine-tune epochs, distilled, accuracy, met_budget)"))
     prune_skipped: str | None = field(default=None, metadata=_doc(
         "why the build did not prune although the recipe left prune.enabled unset (a validation split "
