@@ -45,7 +45,7 @@ from edgeship.core.bundle import (
 )
 from edgeship.core.metrics import SCORE_RULE, detection_metrics, threshold_at_quantile, top1_accuracy
 from edgeship.core.progress import say, stage
-from edgeship.core.task import AnomalyDetection, Classification, Task
+from edgeship.core.task import AnomalyDetection, Classification, Task, task_named
 from edgeship.recipe import Recipe
 from edgeship.variants import CompressData, VariantMaker
 
@@ -101,10 +101,6 @@ class ShipData:
     preprocessing: dict[str, Any]
     reference_acc: float
     anomaly: AnomalyShip | None = None
-
-    @property
-    def task(self) -> Task:
-        return AnomalyDetection() if self.anomaly is not None else Classification()
 
 
 @dataclass(frozen=True)
@@ -180,7 +176,7 @@ def _manifest(bundle: Any, recipe: Recipe, data: ShipData, info: BuildInfo, make
     return Manifest(
         name=recipe.name, edgeship_version=edgeship.__version__, toolchain=toolchain(),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        recipe=recipe.to_dict(), recipe_sha256=recipe.sha256(), task=data.task.name,
+        recipe=recipe.to_dict(), recipe_sha256=recipe.sha256(), task=checker.task.name,
         labels=tuple(data.labels), preprocessing=data.preprocessing, source=info.source, dataset=info.dataset,
         training=info.training, warnings=warnings, metrics=info.metrics, text=info.text, anomaly=info.anomaly,
         artifacts=tuple(verified.artifacts), workload=_workload(bundle, verified.artifacts),
@@ -360,12 +356,13 @@ class _Checker:
 
         cfg = recipe.export
         self.recipe, self.data, self.base = recipe, data, base
-        self.judge = JUDGES[data.task.name](data)
+        self.task = task_named(recipe.model.task)  # chosen once, from the recipe
+        self.judge = JUDGES[self.task.name](data)
         self.tolerance = Tolerance(atol=dict(cfg.parity_atol), min_top1=cfg.parity_min_top1,
                                    min_sqnr_db=cfg.parity_min_sqnr_db)
         self.meta = metadata_dict(data.labels, data.preprocessing, recipe.sha256())
         self.reference = keras_outputs(model, data.x_eval)
-        self.classifier = data.task.classifier_outputs(self.reference, data.labels)  # top-1 only on class scores
+        self.classifier = self.task.classifier_outputs(self.reference, data.labels)  # top-1 only on class scores
 
     def parity(self, path: Path, fmt: str, precision: str, source: Any) -> tuple[ParityResult, dict[str, np.ndarray]]:
         """``source``: the Keras model the artifact was made from when not the float one (QAT)."""
@@ -373,7 +370,7 @@ class _Checker:
 
         expected = self.reference if source is None else keras_outputs(source, self.data.x_eval)
         return check_artifact(path, fmt, precision, expected, self.data.x_eval, self.tolerance, self.classifier,
-                              rule=self.data.task.parity_rule)
+                              rule=self.task.parity_rule)
 
     def chance(self, name: str, accuracy: float) -> ChanceCheck | None:
         from edgeship._gates import gate_chance
@@ -408,8 +405,8 @@ class _Checker:
 def _budget_entry(recipe: Recipe, maker: VariantMaker, judge: _Judge, data: CompressData | None) -> BudgetRecord:
     return BudgetRecord(
         max_accuracy_drop=recipe.budget.limit, effective_max_drop=maker.budget, decision_samples=len(maker.y_dec),
-        reference=judge.task.budget_reference, reference_val_accuracy=maker.reference,
-        reference_test_accuracy=judge.reference_test(), judged_on=_judged_on(data),
+        reference=judge.task.budget_reference, metric=judge.task.metric, reference_val=maker.reference,
+        reference_test=judge.reference_test(), judged_on=_judged_on(data),
     )
 
 

@@ -304,13 +304,13 @@ def _budget(m: Manifest, bl: Baseline | None) -> list[Section]:
         f"Budget: every artifact within {_cell(b.max_accuracy_drop)} {'ROC AUC' if m.anomaly else 'top-1'} "
         f"(judged as {_cell(b.effective_max_drop)} on {_cell(b.decision_samples)} "
         f"{b.judged_on} samples) of the {b.reference} "
-        f"({_cell(b.reference_val_accuracy)})."
+        f"({_cell(b.reference_val)})."
     )])]
 
 
 def _channels(m: Manifest, bl: Baseline | None) -> list[Section]:
     """Structured channel pruning: cost before/after, the measured int8 latency ratio, channels kept, attempts."""
-    ch, att = _compression(m).channels, list(_compression(m).channel_attempts or ())
+    ch, att = _compression(m).channels, [a.to_json() for a in _compression(m).channel_attempts or ()]
     if not ch:
         return []
     ratio = ch.get("int8_tflite_latency_ratio")
@@ -333,7 +333,7 @@ def _channels(m: Manifest, bl: Baseline | None) -> list[Section]:
 
 
 def _prune_attempts(m: Manifest, bl: Baseline | None) -> list[Section]:
-    att = list(_compression(m).prune_attempts)
+    att = [a.to_json() for a in _compression(m).prune_attempts]
     if not att:
         return []
     keys = list(dict.fromkeys(k for a in att for k in a))
@@ -455,7 +455,7 @@ def _schedule(m: Manifest, bl: Baseline | None) -> list[Section]:
 
 
 def _quantization_attempts(m: Manifest, bl: Baseline | None) -> list[Section]:
-    att = list(_compression(m).quantization_attempts)
+    att = [a.to_json() for a in _compression(m).quantization_attempts]
     if not att:
         return []
     keys = list(dict.fromkeys(k for a in att for k in a))

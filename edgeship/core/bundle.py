@@ -369,15 +369,29 @@ class EvalFile(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class BudgetRecord(Record):
-    """How the accuracy budget was applied."""
+    """How the accuracy budget was applied, on the task's metric (``metric``: accuracy, or roc_auc)."""
 
-    max_accuracy_drop: float | None
+    max_accuracy_drop: float | None = field(metadata=_doc(
+        "the recipe's budget.max_accuracy_drop: the largest drop of the task's metric allowed"))
     effective_max_drop: float | None
     decision_samples: int
     reference: str
-    reference_val_accuracy: float | None
-    reference_test_accuracy: float
+    metric: str | None = field(default=None, metadata=_doc(
+        "the task's metric the reference figures and drops are in: accuracy (top-1) or roc_auc. Absent in bundles "
+        "before 0.2 (the task's metric), which wrote reference_val_accuracy / reference_test_accuracy: read as "
+        "reference_val / reference_test"))
+    reference_val: float | None
+    reference_test: float
     judged_on: str
+
+    _LEGACY: ClassVar[dict[str, str]] = {"reference_val_accuracy": "reference_val",
+                                         "reference_test_accuracy": "reference_test"}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str | None = None) -> BudgetRecord:
+        if isinstance(data, Mapping) and any(k in data for k in cls._LEGACY):
+            data = {cls._LEGACY.get(k, k): v for k, v in data.items()}
+        return super().from_json(data, where)
 
 
 @dataclass(frozen=True, kw_only=True)
