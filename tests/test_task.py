@@ -91,3 +91,16 @@ def test_cross_platform_parity_judges_by_the_build_rule() -> None:
     assert rec.top1_agreement is None and failure is None
     rec, failure = judge("c.float32.tflite", False, {"probs": x}, {"probs": y}, LIMITS)
     assert not rec.passed and failure is not None and "max abs diff" in failure
+
+
+def test_a_manifest_written_by_edgeship_0_1_still_loads() -> None:
+    """tests/data/manifest-0.1.0.json: the default build's manifest as edgeship 0.1.0 (35792c0) wrote it."""
+    import json
+
+    data = json.loads((Path(__file__).parent / "data" / "manifest-0.1.0.json").read_text())
+    m = Manifest.from_json(data)
+    assert m.edgeship_version == "0.1.0" and m.task is None and task_of(m) == Classification()
+    assert m.budget is not None and m.budget.reference_test == data["budget"]["reference_test_accuracy"]
+    attempts = m.compression.quantization_attempts if m.compression else ()
+    assert attempts and all(isinstance(a.met_budget, bool) for a in attempts)
+    assert m.artifacts[0].parity is not None and m.artifacts[0].parity.passed
