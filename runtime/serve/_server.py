@@ -1,4 +1,4 @@
-"""uvicorn underneath: a header timeout, SIGTERM drains and exits 0, SIGHUP reloads the bundles."""
+"""uvicorn underneath: the header deadline (see _deadline), SIGTERM drains and exits 0, SIGHUP reloads the bundles."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class _Server(uvicorn.Server):
         taken = await self._accept_backlog()
         for server in self.servers:
             server.close()
-        self.service.log.write("draining", backlog_taken=taken, connections=len(self.server_state.connections),
+        self.service.log.write("draining", backlog_taken=taken, connections=len(self.protocol.live),
                                requests=len(self.server_state.tasks))
         deadline = time.monotonic() + 0.25
         while time.monotonic() < deadline and any(c.waiting for c in self.protocol.live):
