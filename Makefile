@@ -43,10 +43,9 @@ arm-root: $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 
-# The result tables are generated from benchmarks/*_results.json first (benchmarks/render_tables.py).
+# docs/hooks.py regenerates docs/results.md from benchmarks/*_results.json (benchmarks/render_tables.py).
 docs: $(VENV)/.dev-installed
-	$(PY) benchmarks/render_tables.py
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: $(VENV)/.dev-installed
 	$(PY) benchmarks/run.py
