@@ -126,7 +126,12 @@ def mlperf(d: dict, m: Machine, cmd: str) -> list[str]:
         rows.append([f"{t['task']['title']} (`{t['task']['arch']}`)", n(t["build"]["params"]),
                      f"{n(s8['ours_bytes'])} ({n(s8['reference_bytes'])})",
                      f"{n(s32['ours_bytes'])} ({n(s32['reference_bytes'])})", q])
-    out = ["Sizes and quality (quality on the stand-in test split, through `edgeship.runtime`; "
+    st = d.get("settings", {})
+    out = [f"- **{k}** `{t['task']['arch']}`: {t['task']['stand_in']}; {st.get('epochs', {}).get(k, '?')} epochs."
+           for k, t in tasks.items()]
+    if "quantization" in st:
+        out += [f"- Quantization: {st['quantization']}."]
+    out += ["", "Sizes and quality (quality on the stand-in test split, through `edgeship.runtime`; "
            "in brackets the MLPerf Tiny reference file of that precision):", "",
            table(["task (arch)", "params", "int8 TFLite bytes (ref)", "float32 TFLite bytes (ref)",
                   "quality float32 / int8 TFLite"], rows, "lrrrl"), ""]
