@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from edgeship.core.bundle import PruneAttempt
 from edgeship.core.errors import AccuracyBudgetError
 
 from .budget import budget_error, judge, met_cell, text_table
@@ -41,24 +42,6 @@ MIN_FINE_TUNE_STEPS = 300
 def default_fine_tune_epochs(steps_per_epoch: int) -> int:
     """``max(4, ceil(300 / steps_per_epoch))``: at least 4 epochs and about 300 optimizer steps."""
     return max(4, math.ceil(MIN_FINE_TUNE_STEPS / max(1, steps_per_epoch)))
-
-
-@dataclass(frozen=True)
-class PruneAttempt:
-    """One pruning attempt, as recorded in ``manifest["compression"]["prune_attempts"]``."""
-
-    step: str
-    target_sparsity: float
-    fine_tune_epochs: int
-    fine_tune_steps: int
-    accuracy: float
-    drop: float
-    met_budget: bool
-    #: Why a later stage turned down an attempt that met the budget itself (e.g. the int8 files missed it).
-    rejected_by: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def prune_attempts_table(attempts: list[PruneAttempt]) -> str:

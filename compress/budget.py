@@ -12,30 +12,13 @@ same budget.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
-from typing import Any
 
+from edgeship.core.bundle import QuantizationAttempt as Attempt
 from edgeship.core.errors import AccuracyBudgetError
 
 Step = tuple[str, str, Callable[[], bytes]]
 
 STEPS = ("ptq_per_channel", "more_calibration", "other_calibration", "qat", "float_fallback")
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One quantization attempt, as recorded in ``manifest["compression"]["quantization_attempts"]``."""
-
-    artifact: str
-    step: str
-    method: str
-    accuracy: float
-    drop: float
-    bytes: int
-    met_budget: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def text_table(rows: list[tuple[str, ...]]) -> str:

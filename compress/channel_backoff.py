@@ -16,37 +16,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from edgeship.core.bundle import ChannelAttempt
 from edgeship.core.errors import AccuracyBudgetError
 
 from .backoff import longer_fine_tune_epochs
 from .budget import budget_error, judge, met_cell, text_table
 from .channels import ChannelReport, Ranking, prune_channels
 from .distill import Distillation, distill_from
-
-
-@dataclass(frozen=True)
-class ChannelAttempt:
-    """One channel-pruning attempt: the ratio kept, its size and cost, and its accuracy before and after fine-tuning."""
-
-    step: str
-    channel_ratio: float
-    fine_tune_epochs: int
-    distilled: bool
-    params: int
-    macs: int
-    accuracy_before_fine_tune: float
-    accuracy: float
-    drop: float
-    met_budget: bool
-    rejected_by: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"structure": "channels", **asdict(self)}
 
 
 def channel_attempts_table(attempts: list[ChannelAttempt]) -> str:

@@ -20,7 +20,7 @@ from .core.errors import SchemaVersionError as SchemaVersionError
 from .core.errors import SearchError as SearchError
 from .core.errors import WheelMissingError as WheelMissingError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AccuracyBudgetError",

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.core.bundle import AnomalyInfo, DatasetInfo
 from edgeship.core.metrics import SCORE_RULE, SCORE_RULE_TEXT, detection_metrics, reconstruction_error, roc_auc
 from edgeship.core.progress import say
 
@@ -66,12 +67,9 @@ def keras_scores(model: Any, x: np.ndarray) -> np.ndarray:
 
 def build_anomaly(run: Any, ds: Any, plan: Any, factory: Callable[[], Any]) -> None:
     """Train, evaluate and ship an anomaly detector into ``run.out`` (see the module docstring)."""
-    from sklearn.metrics import roc_curve
-
     from edgeship import train
-    from edgeship._write import AnomalyShip, ShipData, write_bundle
-    from edgeship.build import calibration_sample
-    from edgeship.variants import CompressData
+    from edgeship._write import AnomalyShip, BuildInfo, ShipData, write_bundle
+    from edgeship.variants import CompressData, calibration_sample
 
     recipe = run.recipe
     probe = factory()
@@ -95,41 +93,61 @@ def build_anomaly(run: Any, ds: Any, plan: Any, factory: Callable[[], Any]) -> N
             checkpoint_path=run.work / "training" / "best.keras" if t.checkpoint else None,
             log_dir=run.work / "training" / "logs" if t.tensorboard else None,
         )
-        q = recipe.anomaly.threshold_quantile
-        val_scores = keras_scores(model, ds.x_val)  # normals and held-out anomalies; the threshold reads the normals
-        threshold = float(np.quantile(val_scores[ds.y_val == 0], q))
-        test_scores = keras_scores(model, ds.x_test)
-        figures = detection_metrics(test_scores, ds.y_test, threshold)
-        auc = figures["roc_auc"]
-        val_auc = roc_auc(val_scores, ds.y_val)
-        say(f"  keras float32 test ROC AUC {auc:.4f} (validation {val_auc:.4f}), threshold {threshold:.4g} "
-            f"(quantile {q} of {len(x_normal_val)} validation normals): precision {figures['precision']:.4f}, "
-            f"recall {figures['recall']:.4f}, after {len(history.get('loss', []))} epoch(s)")
-    fpr, tpr, _ = roc_curve(ds.y_test, test_scores)
-    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).round().astype(int))
-    warnings: list[str] = []  # below the PCA baseline: write_bundle warns per artifact
-    anomaly_info = {
-        "score": SCORE_RULE, "score_rule": SCORE_RULE_TEXT, "threshold_quantile": q, "threshold": threshold,
-        "roc_auc": auc, "precision": figures["precision"], "recall": figures["recall"],
-        "accuracy": figures["accuracy"], "validation_normals": len(x_normal_val),
-        "validation_roc_auc": val_auc,
-        **({"normal_classes": list(recipe.data.normal_classes)} if recipe.data.normal_classes else {}),
-        "baselines": base,
-        "roc_curve": {"fpr": [round(float(v), 5) for v in fpr[keep]], "tpr": [round(float(v), 5) for v in tpr[keep]]},
-    }
+        anomaly_info = float_figures(model, ds, recipe, base, len(history.get("loss", [])))
     data = ShipData(
         calibration_sample(ds.x_train, recipe.quantize.calibration_samples, recipe.seed), ds.x_test, ds.y_test,
-        ds.labels, ds.preprocessing, figures["accuracy"],
-        anomaly=AnomalyShip(x_normal_val, q, auc, base),
+        ds.labels, ds.preprocessing, anomaly_info.accuracy,
+        anomaly=AnomalyShip(x_normal_val, anomaly_info.threshold_quantile, anomaly_info.roc_auc, base),
     )
-    compress_data = CompressData(x_val=ds.x_val, y_val=ds.y_val, batch_size=plan.batch_size,
-                                 learning_rate=plan.learning_rate, seed=recipe.seed, reference_accuracy=val_auc)
-    info = {
-        "dataset": {"name": ds.name, "train": len(ds.x_train), "val": len(ds.x_val), "test": len(ds.x_test),
-                    "val_anomalous": int(ds.y_val.sum()), "test_anomalous": int(ds.y_test.sum())},
-        "training": {**plan.to_json(), "epochs_run": len(history.get("loss", [])), "loss": "mse",
-                     "trained_on": "normal samples only"},
-        "warnings": warnings,
-        "anomaly": anomaly_info,
-    }
+    compress_data = CompressData(x_val=ds.x_val, y_val=ds.y_val, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
+                                 seed=recipe.seed, reference_accuracy=anomaly_info.validation_roc_auc)
+    info = BuildInfo(
+        dataset=DatasetInfo(name=ds.name, train=len(ds.x_train), val=len(ds.x_val), test=len(ds.x_test),
+                            val_anomalous=int(ds.y_val.sum()), test_anomalous=int(ds.y_test.sum())),
+        training={**plan.to_json(), "epochs_run": len(history.get("loss", [])), "loss": "mse",
+                  "trained_on": "normal samples only"},
+        anomaly=anomaly_info,
+    )
     write_bundle(model, recipe, run.out, data, info=info, timings=run.timings, compress_data=compress_data)
+
+
+def float_figures(model: Any, ds: Any, recipe: Any, base: dict[str, Any], epochs_run: int) -> AnomalyInfo:
+    """The trained float32 model's threshold (the quantile of the validation normals' scores), test ROC AUC,
+    precision / recall there, and its ROC curve (at most :data:`ROC_POINTS` points)."""
+    from sklearn.metrics import roc_curve
+
+    q = recipe.anomaly.threshold_quantile
+    val_scores = keras_scores(model, ds.x_val)  # normals and held-out anomalies; the threshold reads the normals
+    normals = int((ds.y_val == 0).sum())
+    threshold = float(np.quantile(val_scores[ds.y_val == 0], q))
+    test_scores = keras_scores(model, ds.x_test)
+    figures = detection_metrics(test_scores, ds.y_test, threshold)
+    auc, val_auc = figures["roc_auc"], roc_auc(val_scores, ds.y_val)
+    say(f"  keras float32 test ROC AUC {auc:.4f} (validation {val_auc:.4f}), threshold {threshold:.4g} "
+        f"(quantile {q} of {normals} validation normals): precision {figures['precision']:.4f}, "
+        f"recall {figures['recall']:.4f}, after {epochs_run} epoch(s)")
+    fpr, tpr, _ = roc_curve(ds.y_test, test_scores)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).round().astype(int))
+    return AnomalyInfo(
+        score=SCORE_RULE, score_rule=SCORE_RULE_TEXT, threshold_quantile=q, threshold=threshold,
+        roc_auc=auc, precision=figures["precision"], recall=figures["recall"], accuracy=figures["accuracy"],
+        validation_normals=normals, validation_roc_auc=val_auc,
+        normal_classes=tuple(recipe.data.normal_classes) if recipe.data.normal_classes else None, baselines=base,
+        roc_curve={"fpr": [round(float(v), 5) for v in fpr[keep]], "tpr": [round(float(v), 5) for v in tpr[keep]]},
+    )
+
+
+def load_anomaly_data(recipe: Any) -> Any:
+    """The recipe's one-class splits (:func:`edgeship.train.load_anomaly_dataset`): normal training samples,
+    validation and test with held-out anomalies."""
+    from edgeship import train
+
+    d = recipe.data
+    ds = train.load_anomaly_dataset(
+        d.dataset, normal_classes=d.normal_classes, seed=recipe.seed, test_fraction=d.test_fraction,
+        val_fraction=d.val_fraction, label_column=d.label_column,
+        flatten=train.model_info(recipe.model.arch).input_kind == "vector",
+    )
+    say(f"  {ds.name}: {len(ds.x_train)} train (normal) / {len(ds.x_val)} val ({int(ds.y_val.sum())} anomalous) / "
+        f"{len(ds.x_test)} test ({int(ds.y_test.sum())} anomalous), input {ds.input_shape}")
+    return ds

@@ -32,13 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from edgeship._gates import bundle_warnings as bundle_warnings
-from edgeship._gates import check_task, gate_chance
-from edgeship._write import ShipData, write_bundle
+from edgeship._anomaly import build_anomaly, load_anomaly_data
+from edgeship._gates import gate_chance
+from edgeship._write import BuildInfo, ShipData, write_bundle
+from edgeship.core.bundle import Baselines, DatasetInfo, Evaluation, ModelMetrics
 from edgeship.core.metrics import top1_accuracy
 from edgeship.core.progress import say, stage
+from edgeship.core.task import AnomalyDetection, task_named
 from edgeship.recipe import Recipe
-from edgeship.variants import CompressData
+from edgeship.variants import CompressData, calibration_sample
 
 __all__ = ["ShipData", "build", "calibration_sample", "export_saved_model", "gate_chance", "load_data", "write_bundle"]
 
@@ -99,50 +101,59 @@ def build(recipe: Recipe, out: str | Path, *,
     on any failure no bundle (and no partial file) is left at ``out``.
     """
     from edgeship import train
-    from edgeship.core.errors import AccuracyBudgetError
     from edgeship.export import check_target
 
     out = Path(out)
     check_target(out.absolute())  # fail before training, not after
     say(f"recipe {recipe.name} (sha256 {recipe.sha256()[:12]}), bundle -> {out}")
-    check_task(train.model_info(recipe.model.arch), recipe.data.dataset, recipe.model.task)  # before any work
+    task_named(recipe.model.task).check_arch(train.model_info(recipe.model.arch), recipe.data.dataset)  # before any work
     run = _Run(recipe, out, Path(tempfile.mkdtemp(prefix="edgeship-train-")))  # checkpoint + logs, copied at the end
     try:
         with run.stage("data"):
             train.set_seed(recipe.seed)
             ds = load_data(recipe)
-        if recipe.model.task == "anomaly":
-            from edgeship._anomaly import build_anomaly
-
-            build_anomaly(run, ds, _plan(recipe, len(ds.x_train)), _model_factory(recipe, ds))
-            return _finish_build(run, out)
-        with run.stage("baselines: majority class, logistic regression"):
-            base = train.baselines(ds, seed=recipe.seed)
-            say(f"  majority {base['majority']:.4f}, linear {base['linear']:.4f} (test split)")
         plan = _plan(recipe, len(ds.x_train))
-        augment = train.make_augmenter(**recipe.data.augmentation.model_dump()) if _is_images(recipe) else None
-        trained = _train(run, ds, plan, augment, on_epoch)
-        if recipe.train.strategy == "multi_worker":
-            role = train.worker_role()
-            if not role.is_chief:  # the chief alone compresses and writes the bundle
-                return _worker_weights(trained.model, role.weights_folder(out))
-            _worker_weights(trained.model, run.work / "training")  # copied into the bundle's training/
-        gate_chance("the trained float32 Keras model", trained.test_accuracy, len(ds.y_test), base, recipe)
-        decision = _decision(recipe, ds, augment, trained)
-        candidates = _Candidates(run, ds, plan, augment, trained, decision)
-        for candidate in candidates:
-            try:
-                _ship(run, ds, plan, trained, decision, base, candidate)
-                break
-            except AccuracyBudgetError as exc:
-                if not candidates.tried:
-                    raise
-                candidates.reject(exc)
-        else:
-            raise candidates.error()
-        return _finish_build(run, out)
+        if recipe.model.task == AnomalyDetection.name:  # its own pipeline: no pruning, no class baselines
+            build_anomaly(run, ds, plan, _model_factory(recipe, ds))
+            return _finish_build(run, out)
+        worker = _build_classifier(run, ds, plan, on_epoch)
+        return worker if worker is not None else _finish_build(run, out)
     finally:
         shutil.rmtree(run.work, ignore_errors=True)
+
+
+def _build_classifier(run: _Run, ds: Any, plan: Any, on_epoch: Any) -> Path | None:
+    """Baselines, training, the chance gate, then the first candidate whose variants meet the budget.
+
+    Returns this worker's weights folder when it is not the chief of a multi-worker run, else ``None``.
+    """
+    from edgeship import train
+    from edgeship.core.errors import AccuracyBudgetError
+
+    recipe = run.recipe
+    with run.stage("baselines: majority class, logistic regression"):
+        base = train.baselines(ds, seed=recipe.seed)
+        say(f"  majority {base['majority']:.4f}, linear {base['linear']:.4f} (test split)")
+    augment = train.make_augmenter(**recipe.data.augmentation.model_dump()) if _is_images(recipe) else None
+    trained = _train(run, ds, plan, augment, on_epoch)
+    if recipe.train.strategy == "multi_worker":
+        role = train.worker_role()
+        if not role.is_chief:  # the chief alone compresses and writes the bundle
+            return _worker_weights(trained.model, role.weights_folder(run.out))
+        _worker_weights(trained.model, run.work / "training")  # copied into the bundle's training/
+    base = Baselines.from_json(base)
+    gate_chance("the trained float32 Keras model", trained.test_accuracy, len(ds.y_test), base, recipe)
+    decision = _decision(recipe, ds, augment, trained)
+    candidates = _Candidates(run, ds, plan, augment, trained, decision)
+    for candidate in candidates:
+        try:
+            _ship(run, ds, plan, trained, decision, base, candidate)
+            return None
+        except AccuracyBudgetError as exc:
+            if not candidates.tried:
+                raise
+            candidates.reject(exc)
+    raise candidates.error()
 
 
 def _finish_build(run: _Run, out: Path) -> Path:
@@ -164,16 +175,9 @@ def load_data(recipe: Recipe) -> Any:
     """The recipe's dataset, split as every command that reads this recipe splits it."""
     from edgeship import train
 
+    if recipe.model.task == AnomalyDetection.name:
+        return load_anomaly_data(recipe)
     d = recipe.data
-    if recipe.model.task == "anomaly":
-        ds = train.load_anomaly_dataset(
-            d.dataset, normal_classes=d.normal_classes, seed=recipe.seed, test_fraction=d.test_fraction,
-            val_fraction=d.val_fraction, label_column=d.label_column,
-            flatten=train.model_info(recipe.model.arch).input_kind == "vector",
-        )
-        say(f"  {ds.name}: {len(ds.x_train)} train (normal) / {len(ds.x_val)} val ({int(ds.y_val.sum())} anomalous) / "
-            f"{len(ds.x_test)} test ({int(ds.y_test.sum())} anomalous), input {ds.input_shape}")
-        return ds
     ds = train.load_dataset(
         d.dataset, seed=recipe.seed, test_fraction=d.test_fraction, val_fraction=d.val_fraction,
         image_size=tuple(d.image_size), color_mode=d.color_mode, rescale=d.rescale,
@@ -185,12 +189,6 @@ def load_data(recipe: Recipe) -> Any:
         f"input {ds.input_shape}, {ds.num_classes} classes"
         + ("; train and test streamed from disk (tf.data)" if ds.extras.get("streamed") else ""))
     return ds
-
-
-def calibration_sample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` rows of ``x`` (all when fewer), drawn without replacement with ``seed``."""
-    rng = np.random.default_rng(seed)
-    return np.asarray(x[rng.choice(len(x), min(n, len(x)), replace=False)])  # decodes only these rows when streamed
 
 
 def _is_images(recipe: Recipe) -> bool:
@@ -392,7 +390,7 @@ class _Candidates:
         return compress.prune_budget_error(self.attempts, self.decision.budget, self.decision.reference, last)
 
 
-def _ship(run: _Run, ds: Any, plan: Any, trained: _Trained, decision: _Decision, base: dict[str, Any],
+def _ship(run: _Run, ds: Any, plan: Any, trained: _Trained, decision: _Decision, base: Baselines,
           candidate: _Candidate) -> None:
     """Evaluate the candidate the artifacts come from, then export, check and write the bundle."""
     from edgeship import compress, train
@@ -419,17 +417,16 @@ def _ship(run: _Run, ds: Any, plan: Any, trained: _Trained, decision: _Decision,
         x_decision=decision.x if decision.copies else None, y_decision=decision.y if decision.copies else None,
         prune_skipped=decision.prune_skipped,
     )
-    info = {
-        "dataset": {"name": ds.name, "train": len(ds.x_train), "val": len(ds.x_val), "test": len(ds.x_test)},
-        "training": {**plan.to_json(), "epochs_run": trained.epochs_run},
-        "warnings": list(decision.concerns),
-        "metrics": {
-            "keras_float32_accuracy": trained.test_accuracy, "keras_float32_val_accuracy": trained.val_accuracy,
-            "keras_reference_accuracy": evaluation["accuracy"], "sparsity": sparsity, "evaluation": evaluation,
-            "baselines": base,
-        },
-        **({"text": ds.text} if ds.text is not None else {}),
-    }
+    info = BuildInfo(
+        dataset=DatasetInfo(name=ds.name, train=len(ds.x_train), val=len(ds.x_val), test=len(ds.x_test)),
+        training={**plan.to_json(), "epochs_run": trained.epochs_run},
+        warnings=tuple(decision.concerns),
+        metrics=ModelMetrics(
+            keras_float32_accuracy=trained.test_accuracy, keras_float32_val_accuracy=trained.val_accuracy,
+            keras_reference_accuracy=evaluation["accuracy"], sparsity=sparsity,
+            evaluation=Evaluation.from_json(evaluation), baselines=base),
+        text=ds.text,
+    )
     write_bundle(candidate.model, recipe, run.out, data, info=info, timings=run.timings, compress_data=compress_data)
 
 
@@ -475,11 +472,10 @@ def export_saved_model(
         digest.update(f.read_bytes())
     ship = ShipData(source["calibration"], source["x_eval"], source["y_eval"], labels, source["preprocessing"],
                     reference_acc)
-    write_bundle(model, recipe, out, ship, timings=timings, info={
-        "source": {"keras_model": model_path.name, "keras_model_sha256": digest.hexdigest(), "data": data.name},
-        "dataset": dataset,
-        "metrics": {"keras_reference_accuracy": reference_acc},
-    })
+    write_bundle(model, recipe, out, ship, timings=timings, info=BuildInfo(
+        source={"keras_model": model_path.name, "keras_model_sha256": digest.hexdigest(), "data": data.name},
+        dataset=DatasetInfo.from_json(dataset), metrics=ModelMetrics(keras_reference_accuracy=reference_acc),
+    ))
     say(f"bundle written: {out}")
     return out
 

@@ -7,7 +7,11 @@ and LiteRT, run by qemu), then compares the outputs per artifact:
 
 * float artifacts (float32, float16): max abs diff <= ``float_max_abs_diff`` (1e-5);
 * quantized artifacts: SQNR >= ``min_sqnr_db`` (30 dB) and top-1 agreement >=
-  ``min_top1_agreement`` (0.99), SQNR taking the host's outputs as the reference.
+  ``min_top1_agreement`` (0.99), the host's outputs the reference.
+
+The rule is build parity's (:mod:`edgeship.core.parity`): per output, top-1
+agreement only on the outputs the bundle's task says hold class scores
+(none for an anomaly detector's reconstruction), over the decisive samples.
 
 ARM's int8 kernels are not x86's, so a quantized artifact may differ by a few
 output quantization steps; these limits say how much is acceptable. The result
@@ -21,9 +25,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import platform as _platform
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +35,16 @@ import numpy as np
 
 from edgeship import platforms
 from edgeship.core.bundle import (
-    MANIFEST,
     CrossPlatformParity,
     Manifest,
     ParitySummary,
     PlatformArtifactParity,
     is_float_precision,
+    write_manifest,
 )
 from edgeship.core.errors import ParityError, PlatformError
-from edgeship.core.metrics import sqnr_db, sqnr_json
+from edgeship.core.parity import compare
+from edgeship.core.task import task_of
 
 LIMITS: dict[str, float] = {"float_max_abs_diff": 1e-5, "min_sqnr_db": 30.0, "min_top1_agreement": 0.99}
 
@@ -78,30 +83,38 @@ def _host_outputs(bundle: Path) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
 
 
-def judge(file: str, quantized: bool, host: list[np.ndarray], device: list[np.ndarray],
-          limits: dict[str, float]) -> tuple[PlatformArtifactParity, str | None]:
-    """One file's outputs (host = reference): max abs diff, SQNR, top-1 agreement; the failure text or None."""
-    ref = np.concatenate([h.astype(np.float64).reshape(len(h), -1) for h in host], axis=1)
-    got = np.concatenate([d.astype(np.float64).reshape(len(d), -1) for d in device], axis=1)
-    diff = float(np.max(np.abs(ref - got))) if ref.size else 0.0
-    sq = sqnr_db(ref, got)
-    top1 = float(np.mean(host[0].reshape(len(host[0]), -1).argmax(-1) == device[0].reshape(len(device[0]), -1).argmax(-1)))
-    failure = None
-    if quantized:
-        if not (math.isfinite(sq) and sq >= limits["min_sqnr_db"] and top1 >= limits["min_top1_agreement"]):
-            failure = (f"{file}: SQNR {sq:.1f} dB (limit >= {limits['min_sqnr_db']}), top-1 agreement "
-                       f"{top1:.4f} (limit >= {limits['min_top1_agreement']})")
-    elif not (math.isfinite(diff) and diff <= limits["float_max_abs_diff"]):
-        failure = f"{file}: max abs diff {diff:.3g} (limit <= {limits['float_max_abs_diff']})"
-    record = PlatformArtifactParity(check="quantized" if quantized else "float",
-                                    max_abs_diff=diff if math.isfinite(diff) else "nan", sqnr_db=sqnr_json(sq),
-                                    top1_agreement=top1, passed=failure is None)
-    return record, failure
+def judge(file: str, quantized: bool, host: list[np.ndarray] | dict[str, np.ndarray],
+          device: list[np.ndarray] | dict[str, np.ndarray], limits: dict[str, float],
+          classifier: Collection[str] | None = None) -> tuple[PlatformArtifactParity, str | None]:
+    """One file's outputs on the target against the host's (the reference), by the one parity rule.
+
+    :func:`edgeship.core.parity.compare` with the platform limits: a float file by max abs diff, a quantized
+    one by SQNR and top-1 agreement on the decisive samples of the outputs in ``classifier`` (``None``: every
+    2-D output with several columns). Returns the record and the failure text (``None`` when it passed).
+    """
+    ref, got = _named(host), _named(device)
+    r = compare(ref, got, quantized=quantized, atol=limits["float_max_abs_diff"],
+                min_top1=limits["min_top1_agreement"], min_sqnr_db=limits["min_sqnr_db"], label=file,
+                classifier=classifier)
+    diffs = [o.max_abs_diff for o in r.outputs.values()]
+    diff = max(diffs, key=lambda d: math.inf if isinstance(d, str) else d) if diffs else 0.0
+    sqnrs = [o.sqnr_db for o in r.outputs.values()]
+    top1s = [o.top1_agreement for o in r.outputs.values() if o.top1_agreement is not None]
+    record = PlatformArtifactParity(
+        check="quantized" if quantized else "float", max_abs_diff=diff,
+        sqnr_db=None if not sqnrs or None in sqnrs else min(s for s in sqnrs if s is not None),
+        top1_agreement=min(top1s) if top1s else None, passed=r.passed, outputs=r.outputs)
+    return record, "; ".join(r.failures) or None
 
 
-def compare(host: dict[str, np.ndarray], device: dict[str, np.ndarray], manifest: Manifest,
-            limits: dict[str, float]) -> tuple[dict[str, PlatformArtifactParity], list[str]]:
-    """Per artifact: max abs diff, SQNR (host = reference), top-1 agreement, judged by the artifact's precision."""
+def _named(outputs: list[np.ndarray] | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return dict(outputs) if isinstance(outputs, dict) else {f"output_{i}": o for i, o in enumerate(outputs)}
+
+
+def compare_platform(host: dict[str, np.ndarray], device: dict[str, np.ndarray], manifest: Manifest,
+                     limits: dict[str, float]) -> tuple[dict[str, PlatformArtifactParity], list[str]]:
+    """Per artifact: :func:`judge` by its precision, top-1 on the outputs the manifest's task says hold class scores."""
+    task = task_of(manifest)
     results: dict[str, PlatformArtifactParity] = {}
     failures: list[str] = []
     for a in manifest.artifacts:
@@ -109,8 +122,10 @@ def compare(host: dict[str, np.ndarray], device: dict[str, np.ndarray], manifest
         if not keys or any(k not in device for k in keys):
             failures.append(f"{a.file}: no outputs from the target")
             continue
-        results[a.file], failure = judge(a.file, not is_float_precision(a.precision), [host[k] for k in keys],
-                                         [device[k] for k in keys], limits)
+        ref = {k.split("/", 1)[1]: host[k] for k in keys}
+        got = {k.split("/", 1)[1]: device[k] for k in keys}
+        classifier = task.classifier_outputs(ref, manifest.label_list())
+        results[a.file], failure = judge(a.file, not is_float_precision(a.precision), ref, got, limits, classifier)
         if failure:
             failures.append(failure)
     return results, failures
@@ -138,14 +153,10 @@ def run_files_on_device(files: list[Path], x: np.ndarray, name: str = "linux-aar
             return {f.name: [z[k] for k in sorted(z.files) if k.startswith(f"{f.name}/")] for f in files}
 
 
-def check_platform(bundle: str | Path, name: str = "linux-aarch64", *, limits: dict[str, float] | None = None,
-                   record: bool = True, root: Path | None = None) -> CrossPlatformParity:
-    """Run every artifact of ``bundle`` on ``name`` (emulated) and compare with the host; record it in the manifest.
-
-    Raises:
-        PlatformError: ``name`` is not an emulated platform, or its root is not set up here.
-        ParityError: an artifact misses a limit (recorded first, with ``passed: false``).
-    """
+def measure_platform(bundle: str | Path, name: str = "linux-aarch64", *, limits: dict[str, float] | None = None,
+                     root: Path | None = None) -> CrossPlatformParity:
+    """Run every artifact of ``bundle`` on ``name`` (emulated) and compare with the host; records nothing, raises
+    only when the target cannot run (``PlatformError``)."""
     from edgeship.runtime._bundle import read_manifest, verify_bundle
 
     bundle = Path(bundle)
@@ -155,36 +166,51 @@ def check_platform(bundle: str | Path, name: str = "linux-aarch64", *, limits: d
     root = platforms.require_root(name, root)
     device, engines = _device_outputs(bundle, name, root)
     host = _host_outputs(bundle)
-    artifacts, failures = compare(host, device, manifest, limits)
+    artifacts, failures = compare_platform(host, device, manifest, limits)
     samples = len(next(iter(host.values()))) if host else 0
-    result = CrossPlatformParity(platform=name, host=host_platform(), emulated=True, passed=not failures,
-                                 samples=samples, limits=limits, artifacts=artifacts, failures=tuple(failures),
-                                 engines=engines, cpu=platforms.qemu_cpu())
+    return CrossPlatformParity(platform=name, host=host_platform(), emulated=True, passed=not failures,
+                               samples=samples, limits=limits, artifacts=artifacts, failures=tuple(failures),
+                               engines=engines, cpu=platforms.qemu_cpu())
+
+
+def check_platform(bundle: str | Path, name: str = "linux-aarch64", *, limits: dict[str, float] | None = None,
+                   record: bool = True, root: Path | None = None) -> CrossPlatformParity:
+    """:func:`measure_platform`, recorded in the manifest (``record``), and a miss raised.
+
+    Raises:
+        PlatformError: ``name`` is not an emulated platform, or its root is not set up here.
+        ParityError: an artifact misses a limit (recorded first, with ``passed: false``).
+    """
+    from edgeship.runtime._bundle import read_manifest
+
+    result = measure_platform(bundle, name, limits=limits, root=root)
     if record:
-        record_result(bundle, manifest, result)
-    if failures:
-        raise ParityError(f"Expected every artifact of {bundle} to give the host's outputs on {name} within "
-                          f"{_limits_text(limits)}. Received: {'; '.join(failures)}. Fix: ship the float artifact "
-                          "for this platform, or rebuild with a quantization that holds there (the manifest "
-                          "records the figures under parity.cross_platform).")
+        record_result(Path(bundle), read_manifest(Path(bundle)), result)
+    if not result.passed:
+        raise parity_error(Path(bundle), result)
     return result
+
+
+def parity_error(bundle: Path, result: CrossPlatformParity) -> ParityError:
+    """The error a cross-platform miss raises."""
+    return ParityError(f"Expected every artifact of {bundle} to give the host's outputs on {result.platform} within "
+                       f"{_limits_text(result.limits)}. Received: {'; '.join(result.failures)}. Fix: ship the float "
+                       "artifact for this platform, or rebuild with a quantization that holds there (the manifest "
+                       "records the figures under parity.cross_platform).")
 
 
 def _limits_text(limits: dict[str, float]) -> str:
     return (f"float max abs diff <= {limits['float_max_abs_diff']}, quantized SQNR >= {limits['min_sqnr_db']} dB "
-            f"and top-1 agreement >= {limits['min_top1_agreement']}")
+            f"and top-1 agreement >= {limits['min_top1_agreement']} (on the decisive samples of class scores)")
 
 
 def record_result(bundle: Path, manifest: Manifest, result: CrossPlatformParity) -> None:
-    """Write ``parity.cross_platform[platform]`` into manifest.json atomically, then the reports when possible."""
+    """Write ``parity.cross_platform[platform]`` into manifest.json (the one writer), then the reports when possible."""
     parity = manifest.parity or ParitySummary(passed=result.passed, allowed_failure=False, failures=(),
                                               cross_format=None)
     cross = {**(parity.cross_platform or {}), result.platform: result}
     updated = dataclasses.replace(manifest, parity=dataclasses.replace(parity, cross_platform=cross))
-    data = Manifest.from_json(updated.to_json()).to_json()  # validated as any reader will
-    tmp = bundle / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, bundle / MANIFEST)
+    write_manifest(bundle, updated)
     try:
         from edgeship.export._report import write_reports
     except ImportError:  # the device install: the manifest holds the figures; reports are the build's
@@ -192,7 +218,7 @@ def record_result(bundle: Path, manifest: Manifest, result: CrossPlatformParity)
     from edgeship.runtime._check import BASELINE_FILE, read_baseline
 
     baseline = read_baseline(bundle / BASELINE_FILE) if (bundle / BASELINE_FILE).is_file() else None
-    write_reports(bundle, Manifest.from_json(data), baseline)
+    write_reports(bundle, updated, baseline)
 
 
 def table(result: CrossPlatformParity) -> str:
@@ -204,7 +230,8 @@ def table(result: CrossPlatformParity) -> str:
     for file, a in result.artifacts.items():
         sq = f"{a.sqnr_db:.1f}" if a.sqnr_db is not None else "-"
         diff = a.max_abs_diff if isinstance(a.max_abs_diff, str) else f"{a.max_abs_diff:.3g}"
-        lines.append(f"{file:<24} {a.check:<9} {diff:>12} {sq:>8} {a.top1_agreement:>7.4f}  "
+        top1 = "-" if a.top1_agreement is None else f"{a.top1_agreement:.4f}"
+        lines.append(f"{file:<24} {a.check:<9} {diff:>12} {sq:>8} {top1:>7}  "
                      f"{'pass' if a.passed else 'FAIL'}")
     lines.append("PASSED" if result.passed else "FAILED: " + "; ".join(result.failures))
     return "\n".join(lines)

@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 
 from edgeship.compress.budget import Attempt, Step, effective_budget, meet_budget
-from edgeship.core.bundle import Variant
+from edgeship.core.bundle import Compression, Variant
 from edgeship.core.metrics import top1_accuracy
+from edgeship.core.task import Classification, Task, task_named
 
 
 @dataclass
@@ -69,20 +70,23 @@ class CompressData:
     y_decision: np.ndarray | None = None
 
 
-def artifact_accuracy(data: bytes, fmt: str, x: np.ndarray, y: np.ndarray, task: str = "classification") -> float:
-    """Top-1 accuracy of the artifact ``data`` on ``(x, y)``; for ``task = "anomaly"`` the ROC AUC of its score."""
-    from edgeship.core.metrics import roc_auc
+def artifact_accuracy(data: bytes, fmt: str, x: np.ndarray, y: np.ndarray, task: Task | None = None) -> float:
+    """The task's metric (top-1 accuracy; anomaly detection: ROC AUC of the score) of the artifact ``data`` on ``(x, y)``."""
     from edgeship.core.tf import quiet_engine
     from edgeship.runtime import load_file
 
+    task = task or Classification()
     with tempfile.TemporaryDirectory(prefix="edgeship-attempt-") as tmp:
         path = Path(tmp, f"attempt.{fmt}")
         path.write_bytes(data)
         with quiet_engine(), load_file(path, fmt) as model:  # LiteRT prints its XNNPACK line on first load
-            if task == "anomaly":
-                return roc_auc(model.score(x), y)
-            probs = model.predict(x)
-    return top1_accuracy(np.asarray(probs), y)
+            return task.quality(model, x, y)
+
+
+def calibration_sample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` rows of ``x`` (all when fewer), drawn without replacement with ``seed``."""
+    rng = np.random.default_rng(seed)
+    return np.asarray(x[rng.choice(len(x), min(n, len(x)), replace=False)])  # decodes only these rows when streamed
 
 
 class VariantMaker:
@@ -112,7 +116,7 @@ class VariantMaker:
         # per-channel scaling keeps its zeros): both converters see one layer instead of two.
         self.model, self.fold = fold_batchnorm(model)
         self.recipe = recipe
-        self.task = recipe.model.task  # "anomaly": the budget's metric is ROC AUC, not top-1
+        self.task = task_named(recipe.model.task)  # the budget's metric: top-1, or ROC AUC for anomaly detection
         self.q = recipe.quantize
         self.calibration = calibration
         self.data = data or CompressData()
@@ -139,7 +143,7 @@ class VariantMaker:
     @property
     def budget(self) -> float | None:
         """``budget.max_accuracy_drop`` as the decision split can resolve it (:func:`effective_budget`)."""
-        if self.task == "anomaly":  # ROC AUC moves in steps of 1 / (normals x anomalies): no one-sample floor
+        if not self.task.one_sample_floor:  # ROC AUC moves in steps of 1 / (normals x anomalies)
             return self.recipe.budget.limit
         views = self.data.y_decision is not None and self.data.y_val is not None
         # Augmented views of one image are not independent samples: the floor stays one validation image.
@@ -192,26 +196,24 @@ class VariantMaker:
             return self._chain("onnx", artifact, self._onnx_steps())
         raise ValueError(f"Unknown ONNX precision {precision!r}. Valid names: float32, int8, dynamic_int8.")
 
-    def manifest(self) -> dict[str, Any]:
-        """``manifest["compression"]``."""
-        return {
-            "sparsity": dict(self.data.sparsity),
-            "schedule": self.data.schedule or {},
-            "prune_attempts": [a.to_json() for a in self.data.prune_attempts],
-            "quantization_attempts": [a.to_json() for a in self.attempts],
-            "sqnr_db": {k: dict(v) for k, v in self.sqnr_db.items()},
-            "batchnorm_fold": self.fold.to_json(),
-            **({"channels": self.data.channels["report"],
-                "channel_attempts": [a.to_json() for a in self.data.channels["attempts"]]} if self.data.channels else {}),
-            **({"prune_skipped": self.data.prune_skipped} if self.data.prune_skipped else {}),
-        }
+    def manifest(self) -> Compression:
+        """``manifest.compression``: what pruning and quantization did, with every attempt."""
+        channels = self.data.channels
+        return Compression(
+            sparsity=dict(self.data.sparsity), schedule=self.data.schedule or {},
+            prune_attempts=tuple(self.data.prune_attempts), quantization_attempts=tuple(self.attempts),
+            sqnr_db={k: dict(v) for k, v in self.sqnr_db.items()}, batchnorm_fold=self.fold.to_json(),
+            channels=channels["report"] if channels else None,
+            channel_attempts=tuple(channels["attempts"]) if channels else None,
+            prune_skipped=self.data.prune_skipped or None,
+        )
 
     # -- the chain -------------------------------------------------------
     def _chain(self, fmt: str, artifact: str, steps: Iterator[Step]) -> bytes:
         x, y, task = self.x_dec, self.y_dec, self.task
         return meet_budget(
             artifact, steps, lambda b: artifact_accuracy(b, fmt, x, y, task), self.reference, self.budget,
-            self.attempts, self.say, "ROC AUC" if task == "anomaly" else "accuracy",
+            self.attempts, self.say, task.metric_label,
         )
 
     def _single(self, fmt: str, artifact: str, precision: str, make: Callable[[], bytes]) -> bytes:

@@ -9,12 +9,8 @@ from ._bundle import file_entry as file_entry
 from ._inspect import inspect_file as inspect_file
 from ._metadata import embed_metadata as embed_metadata
 from ._metadata import metadata_dict as metadata_dict
-from ._parity import Tolerance as Tolerance
 from ._parity import check_artifact as check_artifact
-from ._parity import check_cross as check_cross
-from ._parity import classifier_outputs as classifier_outputs
 from ._parity import keras_outputs as keras_outputs
-from ._parity import raise_for as raise_for
 from ._report import write_reports as write_reports
 from ._sqnr import most_sensitive as most_sensitive
 from ._sqnr import onnx_sqnr as onnx_sqnr
@@ -32,6 +28,6 @@ __all__ = [
     "ONNX_PRECISIONS", "OnnxQuantConfig", "TFLITE_PRECISIONS", "quantize_onnx_dynamic",
     "most_sensitive", "onnx_sqnr", "tflite_sqnr",
     # what the orchestrator takes from export
-    "Tolerance", "check_artifact", "check_cross", "check_target", "classifier_outputs", "embed_metadata",
-    "inspect_file", "keras_outputs", "metadata_dict", "raise_for", "write_reports",
+    "check_artifact", "check_target", "embed_metadata", "inspect_file", "keras_outputs", "metadata_dict",
+    "write_reports",
 ]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from edgeship.core.bundle import MANIFEST, Manifest
+from edgeship.core.bundle import Manifest, write_manifest
 from edgeship.core.errors import BuildError
 from edgeship.runtime import is_bundle, sha256_file
 
@@ -65,9 +64,7 @@ class BundleWriter:
         """
         if not isinstance(manifest, Manifest):
             manifest = Manifest.new(manifest)
-        p = self.path(MANIFEST)
-        p.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=False) + "\n")
-        return p
+        return write_manifest(self.path(""), manifest)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         assert self.tmp is not None

@@ -242,13 +242,13 @@ def _budget(m: Manifest, bl: Baseline | None) -> list[Section]:
         f"Budget: every artifact within {cell_text(b.max_accuracy_drop)} {'ROC AUC' if m.anomaly else 'top-1'} "
         f"(judged as {cell_text(b.effective_max_drop)} on {cell_text(b.decision_samples)} "
         f"{b.judged_on} samples) of the {b.reference} "
-        f"({cell_text(b.reference_val_accuracy)})."
+        f"({cell_text(b.reference_val)})."
     )])]
 
 
 def _channels(m: Manifest, bl: Baseline | None) -> list[Section]:
     """Structured channel pruning: cost before/after, the measured int8 latency ratio, channels kept, attempts."""
-    ch, att = _compression(m).channels, list(_compression(m).channel_attempts or ())
+    ch, att = _compression(m).channels, [a.to_json() for a in _compression(m).channel_attempts or ()]
     if not ch:
         return []
     ratio = ch.get("int8_tflite_latency_ratio")
@@ -271,7 +271,7 @@ def _channels(m: Manifest, bl: Baseline | None) -> list[Section]:
 
 
 def _prune_attempts(m: Manifest, bl: Baseline | None) -> list[Section]:
-    att = list(_compression(m).prune_attempts)
+    att = [a.to_json() for a in _compression(m).prune_attempts]
     if not att:
         return []
     keys = list(dict.fromkeys(k for a in att for k in a))
@@ -393,7 +393,7 @@ def _schedule(m: Manifest, bl: Baseline | None) -> list[Section]:
 
 
 def _quantization_attempts(m: Manifest, bl: Baseline | None) -> list[Section]:
-    att = list(_compression(m).quantization_attempts)
+    att = [a.to_json() for a in _compression(m).quantization_attempts]
     if not att:
         return []
     keys = list(dict.fromkeys(k for a in att for k in a))

@@ -71,8 +71,7 @@ def manifest_met_budget(manifest: Manifest | None) -> dict[str, bool]:
     met: dict[str, bool] = {}
     attempts = manifest.compression.quantization_attempts if manifest and manifest.compression else ()
     for a in attempts:
-        if isinstance(a, dict) and isinstance(a.get("artifact"), str) and isinstance(a.get("met_budget"), bool):
-            met[a["artifact"]] = a["met_budget"]
+        met[a.artifact] = a.met_budget
     if manifest is not None and manifest.budget is not None and manifest.budget.max_accuracy_drop is None:
         return {}  # no budget was applied at build time
     return met

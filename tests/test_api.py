@@ -23,8 +23,8 @@ EXPORT_API = [
     "BundleWriter", "ONNX_PRECISIONS", "OnnxQuantConfig", "TFLITE_PRECISIONS", "file_entry", "most_sensitive",
     "onnx_sqnr", "quantize_onnx", "quantize_onnx_dynamic", "tflite_sqnr", "to_onnx", "to_tflite",
     # what the orchestrator takes from export
-    "Tolerance", "check_artifact", "check_cross", "check_target", "classifier_outputs", "embed_metadata",
-    "inspect_file", "keras_outputs", "metadata_dict", "raise_for", "write_reports",
+    "check_artifact", "check_target", "embed_metadata", "inspect_file", "keras_outputs", "metadata_dict",
+    "write_reports",
 ]
 COMPRESS_API = [
     "Attempt", "ChannelAttempt", "ChannelGroup", "ChannelReport", "Distillation", "FoldReport", "PruneAttempt",

@@ -65,7 +65,7 @@ def _write(outlier: dict[str, Any], out: Path, quantize: dict[str, Any], formats
     )
     data = ShipData(ds.x_train[:256], ds.x_test, ds.y_test, ds.labels, ds.preprocessing,
                     train.accuracy(outlier["model"], ds.x_test, ds.y_test))
-    return write_bundle(outlier["model"], recipe, out, data, info={},
+    return write_bundle(outlier["model"], recipe, out, data,
                         compress_data=CompressData(ds.x_train, ds.y_train, ds.x_val, ds.y_val, seed=0))
 
 
@@ -130,18 +130,26 @@ def test_unmeetable_budget_fails_with_the_table_and_writes_no_bundle(outlier: di
 
 
 
-def test_bundle_warnings_name_each_artifact_below_the_baseline_or_over_the_budget() -> None:
-    from edgeship._gates import bundle_warnings
+def _artifact(file: str, **metrics: float) -> Any:
+    from edgeship.core.bundle import ArtifactMetrics, ArtifactRecord
 
-    arts = [{"file": "a.tflite", "metrics": {"accuracy": 0.70, "accuracy_drop": 0.05}},
-            {"file": "b.onnx", "metrics": {"accuracy": 0.90, "accuracy_drop": 0.0}}]
-    below, over = bundle_warnings(arts, {"linear": 0.8, "linear_model": "lr"}, 0.01, 400, "validation split")
+    figures = {"accuracy": 0.0, "accuracy_drop": 0.0, "macro_f1": 0.0, "gzip_bytes": 1, **metrics}
+    return ArtifactRecord(file=file, sha256="0" * 64, bytes=1, format="tflite" if file.endswith(".tflite") else "onnx",
+                          precision="int8", metrics=ArtifactMetrics(**figures))
+
+
+def test_bundle_warnings_name_each_artifact_below_the_baseline_or_over_the_budget() -> None:
+    from edgeship._gates import anomaly_warnings, classifier_warnings
+    from edgeship.core.bundle import Baselines
+
+    arts = [_artifact("a.tflite", accuracy=0.70, accuracy_drop=0.05), _artifact("b.onnx", accuracy=0.90)]
+    base = Baselines(majority=0.1, majority_class=0, linear=0.8, linear_model="lr")
+    below, over = classifier_warnings(arts, base, 0.01, 400, "validation split")
     assert "below the linear baseline (0.8000, lr): a.tflite 0.7000." in below and "b.onnx" not in below
     assert "(400 samples)" in over and "a.tflite +0.0500" in over and "b.onnx" not in over
-    assert bundle_warnings(arts, None, None, 400, "validation split") == []  # no baseline, no budget: nothing to say
+    assert classifier_warnings(arts, None, None, 400, "validation split") == []  # no baseline, no budget: nothing to say
     # 20 test samples cannot resolve 1 point: a 0.05 drop is one sample, within the budget as judged
-    assert bundle_warnings(arts, None, 0.01, 20, "validation split") == []
-    auc = [{"file": "m.tflite", "metrics": {"roc_auc": 0.90, "roc_auc_drop": 0.05}}]
-    pca, drop = bundle_warnings(auc, None, 0.02, 400, "validation split",
-                                anomaly_baselines={"pca_roc_auc": 0.95, "pca_components": 8})
+    assert classifier_warnings(arts, None, 0.01, 20, "validation split") == []
+    auc = [_artifact("m.tflite", roc_auc=0.90, roc_auc_drop=0.05)]
+    pca, drop = anomaly_warnings(auc, {"pca_roc_auc": 0.95, "pca_components": 8}, 0.02, "validation split")
     assert "PCA baseline's ROC AUC (0.9500, 8 components): m.tflite 0.9000" in pca and "m.tflite +0.0500" in drop

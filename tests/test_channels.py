@@ -249,7 +249,7 @@ def test_channel_pruned_model_exports_with_parity(tmp_path: Path) -> None:
                                "export": {"formats": ["tflite", "onnx"], "measure_rss": False}})
     data = ShipData(ds.x_train[:128], ds.x_test, ds.y_test, ds.labels, ds.preprocessing,
                     train.accuracy(narrow, ds.x_test, ds.y_test))
-    out = write_bundle(narrow, recipe, tmp_path / "bundle", data, info={},
+    out = write_bundle(narrow, recipe, tmp_path / "bundle", data,
                        compress_data=CompressData(ds.x_train, ds.y_train, ds.x_val, ds.y_val, seed=0))
     manifest = json.loads((out / "manifest.json").read_text())
     artifacts = manifest["artifacts"]

@@ -146,6 +146,11 @@ def _result(file: str, precision: str, acc: float, ms: float) -> dict[str, Any]:
     return {"file": file, "precision": precision, "accuracy": acc, "median_ms": ms, "latency_ms": {"p50": ms}}
 
 
+def _attempt(artifact: str, met: bool) -> dict[str, object]:
+    return {"artifact": artifact, "step": "ptq_per_channel", "method": "minmax", "accuracy": 0.9, "drop": 0.0,
+            "bytes": 1, "met_budget": met}
+
+
 def test_select_fastest_skips_variants_the_manifest_records_as_missing_the_budget() -> None:
     results = [_result("model.float32.tflite", "float32", 0.95, 0.30), _result("model.int8.tflite", "int8", 0.95, 0.10),
                _result("model.int8.onnx", "int8", 0.95, 0.20)]
@@ -155,8 +160,7 @@ def test_select_fastest_skips_variants_the_manifest_records_as_missing_the_budge
         "artifacts": [{"file": r["file"], "sha256": "0" * 64, "bytes": 1, "format": r["file"].rsplit(".", 1)[1],
                        "precision": r["precision"]} for r in results],
         "compression": {"sparsity": {}, "schedule": {}, "prune_attempts": [], "sqnr_db": {},
-                        "quantization_attempts": [{"artifact": "model.int8.tflite", "met_budget": False},
-                                                  {"artifact": "model.int8.onnx", "met_budget": True}]},
+                        "quantization_attempts": [_attempt("model.int8.tflite", False), _attempt("model.int8.onnx", True)]},
     })
     assert eligible(results, 0.01, manifest) == {"model.float32.tflite", "model.int8.onnx"}
     assert select_fastest(results, 0.01, manifest)["file"] == "model.int8.onnx"
@@ -218,8 +222,8 @@ def test_no_profile_rule(tmp_path: Path) -> None:
     assert _rule(ic)[0] == want
     # ... but never a variant the build recorded as missing the budget
     manifest["compression"] = {"sparsity": {}, "schedule": {}, "prune_attempts": [], "sqnr_db": {},
-                               "quantization_attempts": [{"artifact": "model.int8.onnx", "met_budget": False},
-                                                         {"artifact": "model.int8.tflite", "met_budget": False}]}
+                               "quantization_attempts": [_attempt("model.int8.onnx", False),
+                                                         _attempt("model.int8.tflite", False)]}
     (ic / "manifest.json").write_text(json.dumps(manifest))
     assert _rule(ic)[0] == "model.float32.tflite"
 

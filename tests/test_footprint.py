@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ["pyproject.toml", "README.md", "edgeship", "train", "compress", "export", "runtime"]
+SOURCES = ["pyproject.toml", "README.md", "LICENSE", "edgeship", "train", "compress", "export", "runtime"]
 
 
 @pytest.mark.slow

@@ -19,18 +19,10 @@ import numpy as np
 import pytest
 
 from edgeship.core.errors import ParityError
-from edgeship.core.metrics import SQNR_CAP_DB
+from edgeship.core.metrics import SQNR_CAP_DB, sqnr_db
+from edgeship.core.parity import Tolerance, classifier_outputs, compare, compare_pair, raise_for
 from edgeship.export._metadata import embed_metadata, metadata_dict
-from edgeship.export._parity import (
-    Tolerance,
-    check_artifact,
-    check_cross,
-    classifier_outputs,
-    compare,
-    keras_outputs,
-    raise_for,
-    sqnr_db,
-)
+from edgeship.export._parity import check_artifact, keras_outputs
 from edgeship.recipe import OnnxPrecision, TflitePrecision
 
 # arch -> (input shape, builder options); small inputs keep the conversions fast.
@@ -117,20 +109,20 @@ def test_parity_every_variant(arch: str, trained: dict[str, Any], tmp_path: Path
     for fmt, precision in VARIANTS:
         path = _write(tmp_path, case, fmt, precision)
         result, outs = check_artifact(path, fmt, precision, reference, x, tol)
-        assert result["passed"], result["failures"]
+        assert result.passed, result.failures
         name = model.output_names[0]
-        entry = result["outputs"][name]
+        entry = result.outputs[name]
         if precision.startswith("float"):
-            assert result["check"] == "float" and entry["max_abs_diff"] <= tol.atol_for(precision)
+            assert result.check == "float" and entry.max_abs_diff <= tol.atol_for(precision)
         else:
-            assert result["check"] == "quantized"
-            assert entry["sqnr_db"] >= tol.min_sqnr_db  # a number: an exact match is SQNR_CAP_DB, never "inf"
-            assert entry["top1_agreement"] >= tol.min_top1
+            assert result.check == "quantized"
+            assert entry.sqnr_db >= tol.min_sqnr_db  # a number: an exact match is SQNR_CAP_DB, never "inf"
+            assert entry.top1_agreement >= tol.min_top1
         if precision == "int8":
             int8_outs[fmt] = outs
         summary[f"{fmt}/{precision}"] = entry
-    cross = check_cross(int8_outs["tflite"], int8_outs["onnx"], label="tflite int8 vs onnx int8", min_top1=tol.min_top1)
-    assert cross["passed"], cross["failures"]
+    cross = compare_pair(int8_outs["tflite"], int8_outs["onnx"], label="tflite int8 vs onnx int8", min_top1=tol.min_top1)
+    assert cross.passed, cross.failures
     print(
         arch,
         {
@@ -161,27 +153,27 @@ def test_untrained_classifier_passes_int8_parity(tmp_path: Path) -> None:
         result, outs = check_artifact(_write(tmp_path, case, fmt, "int8"), fmt, "int8", reference, x, tol, classifier)
         flips = np.argmax(reference["probs"], 1) != np.argmax(outs["probs"], 1)
         assert flips.mean() > 1 - tol.min_top1  # the old all-samples rule fails here
-        assert result["passed"], result["failures"]
-        entry = result["outputs"]["probs"]
-        assert entry["sqnr_db"] >= tol.min_sqnr_db
-        rule = entry["top1_rule"]
-        assert rule["samples"] == len(x) and rule["margin_threshold"] > 0
-        assert rule["decisive_samples"] <= len(x) // 20  # few or none: the scores are near-equal
-        assert entry["top1_agreement"] is None or entry["top1_agreement"] >= tol.min_top1
-        json.dumps(result, allow_nan=False)
+        assert result.passed, result.failures
+        entry = result.outputs["probs"]
+        assert entry.sqnr_db >= tol.min_sqnr_db
+        rule = entry.top1_rule
+        assert rule.samples == len(x) and rule.margin_threshold > 0
+        assert rule.decisive_samples <= len(x) // 20  # few or none: the scores are near-equal
+        assert entry.top1_agreement is None or entry.top1_agreement >= tol.min_top1
+        json.dumps(result.to_json(), allow_nan=False)
         results.append(result)
         int8_outs[fmt] = outs
-    cross = check_cross(
+    cross = compare_pair(
         int8_outs["tflite"],
         int8_outs["onnx"],
         label="tflite int8 vs onnx int8",
         min_top1=tol.min_top1,
         classifier=classifier,
     )
-    assert cross["passed"], cross["failures"]
-    assert cross["outputs"]["probs"]["top1_rule"]["decisive_samples"] <= len(x) // 20
+    assert cross.passed, cross.failures
+    assert cross.outputs["probs"].top1_rule.decisive_samples <= len(x) // 20
     raise_for([*results, cross])  # no ParityError
-    print({r["outputs"]["probs"]["top1_rule"]["decisive_samples"] for r in [*results, cross]}, len(x))
+    print({r.outputs["probs"].top1_rule.decisive_samples for r in [*results, cross]}, len(x))
 
 
 # -- failures are collected, typed and specific ----------------------------------
@@ -189,12 +181,12 @@ def test_compare_checks_names_then_shapes_then_values() -> None:
     ref = {"probs": np.eye(4, dtype=np.float32), "aux": np.ones((4, 2), np.float32)}
     bad_shape = {"probs": np.eye(4, dtype=np.float32)[:, :3], "aux": np.ones((4, 2), np.float32) + 0.5}
     r = compare(ref, bad_shape, quantized=False, atol=1e-4, min_top1=0.9, min_sqnr_db=10)
-    assert not r["passed"]
-    assert any("'probs' has shape (4, 3), expected (4, 4)" in f for f in r["failures"])
-    assert any("'aux' max abs diff 0.5 > atol" in f for f in r["failures"])  # both collected
+    assert not r.passed
+    assert any("'probs' has shape (4, 3), expected (4, 4)" in f for f in r.failures)
+    assert any("'aux' max abs diff 0.5 > atol" in f for f in r.failures)  # both collected
     renamed = {"logits": np.eye(4, dtype=np.float32), "aux": ref["aux"]}
     r = compare(ref, renamed, quantized=False, atol=1e-4, min_top1=0.9, min_sqnr_db=10)
-    assert "output names differ" in r["failures"][0]
+    assert "output names differ" in r.failures[0]
     with pytest.raises(ParityError, match=r"2 parity failure\(s\).*'probs'"):
         raise_for([compare(ref, bad_shape, quantized=False, atol=1e-4, min_top1=0.9, min_sqnr_db=10)])
 
@@ -205,10 +197,10 @@ def test_top1_only_for_class_score_outputs() -> None:
     x = {"recon": rng.normal(size=(32, 16)).astype(np.float32)}
     y = {"recon": x["recon"] + 0.01 * rng.normal(size=(32, 16)).astype(np.float32)}
     r = compare(x, y, quantized=True, atol=0, min_top1=1.0, min_sqnr_db=10, classifier=set())
-    assert r["passed"] and r["outputs"]["recon"]["top1_agreement"] is None
-    assert r["outputs"]["recon"]["sqnr_db"] > 30
+    assert r.passed and r.outputs["recon"].top1_agreement is None
+    assert r.outputs["recon"].sqnr_db > 30
     r = compare(x, {"recon": x["recon"] * 0.2}, quantized=True, atol=0, min_top1=0.0, min_sqnr_db=10, classifier=set())
-    assert not r["passed"] and "SQNR 1.94 dB < 10" in r["failures"][0]  # 20*log10(1/0.8)
+    assert not r.passed and "SQNR 1.94 dB < 10" in r.failures[0]  # 20*log10(1/0.8)
 
 
 def _scores(confident_kept: int, confident_flipped: int, low_margin_flipped: int) -> tuple[np.ndarray, np.ndarray]:
@@ -230,16 +222,16 @@ def test_top1_counts_confident_flips_only() -> None:
     x, y = _scores(15, 5, 80)
     r = compare({"probs": x}, {"probs": y}, quantized=True, atol=0, min_top1=0.8, min_sqnr_db=0)
     e95 = 0.01 + 0.05 * (0.8 - 0.01)  # np.percentile interpolates between the 95th and 96th smallest error
-    rule = r["outputs"]["probs"]["top1_rule"]
-    assert rule["margin_threshold"] == pytest.approx(2 * e95)
-    assert (rule["decisive_samples"], rule["samples"]) == (20, 100)  # the confident ones only
-    assert r["outputs"]["probs"]["top1_agreement"] == pytest.approx(15 / 20)
-    assert not r["passed"] and "'probs' top-1 agreement 0.7500 on 20/100 decisive samples < 0.8" in r["failures"][0]
-    cross = check_cross({"probs": x}, {"probs": y}, label="a vs b", min_top1=0.8)
-    assert cross["failures"] == [
+    rule = r.outputs["probs"].top1_rule
+    assert rule.margin_threshold == pytest.approx(2 * e95)
+    assert (rule.decisive_samples, rule.samples) == (20, 100)  # the confident ones only
+    assert r.outputs["probs"].top1_agreement == pytest.approx(15 / 20)
+    assert not r.passed and "'probs' top-1 agreement 0.7500 on 20/100 decisive samples < 0.8" in r.failures[0]
+    cross = compare_pair({"probs": x}, {"probs": y}, label="a vs b", min_top1=0.8)
+    assert list(cross.failures) == [
         "a vs b: output 'probs' top-1 agreement 0.7500 on 20/100 decisive samples < 0.8 (max abs diff 0.8)"
     ]
-    json.dumps([r, cross], allow_nan=False)
+    json.dumps([r.to_json(), cross.to_json()], allow_nan=False)
 
 
 def test_low_margin_flips_are_not_counted() -> None:
@@ -247,26 +239,26 @@ def test_low_margin_flips_are_not_counted() -> None:
     x, y = _scores(18, 2, 80)
     assert np.mean(np.argmax(x, 1) == np.argmax(y, 1)) == pytest.approx(0.18)
     r = compare({"probs": x}, {"probs": y}, quantized=True, atol=0, min_top1=0.8, min_sqnr_db=10)
-    assert r["passed"], r["failures"]
-    entry = r["outputs"]["probs"]
-    assert entry["top1_rule"]["margin_threshold"] == pytest.approx(0.02)  # 2 x the 95th-percentile error 0.01
-    assert entry["top1_rule"]["decisive_samples"] == 20 and entry["top1_agreement"] == pytest.approx(0.9)
+    assert r.passed, r.failures
+    entry = r.outputs["probs"]
+    assert entry.top1_rule.margin_threshold == pytest.approx(0.02)  # 2 x the 95th-percentile error 0.01
+    assert entry.top1_rule.decisive_samples == 20 and entry.top1_agreement == pytest.approx(0.9)
 
 
 def test_no_decisive_sample_leaves_top1_unjudged() -> None:
     # All low-margin and all flipped: top-1 agreement is not judged, the SQNR limit decides.
     x, y = _scores(0, 0, 100)
     r = compare({"probs": x}, {"probs": y}, quantized=True, atol=0, min_top1=1.0, min_sqnr_db=10)
-    entry = r["outputs"]["probs"]
-    assert r["passed"], r["failures"]
-    assert entry["top1_agreement"] is None and entry["top1_rule"]["decisive_samples"] == 0
-    assert entry["sqnr_db"] > 30
-    cross = check_cross({"probs": x}, {"probs": y}, label="a vs b", min_top1=1.0)
-    assert cross["passed"] and cross["outputs"]["probs"]["top1_agreement"] is None
+    entry = r.outputs["probs"]
+    assert r.passed, r.failures
+    assert entry.top1_agreement is None and entry.top1_rule.decisive_samples == 0
+    assert entry.sqnr_db > 30
+    cross = compare_pair({"probs": x}, {"probs": y}, label="a vs b", min_top1=1.0)
+    assert cross.passed and cross.outputs["probs"].top1_agreement is None
     # A broken file is still caught by SQNR; NaN / Inf outputs keep the record strict JSON.
     r = compare({"probs": x}, {"probs": x * 0.2}, quantized=True, atol=0, min_top1=1.0, min_sqnr_db=10)
-    assert r["outputs"]["probs"]["top1_agreement"] is None
-    assert r["failures"] == ["artifact: output 'probs' SQNR 1.94 dB < 10 dB (max abs diff 0.208)"]
+    assert r.outputs["probs"].top1_agreement is None
+    assert list(r.failures) == ["artifact: output 'probs' SQNR 1.94 dB < 10 dB (max abs diff 0.208)"]
     for bad in (np.nan, np.inf):
         r = compare(
             {"probs": x},
@@ -276,9 +268,9 @@ def test_no_decisive_sample_leaves_top1_unjudged() -> None:
             min_top1=1.0,
             min_sqnr_db=10,
         )
-        assert not r["passed"] and r["outputs"]["probs"]["top1_agreement"] is None
-        assert any("SQNR" in f for f in r["failures"]) and not any("top-1" in f for f in r["failures"])
-        json.dumps(r, allow_nan=False)
+        assert not r.passed and r.outputs["probs"].top1_agreement is None
+        assert any("SQNR" in f for f in r.failures) and not any("top-1" in f for f in r.failures)
+        json.dumps(r.to_json(), allow_nan=False)
 
 
 def test_sqnr_definition() -> None:
@@ -298,10 +290,10 @@ def test_sqnr_one_implementation_and_one_storage() -> None:
     assert compress_sqnr is shared and sqnr_db is shared
     x = {"probs": np.array([[0.9, 0.1], [0.2, 0.8]])}
     same = compare(x, x, quantized=True, atol=0, min_top1=0.8, min_sqnr_db=10)
-    assert same["passed"] and same["outputs"]["probs"]["sqnr_db"] == SQNR_CAP_DB
+    assert same.passed and same.outputs["probs"].sqnr_db == SQNR_CAP_DB
     zero = compare({"probs": np.zeros((2, 2))}, x, quantized=True, atol=0, min_top1=0.8, min_sqnr_db=10)
-    assert not zero["passed"] and zero["outputs"]["probs"]["sqnr_db"] is None
-    json.dumps([same, zero], allow_nan=False)
+    assert not zero.passed and zero.outputs["probs"].sqnr_db is None
+    json.dumps([same.to_json(), zero.to_json()], allow_nan=False)
 
 
 def _corrupt_tflite_weight_scale(path: Path, factor: float) -> None:
@@ -341,12 +333,12 @@ def test_corrupted_quantization_scale_raises_parity_error(fmt: str, trained: dic
     reference = keras_outputs(model, x)
     path = _write(tmp_path, case, fmt, "int8")
     good, _ = check_artifact(path, fmt, "int8", reference, x)
-    assert good["passed"], good["failures"]
+    assert good.passed, good.failures
     (_corrupt_tflite_weight_scale if fmt == "tflite" else _corrupt_onnx_dequant_scale)(path, 0.02)
     bad, _ = check_artifact(path, fmt, "int8", reference, x)
-    assert not bad["passed"]
-    diff = bad["outputs"]["probs"]["max_abs_diff"]
-    assert diff > good["outputs"]["probs"]["max_abs_diff"]
+    assert not bad.passed
+    diff = bad.outputs["probs"].max_abs_diff
+    assert diff > good.outputs["probs"].max_abs_diff
     with pytest.raises(ParityError) as info:
         raise_for([bad])
     message = str(info.value)

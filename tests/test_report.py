@@ -181,26 +181,30 @@ def test_pareto_plot_needs_latency(manifest: dict, baseline: dict) -> None:
 
 
 def test_failures_warnings_and_attempts_render_in_both_reports(manifest: dict) -> None:
-    """A failed parity check, warnings, and attempts whose keys differ (one without met_budget)."""
+    """A failed parity check, warnings, and attempt records."""
     m = copy.deepcopy(manifest)
     m["warnings"] = ["calibration | set <small>"]
     m["artifacts"][1]["parity"]["passed"] = False
     m["artifacts"][1]["parity"]["failures"] = ["SQNR 3.1 dB < 10 dB"]
     m["compression"]["prune_attempts"] = [
-        {"step": "as_recipe", "target_sparsity": 0.5, "met_budget": False, "rejected_by": "budget"},
-        {"step": "lower", "target_sparsity": 0.25, "met_budget": True, "rejected_by": ""},
+        {"step": "as_recipe", "target_sparsity": 0.5, "fine_tune_epochs": 4, "fine_tune_steps": 40, "accuracy": 0.8,
+         "drop": 0.1, "met_budget": False, "rejected_by": "budget"},
+        {"step": "lower", "target_sparsity": 0.25, "fine_tune_epochs": 4, "fine_tune_steps": 40, "accuracy": 0.9,
+         "drop": 0.0, "met_budget": True, "rejected_by": ""},
     ]
     m["compression"]["quantization_attempts"] = [
-        {"artifact": "model.int8.tflite", "step": "ptq", "accuracy": 0.9, "met_budget": False},
-        {"artifact": "model.int8.onnx", "step": "qat"},
+        {"artifact": "model.int8.tflite", "step": "ptq", "method": "minmax", "accuracy": 0.9, "drop": 0.05,
+         "bytes": 1000, "met_budget": False},
+        {"artifact": "model.int8.onnx", "step": "qat", "method": "qat", "accuracy": 0.95, "drop": 0.0,
+         "bytes": 1000, "met_budget": True},
     ]
     page, md = render_html(m), render_markdown(m)
     assert "> **Warning:** calibration | set <small>" in md
     assert '<p class="warn"><b>Warning:</b> calibration | set &lt;small&gt;</p>' in page
     assert '<td class="fail">FAIL – SQNR 3.1 dB &lt; 10 dB</td>' in page
     assert "| model.int8.tflite | probs | quantized |" in md and "| FAIL |" in md
-    assert "| lower | 0.25 | yes |  |" in md  # the last column is rejected_by, empty
-    assert "| model.int8.onnx | qat | – | – |" in md  # keys an attempt lacks read as "–"
+    assert "| lower | 0.25 | 4 | 40 | 0.9 | 0 | yes |  |" in md  # the last column is rejected_by, empty
+    assert "| model.int8.onnx | qat | qat | 0.95 |" in md
     assert md.count("## Quantization attempts") == 1 and page.count("<h2>Quantization attempts</h2>") == 1
     assert "## Pruning schedule" in md and "Pruning schedule" not in page  # Markdown only
     assert "<h2>Build timings</h2>" in page and "Build timings" not in md  # page only

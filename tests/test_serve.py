@@ -194,6 +194,19 @@ def test_slow_header_client_is_cut_off_while_others_are_served(default_bundle: P
         assert float(result["seconds"]) < 5, result  # type: ignore[arg-type]
         assert b"408 Request Timeout" in result["reply"], result  # type: ignore[operator]
 
+        with socket.create_connection((HOST, srv.port), timeout=10) as sock:  # the deadline holds per request
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = b""
+            while not reply.endswith(b"}"):
+                reply += sock.recv(65536)
+            assert reply.startswith(b"HTTP/1.1 200")
+            time.sleep(2)  # idle past the header deadline: keep-alive's time, not the deadline's
+            start = time.monotonic()
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/health/live HTTP/1.1\r\nHo")
+            reply = _until_closed(sock, b"")
+            assert reply.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 408 Request Timeout" in reply
+            assert 1.4 < time.monotonic() - start < 5
+
 
 def test_metrics_count_requests_and_log_lines_parse(server: ServerProcess, client, local) -> None:
     def counters() -> dict[str, float]:

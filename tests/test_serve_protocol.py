@@ -81,10 +81,11 @@ def test_responses_parse_with_tritonclient() -> None:
 def test_compressed_body_is_inflated_only_up_to_the_limit() -> None:
     import gzip
 
-    from edgeship.runtime.serve._app import HTTPError, inflate
+    from edgeship.runtime.serve._errors import BodyTooLargeError
+    from edgeship.runtime.serve._request import inflate
 
     assert inflate(gzip.compress(b'{"a": 1}'), "gzip", 100) == b'{"a": 1}'
     bomb = gzip.compress(bytes(10 * 1024 * 1024))  # 10 MiB of zeros in about 10 KB
-    with pytest.raises(HTTPError) as info:
+    with pytest.raises(BodyTooLargeError) as info:
         inflate(bomb, "gzip", 1024 * 1024)
-    assert info.value.status == 413 and "more than 1,048,576 bytes" in str(info.value)
+    assert info.value.status_code == 413 and "more than 1,048,576 bytes" in str(info.value)

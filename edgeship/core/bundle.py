@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+import os
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 from edgeship.core.errors import BundleError, SchemaVersionError
@@ -227,6 +230,8 @@ class ParityResult(Record):
     outputs: dict[str, OutputParity]
     failures: tuple[str, ...]
     samples: int | None = None
+    rule: str | None = field(default=None, metadata=_doc(
+        "the task's parity rule when it is not the classifier's (e.g. a reconstruction output: no top-1)"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,6 +312,11 @@ class AnomalyInfo(Record):
         "what the network has to beat: PCA reconstruction error ROC AUC (pca_roc_auc), the rule"))
     roc_curve: dict[str, Any] | None = field(default=None, metadata=_doc(
         "float32 Keras model's test ROC curve: fpr, tpr (for the report)"))
+    score_rule: str | None = field(default=None, metadata=_doc("the score rule in words"))
+    accuracy: float | None = field(default=None, metadata=_doc(
+        "the trained float32 Keras model's test accuracy of score > threshold"))
+    validation_roc_auc: float | None = field(default=None, metadata=_doc(
+        "the trained float32 Keras model's validation ROC AUC (normals and held-out anomalies)"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -330,6 +340,8 @@ class DatasetInfo(Record):
     val: int | None = None
     test: int
     calibration_pool: int | None = None
+    val_anomalous: int | None = field(default=None, metadata=_doc("anomaly detection: anomalous validation samples"))
+    test_anomalous: int | None = field(default=None, metadata=_doc("anomaly detection: anomalous test samples"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -357,15 +369,29 @@ class EvalFile(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class BudgetRecord(Record):
-    """How the accuracy budget was applied."""
+    """How the accuracy budget was applied, on the task's metric (``metric``: accuracy, or roc_auc)."""
 
-    max_accuracy_drop: float | None
+    max_accuracy_drop: float | None = field(metadata=_doc(
+        "the recipe's budget.max_accuracy_drop: the largest drop of the task's metric allowed"))
     effective_max_drop: float | None
     decision_samples: int
     reference: str
-    reference_val_accuracy: float | None
-    reference_test_accuracy: float
+    metric: str | None = field(default=None, metadata=_doc(
+        "the task's metric the reference figures and drops are in: accuracy (top-1) or roc_auc. Absent in bundles "
+        "before 0.2 (the task's metric), which wrote reference_val_accuracy / reference_test_accuracy: read as "
+        "reference_val / reference_test"))
+    reference_val: float | None
+    reference_test: float
     judged_on: str
+
+    _LEGACY: ClassVar[dict[str, str]] = {"reference_val_accuracy": "reference_val",
+                                         "reference_test_accuracy": "reference_test"}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str | None = None) -> BudgetRecord:
+        if isinstance(data, Mapping) and any(k in data for k in cls._LEGACY):
+            data = {cls._LEGACY.get(k, k): v for k, v in data.items()}
+        return super().from_json(data, where)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -376,8 +402,12 @@ class PlatformArtifactParity(Record):
         "float: judged by max_abs_diff; quantized: by sqnr_db and top1_agreement"))
     max_abs_diff: float | NonFinite
     sqnr_db: float | None = field(metadata=_doc(_SQNR_DOC, maximum=SQNR_CAP_DB))
-    top1_agreement: float
+    top1_agreement: float | None = field(metadata=_doc(
+        "the lowest over the outputs holding class scores, on their decisive samples (edgeship.core.parity); "
+        "null when none is judged (a reconstruction, or no decisive sample)"))
     passed: bool
+    outputs: dict[str, OutputParity] | None = field(default=None, metadata=_doc(
+        "per output, as build parity records it (edgeship.core.parity.compare)"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -407,19 +437,69 @@ class ParitySummary(Record):
         "per target platform: the artifacts' outputs there against the build host's"))
 
 
+@dataclass(frozen=True)
+class QuantizationAttempt(Record):
+    """One quantization attempt of the budget chain (``compression.quantization_attempts``); positional fields.
+
+    ``accuracy`` and ``drop`` are the task's metric on the decision split (top-1; ROC AUC for anomaly detection).
+    """
+
+    artifact: str
+    step: str
+    method: str
+    accuracy: float
+    drop: float
+    bytes: int
+    met_budget: bool
+
+
+@dataclass(frozen=True)
+class PruneAttempt(Record):
+    """One pruning attempt (``compression.prune_attempts``); positional fields."""
+
+    step: str
+    target_sparsity: float
+    fine_tune_epochs: int
+    fine_tune_steps: int
+    accuracy: float
+    drop: float
+    met_budget: bool
+    #: Why a later stage turned down an attempt that met the budget itself (e.g. the int8 files missed it).
+    rejected_by: str = ""
+
+
+@dataclass(frozen=True)
+class ChannelAttempt(Record):
+    """One channel-pruning attempt (``compression.channel_attempts``): the ratio kept, its size and cost, and its
+    accuracy before and after fine-tuning; positional fields."""
+
+    step: str
+    channel_ratio: float
+    fine_tune_epochs: int
+    distilled: bool
+    params: int
+    macs: int
+    accuracy_before_fine_tune: float
+    accuracy: float
+    drop: float
+    met_budget: bool
+    rejected_by: str = ""
+    structure: Literal["channels"] = field(default="channels", kw_only=True)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Compression(Record):
     """What pruning and quantization did (attempt tables as the compress stage writes them)."""
 
     sparsity: dict[str, float]
     schedule: dict[str, Any]
-    prune_attempts: tuple[dict[str, Any], ...]
-    quantization_attempts: tuple[dict[str, Any], ...]
+    prune_attempts: tuple[PruneAttempt, ...]
+    quantization_attempts: tuple[QuantizationAttempt, ...]
     sqnr_db: dict[str, dict[str, float | None]] = field(metadata=_doc("per format, per layer: " + _SQNR_DOC))
     channels: dict[str, Any] | None = field(default=None, metadata=_doc(
         "structured channel pruning (prune.structure = \"channels\"): the kept model's channel report "
         "(per-layer channels before/after, parameters, MACs, int8 bytes, measured int8 latency ratio)"))
-    channel_attempts: tuple[dict[str, Any], ...] | None = field(default=None, metadata=_doc(
+    channel_attempts: tuple[ChannelAttempt, ...] | None = field(default=None, metadata=_doc(
         "every channel-pruning attempt (ratio, fine-tune epochs, distilled, accuracy, met_budget)"))
     prune_skipped: str | None = field(default=None, metadata=_doc(
         "why the build did not prune although the recipe left prune.enabled unset (a validation split "
@@ -450,6 +530,9 @@ class Manifest(Record):
     created: str | None = field(default=None, metadata=_doc("UTC time of the build, ISO 8601"))
     recipe: dict[str, Any] | None = field(default=None, metadata=_doc("the recipe as run (edgeship.recipe.Recipe)"))
     recipe_sha256: str | None = None
+    task: str | None = field(default=None, metadata=_doc(
+        "what the model does (edgeship.core.task): classification or anomaly. Absent in bundles before 0.2: "
+        "anomaly when the manifest has an anomaly section, else classification"))
     labels: tuple[str, ...] | None = None
     preprocessing: dict[str, Any] | None = None
     source: dict[str, Any] | None = None
@@ -497,6 +580,16 @@ class Manifest(Record):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
         return None
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> Path:
+    """Write ``manifest`` as ``folder/manifest.json``, atomically (a temp file, then a rename): the one writer."""
+    data = Manifest.from_json(manifest.to_json()).to_json()  # validated as any reader will
+    path = Path(folder) / MANIFEST
+    tmp = path.with_name(f".{MANIFEST}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def check_schema_version(data: Any, where: str = MANIFEST) -> int:

@@ -6,11 +6,28 @@ reads ``nv_inference_count_total`` here. Each server has its own registry.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """One model version's series (prometheus-client children, resolved once: ``labels()`` takes a lock)."""
+
+    success: Counter
+    count: Counter
+    exec_count: Counter
+    request_duration: Histogram
+    compute_duration: Histogram
+
+    def executed(self, seconds: float) -> None:
+        """One call of the model's predict (a dynamic batch is one), ``seconds`` long."""
+        self.exec_count.inc()
+        self.compute_duration.observe(seconds)
 
 
 class Metrics:
@@ -40,19 +57,20 @@ class Metrics:
         self.reload_failure = Counter("edgeship_model_reload_failure", "Reloads refused (old model kept)",
                                       ("model",), registry=r)
         self._info: dict[str, tuple[str, ...]] = {}
-        self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._models: dict[tuple[str, str], ModelMetrics] = {}
 
-    def model(self, name: str, version: str) -> tuple[Any, ...]:
-        """(success, count, exec_count, request_duration, compute_duration) children, cached: labels() locks."""
+    def model(self, name: str, version: str) -> ModelMetrics:
+        """The series of ``name`` at ``version``, cached."""
         key = (name, version)
-        kids = self._children.get(key)
-        if kids is None:
-            kids = self._children[key] = (
-                self.success.labels(name, version), self.count.labels(name, version),
-                self.exec_count.labels(name, version), self.request_duration.labels(name, version),
-                self.compute_duration.labels(name, version),
+        found = self._models.get(key)
+        if found is None:
+            found = self._models[key] = ModelMetrics(
+                success=self.success.labels(name, version), count=self.count.labels(name, version),
+                exec_count=self.exec_count.labels(name, version),
+                request_duration=self.request_duration.labels(name, version),
+                compute_duration=self.compute_duration.labels(name, version),
             )
-        return kids
+        return found
 
     def loaded(self, name: str, version: str, model: Any, when: float) -> None:
         old = self._info.pop(name, None)

@@ -9,21 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.runtime import EdgeshipError, InputError, Model, load
+from edgeship.runtime import InputError, Model, load
 
+from ._errors import NotFoundError, ServeError
 from ._protocol import InferRequest, classify, datatype_of, tensor_metadata
 
 VERSION = "1"
 #: Outputs an anomaly detector's responses add to its reconstruction, and the score rule they follow.
 SCORE_OUTPUT, DECISION_OUTPUT, ANOMALY_SCORE = "anomaly_score", "anomaly", "mse"
-
-
-class ServeError(EdgeshipError, ValueError):
-    """The server cannot start or answer as asked: a bad option, a busy port, a token file, a name clash."""
-
-
-class NotFoundError(ServeError, LookupError):
-    """An unknown model name or version (HTTP 404)."""
 
 
 @dataclass

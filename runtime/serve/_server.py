@@ -1,4 +1,4 @@
-"""uvicorn underneath: a header timeout, SIGTERM drains and exits 0, SIGHUP reloads the bundles."""
+"""uvicorn underneath: the header deadline (see _deadline), SIGTERM drains and exits 0, SIGHUP reloads the bundles."""
 
 from __future__ import annotations
 
@@ -10,74 +10,23 @@ import signal
 import socket
 import time
 from collections.abc import Generator
-from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ._app import JsonLog, ServeOptions, Service
-from ._repository import Repository, ServeError
-
-_408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-        b"content-length: %d\r\n\r\n%s")
-
-
-def header_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol, except a request's headers must arrive within ``seconds``.
-
-    uvicorn times out idle keep-alive connections but not a request whose headers trickle in,
-    so one slow client could hold a connection forever (slowloris).
-    """
-
-    class HeaderTimeoutProtocol(HttpToolsProtocol):
-        _header_timer: asyncio.TimerHandle | None = None
-
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            if self._header_timer is None:
-                self._arm()
-
-        def on_headers_complete(self) -> None:
-            self._disarm()
-            super().on_headers_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._disarm()  # the keep-alive timeout covers the idle time until the next request
-
-        def _arm(self) -> None:
-            self._header_timer = self.loop.call_later(seconds, self._expire)
-
-        def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _expire(self) -> None:
-            self._header_timer = None
-            if not self.transport.is_closing():
-                body = (b'{"error": "Expected the request headers within %.3g s. Received: part of them. '
-                        b'Fix: send the whole request promptly."}' % seconds)
-                self.transport.write(_408 % (len(body), body))
-                self.transport.close()
-
-    return HeaderTimeoutProtocol
+from ._app import make_app
+from ._deadline import HeaderDeadline
+from ._errors import ServeError
+from ._repository import Repository
+from ._service import JsonLog, ServeOptions, Service
 
 
 class _Server(uvicorn.Server):
     """uvicorn's server with our signal handling: SIGTERM/SIGINT drain and exit 0, SIGHUP reloads."""
 
-    def __init__(self, config: uvicorn.Config, service: Service, listener: socket.socket) -> None:
+    def __init__(self, config: uvicorn.Config, service: Service, listener: socket.socket,
+                 protocol: type[HeaderDeadline]) -> None:
         super().__init__(config)
-        self.service = service
+        self.service, self.protocol = service, protocol
         self.listener: socket.socket | None = listener
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -115,18 +64,16 @@ class _Server(uvicorn.Server):
         taken = await self._accept_backlog()
         for server in self.servers:
             server.close()
-        self.service.log.write("draining", backlog_taken=taken, connections=len(self.server_state.connections),
+        self.service.log.write("draining", backlog_taken=taken, connections=len(self.protocol.live),
                                requests=len(self.server_state.tasks))
         deadline = time.monotonic() + 0.25
-        while time.monotonic() < deadline and any(
-            getattr(c, "cycle", 0) is None and not c.transport.is_closing() for c in self.server_state.connections
-        ):
+        while time.monotonic() < deadline and any(c.waiting for c in self.protocol.live):
             await asyncio.sleep(0.005)  # a connection accepted but not yet read: its request is on the way
         await super().shutdown(sockets)
 
     async def _accept_backlog(self) -> int:
         loop = asyncio.get_running_loop()
-        factory = functools.partial(self.config.http_protocol_class, config=self.config,
+        factory = functools.partial(self.protocol, config=self.config,
                                     server_state=self.server_state, app_state=self.lifespan.state)
         taken = 0
         while self.listener is not None:
@@ -182,12 +129,13 @@ def run(options: ServeOptions) -> int:
             served.model.close()
         log.close()
         raise
+    protocol = HeaderDeadline.limit(options.header_timeout)
     config = uvicorn.Config(
-        service.asgi, http=header_timeout_protocol(options.header_timeout), lifespan="off", access_log=False,
+        make_app(service), http=protocol, lifespan="off", access_log=False,
         log_config=None, log_level="warning", timeout_keep_alive=max(1, int(options.keep_alive_timeout)),
         timeout_graceful_shutdown=max(1, int(options.shutdown_timeout)), server_header=False,
     )
-    server = _Server(config, service, sock)
+    server = _Server(config, service, sock, protocol)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     log.write("listening", host=host, port=port, url=f"http://{shown}:{port}/v2", pid=os.getpid(),
