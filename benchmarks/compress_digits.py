@@ -46,7 +46,7 @@ def main() -> None:
     t0 = time.time()
     ds = train.load_dataset("digits", seed=args.seed)
     model = train.create_model("small_cnn", ds.input_shape, ds.num_classes)
-    train.fit(model, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=60, patience=10, seed=args.seed, verbose=0)
+    train.fit(model, ds.training_data, epochs=60, patience=10, seed=args.seed, verbose=0)
     cal = ds.x_train[np.random.default_rng(args.seed).choice(len(ds.x_train), 256, replace=False)]
     float_acc = train.accuracy(model, ds.x_test, ds.y_test)
     f32 = to_tflite(model, "float32")

@@ -132,7 +132,7 @@ def child_speed(folder: str, cache: str, rounds: str) -> None:
     for _ in range(int(rounds)):
         for name, ds in pipelines.items():
             stamps.clear()
-            train.fine_tune(model, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=2, batch_size=32,
+            train.fine_tune(model, ds.training_data, epochs=2, batch_size=32,
                             callbacks=[Stamp()], verbose=0)
             times[name].append(stamps[3] - stamps[2])  # the second epoch: traced, and the cache is written
     steps = -(-len(pipelines["memory"].y_train) // 32)

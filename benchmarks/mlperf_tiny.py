@@ -160,9 +160,10 @@ def build_classifier(task: Task, out: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     model, history = train.train_model(
         lambda: train.create_model(task.arch, task.shape, task.classes),
-        d["x_train"], d["y_train"], d["x_val"], d["y_val"],
-        epochs=task.epochs, batch_size=32, learning_rate=1e-3, patience=task.epochs, seed=0, strategy="one_device",
-        mixed_precision="off", verbose=0,
+        train.TrainingData(d["x_train"], d["y_train"], d["x_val"], d["y_val"]),
+        train.plan_training(len(d["x_train"]), epochs=task.epochs, batch_size=32, learning_rate=1e-3,
+                            early_stopping_patience=task.epochs, min_epochs=0),
+        train.TrainOptions(seed=0, strategy="one_device", mixed_precision="off", verbose=0),
     )
     train_s = time.perf_counter() - t0
     acc = train.accuracy(model, d["x_test"], d["y_test"])

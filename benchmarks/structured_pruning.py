@@ -116,7 +116,7 @@ def one_seed(name: str, seed: int, ratios: tuple[float, ...], args: Any, folder:
     train.set_seed(seed)
     base = train.create_model(name, ds.input_shape, ds.num_classes)
     t0 = time.time()
-    train.fit(base, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=args.epochs, batch_size=32, patience=8,
+    train.fit(base, ds.training_data, epochs=args.epochs, batch_size=32, patience=8,
               seed=seed, verbose=0)
     calibration = ds.x_train[np.random.default_rng(seed).choice(len(ds.x_train), 256, replace=False)]
     ref = Files(base, calibration, folder, f"{name}-{seed}-base")

@@ -30,12 +30,13 @@ def main(seeds: list[int]) -> dict[str, float]:
         ds = train.load_dataset(
             r.data.dataset, seed=seed, test_fraction=r.data.test_fraction, val_fraction=r.data.val_fraction
         )
+        plan = train.plan_training(len(ds.x_train), epochs=r.train.epochs, batch_size=r.train.batch_size,
+                                   learning_rate=r.train.learning_rate, min_epochs=0,
+                                   early_stopping_patience=r.train.early_stopping_patience)
         model, hist = train.train_model(
-            lambda ds=ds: train.create_model(r.model.arch, ds.input_shape, ds.num_classes),
-            ds.x_train, ds.y_train, ds.x_val, ds.y_val,
-            epochs=r.train.epochs, batch_size=r.train.batch_size, learning_rate=r.train.learning_rate,
-            lr_schedule=r.train.lr_schedule, l2=r.train.l2, patience=r.train.early_stopping_patience,
-            seed=seed, strategy=r.train.strategy, mixed_precision=r.train.mixed_precision, verbose=0,
+            lambda ds=ds: train.create_model(r.model.arch, ds.input_shape, ds.num_classes), ds.training_data, plan,
+            train.TrainOptions(lr_schedule=r.train.lr_schedule, l2=r.train.l2, seed=seed, strategy=r.train.strategy,
+                               mixed_precision=r.train.mixed_precision, verbose=0),
         )
         acc = train.accuracy(model, ds.x_test, ds.y_test)
         accs.append(acc)

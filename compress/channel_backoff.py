@@ -60,14 +60,14 @@ def fine_tune_channels(narrow: Any, teacher: Any, x_train: np.ndarray, y_train: 
     BatchNorm statistics are re-estimated on ``x_train`` afterwards. Returns ``narrow``.
     """
     from edgeship.core.tf import tf_modules
-    from edgeship.train import compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
+    from edgeship.train import TrainingData, compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
 
     _, keras = tf_modules()
     set_seed(seed)
     trainee = narrow if distill is None else distill_from(teacher, narrow, distill)
     compile_classifier(trainee, learning_rate)
     best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs + 1, restore_best_weights=True)
-    fine_tune(trainee, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size, callbacks=[best],
+    fine_tune(trainee, TrainingData(x_train, y_train, x_val, y_val), epochs=epochs, batch_size=batch_size, callbacks=[best],
               verbose=0, augment=augment, seed=seed)
     compile_classifier(narrow, learning_rate)
     recalibrate_batchnorm(narrow, x_train, seed=seed)

@@ -16,7 +16,7 @@ import numpy as np
 from edgeship.compress.distill import Distillation, distill_from
 from edgeship.core.errors import RecipeError
 from edgeship.core.tf import check_keras2_model, tf_modules, tfmot
-from edgeship.train import compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
+from edgeship.train import TrainingData, compile_classifier, fine_tune, recalibrate_batchnorm, set_seed
 
 ScheduleKind = Literal["constant", "polynomial"]
 
@@ -156,7 +156,7 @@ def prune(
     trainee = wrapped if distill is None else distill_from(model, wrapped, distill)
     compile_classifier(trainee, learning_rate)
     best = _best_at_target(sched, steps_per_epoch, fine_tune_epochs)
-    fine_tune(trainee, x_train, y_train, x_val, y_val, epochs=fine_tune_epochs, batch_size=batch_size,
+    fine_tune(trainee, TrainingData(x_train, y_train, x_val, y_val), epochs=fine_tune_epochs, batch_size=batch_size,
               callbacks=[mot.sparsity.keras.UpdatePruningStep(), best], verbose=verbose, augment=augment, seed=seed)
     stripped = mot.sparsity.keras.strip_pruning(wrapped)
     compile_classifier(stripped, learning_rate)

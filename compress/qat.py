@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edgeship.core.tf import check_keras2_model, tf_modules, tfmot
-from edgeship.train import compile_classifier, fine_tune, set_seed
+from edgeship.train import TrainingData, compile_classifier, fine_tune, set_seed
 
 QatScheme = Literal["qat", "pqat"]
 
@@ -68,7 +68,8 @@ def quantize_aware(
         annotated.set_weights(model.get_weights())
         qat_model = mot.quantization.keras.quantize_apply(annotated, qscheme)
     compile_classifier(qat_model, learning_rate)
-    fine_tune(qat_model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    fine_tune(qat_model, TrainingData(x_train, y_train, x_val, y_val), epochs=epochs, batch_size=batch_size,
+              verbose=verbose)
     return qat_model
 
 

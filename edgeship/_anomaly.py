@@ -85,13 +85,12 @@ def build_anomaly(run: Any, ds: Any, plan: Any, factory: Callable[[], Any]) -> N
             f"(not before {plan.min_epochs}), batch {plan.batch_size}, lr {plan.learning_rate:.2g}, "
             f"patience {plan.early_stopping_patience}")
         model, history = train.train_model(
-            factory, ds.x_train, ds.x_train, x_normal_val, x_normal_val, loss="mse",
-            epochs=plan.epochs, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
-            lr_schedule=t.lr_schedule, lr_decay_rate=t.lr_decay_rate, l2=t.l2,
-            patience=plan.early_stopping_patience, min_epochs=plan.min_epochs, seed=recipe.seed,
-            strategy=t.strategy, mixed_precision=t.mixed_precision,
-            checkpoint_path=run.work / "training" / "best.keras" if t.checkpoint else None,
-            log_dir=run.work / "training" / "logs" if t.tensorboard else None,
+            factory, train.TrainingData(ds.x_train, ds.x_train, x_normal_val, x_normal_val), plan, train.TrainOptions(
+                loss="mse", lr_schedule=t.lr_schedule, lr_decay_rate=t.lr_decay_rate, l2=t.l2, seed=recipe.seed,
+                strategy=t.strategy, mixed_precision=t.mixed_precision,
+                checkpoint_path=run.work / "training" / "best.keras" if t.checkpoint else None,
+                log_dir=run.work / "training" / "logs" if t.tensorboard else None,
+            ),
         )
         anomaly_info = float_figures(model, ds, recipe, base, len(history.get("loss", [])))
     data = ShipData(

@@ -35,7 +35,7 @@ import numpy as np
 from edgeship._anomaly import build_anomaly, load_anomaly_data
 from edgeship._gates import gate_chance
 from edgeship._write import BuildInfo, ShipData, write_bundle
-from edgeship.core.bundle import Baselines, DatasetInfo, Evaluation, ModelMetrics
+from edgeship.core.bundle import Baselines, DatasetInfo, ModelMetrics
 from edgeship.core.metrics import top1_accuracy
 from edgeship.core.progress import say, stage
 from edgeship.core.task import AnomalyDetection, task_named
@@ -133,7 +133,7 @@ def _build_classifier(run: _Run, ds: Any, plan: Any, on_epoch: Any) -> Path | No
     recipe = run.recipe
     with run.stage("baselines: majority class, logistic regression"):
         base = train.baselines(ds, seed=recipe.seed)
-        say(f"  majority {base['majority']:.4f}, linear {base['linear']:.4f} (test split)")
+        say(f"  majority {base.majority:.4f}, linear {base.linear:.4f} (test split)")
     augment = train.make_augmenter(**recipe.data.augmentation.model_dump()) if _is_images(recipe) else None
     trained = _train(run, ds, plan, augment, on_epoch)
     if recipe.train.strategy == "multi_worker":
@@ -141,7 +141,6 @@ def _build_classifier(run: _Run, ds: Any, plan: Any, on_epoch: Any) -> Path | No
         if not role.is_chief:  # the chief alone compresses and writes the bundle
             return _worker_weights(trained.model, role.weights_folder(run.out))
         _worker_weights(trained.model, run.work / "training")  # copied into the bundle's training/
-    base = Baselines.from_json(base)
     gate_chance("the trained float32 Keras model", trained.test_accuracy, len(ds.y_test), base, recipe)
     decision = _decision(recipe, ds, augment, trained)
     candidates = _Candidates(run, ds, plan, augment, trained, decision)
@@ -244,16 +243,13 @@ def _train(run: _Run, ds: Any, plan: Any, augment: Any, on_epoch: Any = None) ->
         say(f"  {plan.epochs} epochs at most (not before {plan.min_epochs}), batch {plan.batch_size}, "
             f"lr {plan.learning_rate:.2g}, patience {plan.early_stopping_patience}"
             + (f"; from the dataset size: {', '.join(plan.auto)}" if plan.auto else ""))
-        model, history = train.train_model(
-            _model_factory(run.recipe, ds), ds.x_train, ds.y_train, ds.x_val, ds.y_val,
-            epochs=plan.epochs, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
-            lr_schedule=t.lr_schedule, lr_decay_rate=t.lr_decay_rate, l2=t.l2,
-            patience=plan.early_stopping_patience, min_epochs=plan.min_epochs, seed=run.recipe.seed,
+        model, history = train.train_model(_model_factory(run.recipe, ds), ds.training_data, plan, train.TrainOptions(
+            lr_schedule=t.lr_schedule, lr_decay_rate=t.lr_decay_rate, l2=t.l2, seed=run.recipe.seed,
             strategy=t.strategy, mixed_precision=t.mixed_precision, augment=augment,
             checkpoint_path=run.work / "training" / "best.keras" if t.checkpoint else None,
             log_dir=run.work / "training" / "logs" if t.tensorboard else None,
-            pretrained=_pretrained(run.recipe, plan), head_epochs=plan.head_epochs, on_epoch=on_epoch,
-        )
+            pretrained=_pretrained(run.recipe, plan), on_epoch=on_epoch,
+        ))
         trained = _Trained(model, len(history.get("loss", [])), train.accuracy(model, ds.x_test, ds.y_test),
                            train.accuracy(model, ds.x_val, ds.y_val))
         say(f"  keras float32 test accuracy {trained.test_accuracy:.4f} (validation {trained.val_accuracy:.4f}) "
@@ -398,7 +394,7 @@ def _ship(run: _Run, ds: Any, plan: Any, trained: _Trained, decision: _Decision,
     recipe, pruned = run.recipe, candidate.schedule is not None
     sparsity = compress.sparsity_report(candidate.model) if pruned else {}
     evaluation = train.evaluate(candidate.model, ds.x_test, ds.y_test, ds.labels)
-    say(f"  keras reference accuracy {evaluation['accuracy']:.4f}, macro F1 {evaluation['macro']['f1']:.4f}"
+    say(f"  keras reference accuracy {evaluation.accuracy:.4f}, macro F1 {evaluation.macro['f1']:.4f}"
         + ("; kernel sparsity " + ", ".join(f"{k} {v:.0%}" for k, v in sparsity.items()) if sparsity else ""))
     x_eval, y_eval, reference = ds.x_test, ds.y_test, trained.test_accuracy
     if ds.extras.get("streamed") and len(ds.y_test) > STREAMED_EVAL_SAMPLES:
@@ -423,8 +419,7 @@ def _ship(run: _Run, ds: Any, plan: Any, trained: _Trained, decision: _Decision,
         warnings=tuple(decision.concerns),
         metrics=ModelMetrics(
             keras_float32_accuracy=trained.test_accuracy, keras_float32_val_accuracy=trained.val_accuracy,
-            keras_reference_accuracy=evaluation["accuracy"], sparsity=sparsity,
-            evaluation=Evaluation.from_json(evaluation), baselines=base),
+            keras_reference_accuracy=evaluation.accuracy, sparsity=sparsity, evaluation=evaluation, baselines=base),
         text=ds.text,
     )
     write_bundle(candidate.model, recipe, run.out, data, info=info, timings=run.timings, compress_data=compress_data)

@@ -40,7 +40,7 @@ def outlier() -> dict[str, Any]:
         )
 
     base = mlp(32)
-    train.fit(base, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=10, learning_rate=3e-3, verbose=0, seed=0)
+    train.fit(base, ds.training_data, epochs=10, learning_rate=3e-3, verbose=0, seed=0)
     freq = (ds.x_train.reshape(len(ds.x_train), -1) > 0).mean(axis=0)
     pixel = int(np.argmin(np.abs(freq - 0.08)))
     w1, b1, w2, b2 = base.get_weights()

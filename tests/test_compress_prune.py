@@ -34,7 +34,7 @@ def _mlp(ds: Any) -> Any:
         ]
     )
     if id(ds) not in _TRAINED:
-        train.fit(model, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=10, learning_rate=3e-3, verbose=0, seed=0)
+        train.fit(model, ds.training_data, epochs=10, learning_rate=3e-3, verbose=0, seed=0)
         _TRAINED[id(ds)] = model.get_weights()
     model.set_weights(_TRAINED[id(ds)])
     return model

@@ -65,7 +65,7 @@ def test_prune_with_distillation_reaches_sparsity_and_keeps_the_teacher() -> Non
 
     ds = train.load_dataset("digits")
     model = train.create_model("small_cnn", ds.input_shape, ds.num_classes, width=8)
-    train.fit(model, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=3, learning_rate=3e-3, verbose=0, seed=0)
+    train.fit(model, ds.training_data, epochs=3, learning_rate=3e-3, verbose=0, seed=0)
     weights = [w.copy() for w in model.get_weights()]
     pruned = compress.prune(model, ds.x_train, ds.y_train, ds.x_val, ds.y_val, fine_tune_epochs=2, verbose=0,
                             target_sparsity=0.5, distill=compress.Distillation(temperature=3.0, student_loss_weight=0.5))

@@ -61,6 +61,20 @@ def test_class_folders_are_split_stratified_and_rescaled(tmp_path: Path) -> None
     assert gray.input_shape == (8, 8, 1)
 
 
+def test_folder_options_are_a_validated_record(tmp_path: Path) -> None:
+    from edgeship.core.errors import DataError
+
+    o = train.ImageFolderOptions(image_size=[12, 10], color_mode="grayscale")
+    assert o.image_size == (12, 10) and o.mode == "L" and o.channels == 1
+    root = make_folder(tmp_path / "imgs", per_class=6)
+    with pytest.raises(DataError, match=r"color_mode must be 'rgb' or 'grayscale'\. Received: 'cmyk'"):
+        train.load_dataset(f"images:{root}", color_mode="cmyk")
+    with pytest.raises(DataError, match=r"data.stream must be .* Received: 'sometimes'"):
+        train.load_dataset(f"images:{root}", stream="sometimes")
+    ds = train.load_dataset(f"images:{root}", seed=0, image_size=(8, 8), text_column="ignored")  # other loaders' keys
+    assert ds.input_shape == (8, 8, 3) and ds.preprocessing["resize"] == [8, 8]
+
+
 def test_binary_and_train_test_layout(tmp_path: Path) -> None:
     make_folder(tmp_path / "two" / "train", per_class=12, classes={"cat": 0, "dog": 2})
     make_folder(tmp_path / "two" / "test", per_class=5, classes={"cat": 0, "dog": 2}, seed=1)

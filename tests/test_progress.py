@@ -78,13 +78,13 @@ def test_unknown_mode_is_refused() -> None:
 
 
 def _tiny_fit() -> None:
-    from edgeship.train import compile_classifier, create_model, fine_tune
+    from edgeship.train import TrainingData, compile_classifier, create_model, fine_tune
 
     rng = np.random.default_rng(0)
     x, y = rng.random((32, 8, 8, 1), dtype=np.float32), rng.integers(0, 3, 32)
     model = create_model("small_cnn", (8, 8, 1), 3)
     compile_classifier(model, 1e-3)
-    fine_tune(model, x, y, x[:8], y[:8], epochs=2, batch_size=16)
+    fine_tune(model, TrainingData(x, y, x[:8], y[:8]), epochs=2, batch_size=16)
 
 
 def test_epochs_fold_into_the_stage(mode: None, capfd: pytest.CaptureFixture[str]) -> None:

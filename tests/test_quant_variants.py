@@ -29,7 +29,7 @@ def tiny() -> dict[str, Any]:
             L.Dense(10, activation="softmax", name="probs"),
         ]
     )
-    train.fit(model, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=4, verbose=0, seed=0)
+    train.fit(model, ds.training_data, epochs=4, verbose=0, seed=0)
     return {
         "model": model,
         "ds": ds,

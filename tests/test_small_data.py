@@ -67,9 +67,11 @@ def test_inference_mode_matches_training_mode_after_training_on_150_photos() -> 
         x, y = photo_patches(75, seed=seed)
         order = np.random.default_rng(seed).permutation(len(x))
         x, y = x[order], y[order]
+        plan = train.plan_training(130, epochs=12, batch_size=16, learning_rate=1e-3, early_stopping_patience=100,
+                                   min_epochs=0)
         model, _ = train.train_model(
-            lambda shape=x.shape[1:]: train.create_model("small_cnn", shape, 2), x[:130], y[:130], x[130:], y[130:],
-            epochs=12, batch_size=16, patience=100, seed=seed, verbose=0,
+            lambda shape=x.shape[1:]: train.create_model("small_cnn", shape, 2),
+            train.TrainingData(x[:130], y[:130], x[130:], y[130:]), plan, train.TrainOptions(seed=seed, verbose=0),
         )
         modes.append(_mode_accuracies(model, x[:130], y[:130]))
     train_mode, inference = np.mean(modes, axis=0)
@@ -132,12 +134,17 @@ def test_validation_split_has_a_floor_per_class() -> None:
 
 def test_baselines_and_chance_gate() -> None:
     from edgeship import train
+    from edgeship.core.bundle import Baselines
     from edgeship.train._baselines import chance_check
 
     ds = train.load_dataset("digits")
     base = train.baselines(ds)
-    assert base["majority"] == pytest.approx(np.mean(ds.y_test == np.bincount(ds.y_train).argmax()))
-    assert 0.9 < base["linear"] < 1.0
+    assert isinstance(base, Baselines)
+    assert base.majority == pytest.approx(np.mean(ds.y_test == np.bincount(ds.y_train).argmax()))
+    assert base.majority_class == np.bincount(ds.y_train).argmax()
+    assert 0.9 < base.linear < 1.0
+    assert base.linear_model == "standardised flattened inputs + logistic regression (C by 3-fold CV)"
+    assert list(base.to_json()) == ["majority", "majority_class", "linear_model", "linear"]  # the manifest's keys
     # 40 balanced 2-class test samples: 28 right (0.70) is significant at 1%, 27 is not.
     assert chance_check(0.70, 40, 0.5).passed and not chance_check(0.675, 40, 0.5).passed
     assert chance_check(0.5, 40, 0.5).required_accuracy == pytest.approx(0.70)
@@ -151,7 +158,7 @@ def test_prune_backoff_records_every_attempt_until_the_budget_is_met() -> None:
 
     ds = train.load_dataset("digits")
     model = train.create_model("small_cnn", ds.input_shape, 10, width=8)
-    train.fit(model, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=8, learning_rate=3e-3, seed=0, verbose=0)
+    train.fit(model, ds.training_data, epochs=8, learning_rate=3e-3, seed=0, verbose=0)
     reference = train.accuracy(model, ds.x_val, ds.y_val)
     before = [w.copy() for w in model.get_weights()]
     # 97% sparsity with one epoch breaks the model; longer fine-tuning and lower sparsity recover it.
@@ -278,7 +285,8 @@ def test_transfer_learning_from_a_saved_weights_file(tmp_path: Path) -> None:
     x = (digits.images / 16.0).astype(np.float32)[..., None]
     low = digits.target < 5
     base = train.create_model("small_cnn", (8, 8, 1), 5)
-    train.fit(base, x[low], digits.target[low], x[low][:100], digits.target[low][:100], epochs=3, seed=0, verbose=0)
+    train.fit(base, train.TrainingData(x[low], digits.target[low], x[low][:100], digits.target[low][:100]), epochs=3,
+              seed=0, verbose=0)
     weights = tmp_path / "base.h5"
     base.save_weights(weights)
     folder = tmp_path / "high"

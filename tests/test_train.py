@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from edgeship import train
+from edgeship.core.bundle import Evaluation
 from edgeship.core.errors import RecipeError
 from edgeship.train._fit import add_l2
 
@@ -20,6 +21,13 @@ def _digits_subset(n: int = 400) -> train.Dataset:
     ds = train.load_dataset("digits", seed=0)
     ds.x_train, ds.y_train = ds.x_train[:n], ds.y_train[:n]
     return ds
+
+
+def _plan(n_train: int, epochs: int, *, batch_size: int = 32, learning_rate: float = 1e-3,
+          patience: int = 6) -> train.TrainingPlan:
+    """Every setting given (none from the dataset-size rule), min_epochs 0."""
+    return train.plan_training(n_train, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                               early_stopping_patience=patience, min_epochs=0)
 
 
 def _tiny_cnn() -> object:
@@ -112,8 +120,10 @@ def test_learning_rate_schedules() -> None:
 def test_classification_report_by_hand() -> None:
     y_true = np.array([0, 0, 1, 1, 2])
     y_pred = np.array([0, 1, 1, 1, 1])
-    rep = train.classification_report(y_true, y_pred, ["a", "b", "c"])
-    assert rep["accuracy"] == pytest.approx(3 / 5)
+    record = train.classification_report(y_true, y_pred, ["a", "b", "c"])
+    assert isinstance(record, Evaluation)
+    rep = record.to_json()  # the manifest's shape
+    assert rep["accuracy"] == pytest.approx(3 / 5) == record.accuracy
     assert rep["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
     assert rep["per_class"]["b"]["precision"] == pytest.approx(2 / 4)
     assert rep["per_class"]["b"]["recall"] == 1.0
@@ -122,7 +132,8 @@ def test_classification_report_by_hand() -> None:
     assert rep["macro"]["f1"] == pytest.approx((2 / 3 + 2 / 3 + 0.0) / 3)
     assert rep["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 1, 0]]
     assert train.macro_f1(y_true, y_pred, 3) == pytest.approx(rep["macro"]["f1"])
-    json.dumps(rep)  # plain JSON types only
+    assert list(rep) == ["accuracy", "macro", "per_class", "confusion_matrix"]
+    assert Evaluation.from_json(json.loads(json.dumps(rep))).to_json() == rep  # plain JSON types, round trip
 
 
 # -- the loop -------------------------------------------------------------------------
@@ -132,7 +143,8 @@ def test_train_model_is_seeded_and_reproducible() -> None:
     ds = _digits_subset()
 
     def run() -> list[np.ndarray]:
-        model, _ = train.train_model(_tiny_cnn, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=2, seed=3, verbose=0)
+        model, _ = train.train_model(_tiny_cnn, ds.training_data, _plan(len(ds.x_train), 2),
+                                     train.TrainOptions(seed=3, verbose=0))
         return model.get_weights()
 
     a, b = run(), run()
@@ -142,8 +154,9 @@ def test_train_model_is_seeded_and_reproducible() -> None:
 
 def test_l2_adds_one_penalty_per_kernel_and_raises_the_loss() -> None:
     ds = _digits_subset(200)
-    _, plain = train.train_model(_tiny_cnn, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=1, verbose=0)
-    _, reg = train.train_model(_tiny_cnn, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=1, l2=0.1, verbose=0)
+    plan = _plan(len(ds.x_train), 1)
+    _, plain = train.train_model(_tiny_cnn, ds.training_data, plan, train.TrainOptions(verbose=0))
+    _, reg = train.train_model(_tiny_cnn, ds.training_data, plan, train.TrainOptions(l2=0.1, verbose=0))
     assert reg["loss"][0] > plain["loss"][0] + 0.01
     model = _tiny_cnn()
     add_l2(model, 1e-4)
@@ -158,18 +171,9 @@ def test_checkpoint_tensorboard_and_early_stopping(tmp_path: Path) -> None:
     ckpt, logs = tmp_path / "best.keras", tmp_path / "logs"
     model, hist = train.train_model(
         _tiny_cnn,
-        ds.x_train,
-        ds.y_train,
-        ds.x_val,
-        ds.y_val,
-        epochs=30,
-        patience=1,
-        learning_rate=0.05,
-        lr_schedule="exponential",
-        lr_decay_rate=0.5,
-        checkpoint_path=ckpt,
-        log_dir=logs,
-        verbose=0,
+        ds.training_data,
+        _plan(len(ds.x_train), 30, patience=1, learning_rate=0.05),
+        train.TrainOptions(lr_schedule="exponential", lr_decay_rate=0.5, checkpoint_path=ckpt, log_dir=logs, verbose=0),
     )
     assert len(hist["loss"]) < 30  # stopped early on val_loss
     assert ckpt.is_file() and any(logs.rglob("events.out.tfevents*"))
@@ -184,7 +188,7 @@ def test_checkpoint_tensorboard_and_early_stopping(tmp_path: Path) -> None:
 def test_mixed_float16_training_returns_a_float32_model() -> None:
     ds = _digits_subset(200)
     model, _ = train.train_model(
-        _tiny_cnn, ds.x_train, ds.y_train, ds.x_val, ds.y_val, epochs=1, mixed_precision="mixed_float16", verbose=0
+        _tiny_cnn, ds.training_data, _plan(len(ds.x_train), 1), train.TrainOptions(mixed_precision="mixed_float16", verbose=0)
     )
     assert all(layer.compute_dtype == "float32" for layer in model.layers)
     from edgeship.core.tf import tf_modules
@@ -215,9 +219,9 @@ def mlp():
                              keras.layers.Dense(10, activation="softmax", dtype="float32")])
 
 
-model, hist = train.train_model(
-    mlp, ds.x_train, ds.y_train, ds.x_val, ds.y_val,
-    epochs=10, batch_size=32, learning_rate=5e-3, strategy="mirrored", verbose=0)
+plan = train.plan_training(len(ds.x_train), epochs=10, batch_size=32, learning_rate=5e-3, early_stopping_patience=6,
+                           min_epochs=0)
+model, hist = train.train_model(mlp, ds.training_data, plan, train.TrainOptions(strategy="mirrored", verbose=0))
 acc = train.accuracy(model, ds.x_test, ds.y_test)
 # The returned clone lives outside the strategy: tfmot can wrap it (a MirroredVariable would raise TypeError).
 tfmot().sparsity.keras.prune_low_magnitude(model)

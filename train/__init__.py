@@ -11,6 +11,7 @@ from ._cluster import WorkerRole as WorkerRole
 from ._cluster import local_cluster as local_cluster
 from ._cluster import worker_role as worker_role
 from ._datasets import Dataset as Dataset
+from ._datasets import TrainingData as TrainingData
 from ._datasets import list_datasets as list_datasets
 from ._datasets import load_dataset as load_dataset
 from ._datasets import register_dataset as register_dataset
@@ -19,6 +20,7 @@ from ._defaults import plan_training as plan_training
 from ._evaluate import classification_report as classification_report
 from ._evaluate import evaluate as evaluate
 from ._evaluate import macro_f1 as macro_f1
+from ._fit import TrainOptions as TrainOptions
 from ._fit import accuracy as accuracy
 from ._fit import compile_classifier as compile_classifier
 from ._fit import fine_tune as fine_tune
@@ -26,6 +28,7 @@ from ._fit import fit as fit
 from ._fit import learning_rate_schedule as learning_rate_schedule
 from ._fit import set_seed as set_seed
 from ._fit import train_model as train_model
+from ._images import ImageFolderOptions as ImageFolderOptions
 from ._images import decision_set as decision_set
 from ._images import make_augmenter as make_augmenter
 from ._strategy import mixed_precision_policy as mixed_precision_policy
@@ -42,7 +45,10 @@ from ._zoo import register_model as register_model
 
 __all__ = [
     "Dataset",
+    "ImageFolderOptions",
     "ModelInfo",
+    "TrainOptions",
+    "TrainingData",
     "TrainingPlan",
     "WorkerRole",
     "accuracy",

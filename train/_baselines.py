@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.core.bundle import Baselines
 from edgeship.core.bundle import ChanceCheck as ChanceRecord
 
 from ._stream import chunks, is_lazy
@@ -38,21 +39,49 @@ MAX_LINEAR_SAMPLES = 5000
 MAX_STREAMED_LINEAR_SAMPLES = 1000
 
 
-def baselines(ds: Any, *, seed: int = 0) -> dict[str, Any]:
-    """``{"majority": acc, "linear": acc, "linear_model": str}`` on ``ds``'s test split."""
-    from sklearn.decomposition import PCA
+def baselines(ds: Any, *, seed: int = 0) -> Baselines:
+    """The majority-class and linear baselines (:class:`~edgeship.core.bundle.Baselines`) on ``ds``'s test split."""
     from sklearn.dummy import DummyClassifier
+
+    majority = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(ds.y_train), 1)), ds.y_train)
+    majority_accuracy = float(majority.score(np.zeros((len(ds.y_test), 1)), ds.y_test))
+    majority_class = int(majority.predict(np.zeros((1, 1)))[0])
+    linear, linear_model = _linear_baseline(ds, seed)
+    return Baselines(majority=majority_accuracy, majority_class=majority_class, linear_model=linear_model,
+                     linear=linear)
+
+
+def _linear_baseline(ds: Any, seed: int) -> tuple[float, str]:
+    """The linear baseline's test accuracy and what it is (see the module docstring)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
+
+    x_fit, y_fit, x_test, front, described = _linear_inputs(ds, seed)
+    folds = int(min(3, np.bincount(y_fit)[np.bincount(y_fit) > 0].min()))
+    clf = LogisticRegressionCV(Cs=[1e-3, 1e-2, 1e-1, 1.0, 10.0], cv=max(2, folds), max_iter=500, random_state=seed)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a baseline, not the product: 500 iterations is enough
+        warnings.simplefilter("ignore", FutureWarning)  # scikit-learn 1.8 announces 1.10 defaults on every fit
+        model = make_pipeline(front, clf).fit(x_fit, y_fit)
+    if not len(ds.y_test):
+        return float("nan"), described
+    if is_lazy(x_test):
+        pred = np.concatenate([model.predict(part.reshape(len(part), -1)) for part in chunks(x_test)])
+        return float(np.mean(pred == ds.y_test)), described
+    return float(model.score(x_test, ds.y_test)), described
+
+
+def _linear_inputs(ds: Any, seed: int) -> tuple[Any, np.ndarray, Any, Any, str]:
+    """``(x_fit, y_fit, x_test, front, description)``: the linear baseline's inputs and its feature step.
+
+    Fitted on train + validation, at most ``MAX_LINEAR_SAMPLES`` of them (seeded); TF-IDF for text,
+    standardised flattened inputs otherwise (a streamed folder: at most ``MAX_STREAMED_LINEAR_SAMPLES``).
+    """
     from sklearn.preprocessing import StandardScaler
 
     y_fit = np.concatenate([ds.y_train, ds.y_val])
-    majority = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(ds.y_train), 1)), ds.y_train)
-    out: dict[str, Any] = {
-        "majority": float(majority.score(np.zeros((len(ds.y_test), 1)), ds.y_test)),
-        "majority_class": int(majority.predict(np.zeros((1, 1)))[0]),
-    }
     texts = ds.extras.get("train_texts") if ds.extras else None
     keep = np.arange(len(y_fit))
     if len(y_fit) > MAX_LINEAR_SAMPLES:
@@ -61,44 +90,34 @@ def baselines(ds: Any, *, seed: int = 0) -> dict[str, Any]:
     if texts is not None and "test_texts" in ds.extras:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        x_fit: Any = [texts[i] for i in keep]
-        x_test: Any = list(ds.extras["test_texts"])
-        front: Any = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-        out["linear_model"] = "TF-IDF word 1-2-grams + logistic regression (C by 3-fold CV)"
-    elif is_lazy(ds.x_train) or is_lazy(ds.x_test):  # a streamed folder: a bounded sample, test scored in chunks
+        return ([texts[i] for i in keep], y_fit, list(ds.extras["test_texts"]),
+                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                "TF-IDF word 1-2-grams + logistic regression (C by 3-fold CV)")
+    if is_lazy(ds.x_train) or is_lazy(ds.x_test):  # a streamed folder: a bounded sample, test scored in chunks
         if len(keep) > MAX_STREAMED_LINEAR_SAMPLES:
             keep = np.sort(np.random.default_rng(seed).choice(keep, MAX_STREAMED_LINEAR_SAMPLES, replace=False))
             y_fit = np.concatenate([ds.y_train, ds.y_val])[keep]
         n = len(ds.y_train)
         parts = [np.asarray(ds.x_train[keep[keep < n]]), np.asarray(ds.x_val[keep[keep >= n] - n])]
         x_fit = np.concatenate([p.reshape(len(p), -1) for p in parts]).astype(np.float32)
-        x_test = ds.x_test
-        front = StandardScaler()
-        if x_fit.shape[1] > len(x_fit):
-            front = make_pipeline(front, PCA(n_components=min(x_fit.shape), svd_solver="full"))
-        out["linear_model"] = (f"standardised flattened inputs + logistic regression (C by 3-fold CV), fitted on "
-                               f"{len(y_fit)} samples (streamed folder)")
-    else:
-        x_all = np.concatenate([ds.x_train, ds.x_val])
-        x_fit = x_all.reshape(len(x_all), -1)[keep].astype(np.float32)
-        x_test = ds.x_test.reshape(len(ds.x_test), -1).astype(np.float32)
-        front = StandardScaler()
-        if x_fit.shape[1] > len(x_fit):
-            front = make_pipeline(front, PCA(n_components=min(x_fit.shape), svd_solver="full"))
-        out["linear_model"] = "standardised flattened inputs + logistic regression (C by 3-fold CV)"
-    folds = int(min(3, np.bincount(y_fit)[np.bincount(y_fit) > 0].min()))
-    clf = LogisticRegressionCV(Cs=[1e-3, 1e-2, 1e-1, 1.0, 10.0], cv=max(2, folds), max_iter=500, random_state=seed)
+        return (x_fit, y_fit, ds.x_test, _standardise(x_fit, StandardScaler()),
+                "standardised flattened inputs + logistic regression (C by 3-fold CV), fitted on "
+                f"{len(y_fit)} samples (streamed folder)")
+    x_all = np.concatenate([ds.x_train, ds.x_val])
+    x_fit = x_all.reshape(len(x_all), -1)[keep].astype(np.float32)
+    x_test = ds.x_test.reshape(len(ds.x_test), -1).astype(np.float32)
+    return (x_fit, y_fit, x_test, _standardise(x_fit, StandardScaler()),
+            "standardised flattened inputs + logistic regression (C by 3-fold CV)")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a baseline, not the product: 500 iterations is enough
-        warnings.simplefilter("ignore", FutureWarning)  # scikit-learn 1.8 announces 1.10 defaults on every fit
-        model = make_pipeline(front, clf).fit(x_fit, y_fit)
-    if is_lazy(x_test):
-        pred = np.concatenate([model.predict(part.reshape(len(part), -1)) for part in chunks(x_test)])
-        out["linear"] = float(np.mean(pred == ds.y_test)) if len(ds.y_test) else float("nan")
-    else:
-        out["linear"] = float(model.score(x_test, ds.y_test)) if len(ds.y_test) else float("nan")
-    return out
+
+def _standardise(x_fit: np.ndarray, scaler: Any) -> Any:
+    """``scaler``, then a rotation onto all principal axes when there are fewer samples than input values."""
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+
+    if x_fit.shape[1] > len(x_fit):
+        return make_pipeline(scaler, PCA(n_components=min(x_fit.shape), svd_solver="full"))
+    return scaler
 
 
 CHANCE_RULE = "one-sided exact binomial test against the majority baseline: P(X >= correct | n, majority) < alpha"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,21 @@ from edgeship.core.errors import RecipeError
 
 DatasetLoader = Callable[..., "Dataset"]
 _DATASETS: dict[str, DatasetLoader] = {}
+_OPTIONS: dict[str, type] = {}
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingData:
+    """What a fit loop reads: the training split and the validation split early stopping watches.
+
+    ``x_*`` are batch-first arrays (or a lazy :class:`~edgeship.train._stream.ImageFiles` streamed from
+    disk); ``y_*`` are int class ids, or the inputs themselves for a reconstruction model (``loss="mse"``).
+    """
+
+    x_train: Any
+    y_train: Any
+    x_val: Any
+    y_val: Any
 
 
 @dataclass
@@ -40,12 +55,23 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.labels)
 
+    @property
+    def training_data(self) -> TrainingData:
+        """The train and validation splits, as the fit loops take them."""
+        return TrainingData(self.x_train, self.y_train, self.x_val, self.y_val)
 
-def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
-    """Decorator: make a loader available to recipes under ``name``."""
+
+def register_dataset(name: str, *, options: type | None = None) -> Callable[[DatasetLoader], DatasetLoader]:
+    """Decorator: make a loader available to recipes under ``name``.
+
+    ``options``: a dataclass the loader takes as ``options=``; :func:`load_dataset` builds
+    it from the keyword options that name its fields (others go to the loader by name).
+    """
 
     def wrap(fn: DatasetLoader) -> DatasetLoader:
         _DATASETS[name] = fn
+        if options is not None:
+            _OPTIONS[name] = options
         return fn
 
     return wrap
@@ -79,7 +105,11 @@ def load_dataset(
         if not arg:
             raise RecipeError(f'Dataset {name!r} needs a path. Received: {spec!r}. Write data.dataset = "{name}:PATH".')
         kwargs["path"] = arg
-    kwargs.update({k: v for k, v in options.items() if k in params and v is not None})
+    given = {k: v for k, v in options.items() if v is not None}
+    if name in _OPTIONS:
+        record = _OPTIONS[name]
+        kwargs["options"] = record(**{k: v for k, v in given.items() if k in {f.name for f in fields(record)}})
+    kwargs.update({k: v for k, v in given.items() if k in params and k != "options"})
     return loader(**kwargs)
 
 

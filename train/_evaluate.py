@@ -1,4 +1,4 @@
-"""Classification metrics through scikit-learn, in the bundle's JSON shape."""
+"""Classification metrics through scikit-learn, as the bundle's :class:`~edgeship.core.bundle.Evaluation` record."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.core.bundle import ClassScores, Evaluation
 
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> Evaluation:
     """Accuracy, per-class and macro precision/recall/F1, and the confusion matrix.
 
-    Returns ``{"accuracy": float, "macro": {"precision", "recall", "f1"},
-    "per_class": {label: {"precision", "recall", "f1", "support"}},
-    "confusion_matrix": [[int]]}``; rows of the matrix are true classes,
+    Returns an :class:`~edgeship.core.bundle.Evaluation`: ``accuracy``, ``macro``
+    (``precision``, ``recall``, ``f1``), ``per_class`` (label -> ``ClassScores``) and
+    ``confusion_matrix`` (``to_json()`` gives the manifest's shape); rows of the matrix are true classes,
     columns predicted, both in ``labels`` order. Classes never predicted get
     precision 0 (scikit-learn ``zero_division=0``).
     """
@@ -23,15 +25,15 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[s
     y_pred = np.asarray(y_pred).reshape(-1)
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
     mp, mr, mf, _ = precision_recall_fscore_support(y_true, y_pred, labels=ids, average="macro", zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro": {"precision": float(mp), "recall": float(mr), "f1": float(mf)},
-        "per_class": {
-            str(name): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+    return Evaluation(
+        accuracy=float(accuracy_score(y_true, y_pred)),
+        macro={"precision": float(mp), "recall": float(mr), "f1": float(mf)},
+        per_class={
+            str(name): ClassScores(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i]))
             for i, name in enumerate(labels)
         },
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).astype(int).tolist(),
-    }
+        confusion_matrix=tuple(tuple(row) for row in confusion_matrix(y_true, y_pred, labels=ids).astype(int).tolist()),
+    )
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
@@ -41,7 +43,7 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
     return float(f1_score(y_true, y_pred, labels=list(range(num_classes)), average="macro", zero_division=0))
 
 
-def evaluate(model: Any, x: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
+def evaluate(model: Any, x: np.ndarray, y: np.ndarray, labels: list[str]) -> Evaluation:
     """:func:`classification_report` of a Keras classifier on ``(x, y)``."""
     from ._stream import chunks, is_lazy
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,8 @@ from edgeship.core.metrics import top1_accuracy
 from edgeship.core.tf import tf_modules
 
 from ._batchnorm import recalibrate_batchnorm, set_batchnorm_momentum
+from ._datasets import TrainingData
+from ._defaults import TrainingPlan
 from ._strategy import mixed_precision_policy, select_strategy, visible_devices
 from ._weights import set_trainable
 
@@ -126,50 +129,26 @@ def _all_layers(model: Any) -> list[Any]:
     return out
 
 
-def train_model(
-    build_fn: Callable[[], Any],
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    *,
-    epochs: int,
-    batch_size: int = 32,
-    learning_rate: float = 1e-3,
-    lr_schedule: str = "constant",
-    lr_decay_rate: float = 0.9,
-    l2: float = 0.0,
-    patience: int = 6,
-    min_epochs: int = 0,
-    seed: int = 0,
-    strategy: str = "auto",
-    mixed_precision: str = "auto",
-    augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
-    checkpoint_path: str | Path | None = None,
-    log_dir: str | Path | None = None,
-    verbose: int | None = None,
-    pretrained: Callable[[Any], list[str]] | None = None,
-    head_epochs: int = 0,
-    recalibrate: bool = True,
-    loss: str = CLASSIFIER_LOSS,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-) -> tuple[Any, dict[str, list[float]]]:
-    """Build a classifier with ``build_fn`` and train it; returns ``(model, history)``.
+@dataclass(frozen=True)
+class TrainOptions:
+    """How :func:`train_model` trains, beyond the :class:`~edgeship.train.TrainingPlan`'s numbers.
 
-    Args:
-        build_fn: Makes a fresh, uncompiled tf_keras classifier (called inside the strategy scope).
+    Attributes:
+        lr_schedule: ``constant`` | ``exponential`` | ``cosine`` (:func:`learning_rate_schedule`),
+            with ``lr_decay_rate`` for ``exponential``.
+        l2: Weight of the L2 penalty on every kernel (0: none).
+        seed: Seeds Python, numpy and TensorFlow before building and again before the first batch.
         strategy: ``auto`` | ``one_device`` | ``mirrored`` | ``multi_worker`` (see ``select_strategy``).
         mixed_precision: ``auto`` (mixed_float16 when a GPU is visible) | ``off`` | ``mixed_float16``.
         augment: Optional ``(x_batch, y_batch) -> (x_batch, y_batch)`` tf function, applied
             to training batches only.
         checkpoint_path: Where to save the best model (lowest ``val_loss``), ``.keras`` or ``.h5``.
         log_dir: TensorBoard log folder.
-        min_epochs: Early stopping cannot end the run before this epoch (Keras ``start_from_epoch``).
+        verbose: Keras' verbosity (``None``: :func:`keras_verbosity`).
         pretrained: Called with the fresh model (inside the scope) to load pretrained
-            weights; returns the names of the loaded layers (the base).
-        head_epochs: With ``pretrained``: first train this many epochs with the base
-            frozen (BatchNorm in it stays in inference mode), then the whole model
-            at ``learning_rate / 10``, the usual Keras transfer-learning recipe.
+            weights; returns the names of the loaded layers (the base). The plan's ``head_epochs``
+            then first train the head with the base frozen (BatchNorm in it stays in inference
+            mode), then the whole model at ``learning_rate / 10``, the usual Keras transfer-learning recipe.
         recalibrate: Re-estimate BatchNorm statistics on ``x_train`` after training
             (:func:`~edgeship.train.recalibrate_batchnorm`).
         loss: ``"sparse_categorical_crossentropy"`` (a classifier) or ``"mse"`` (a
@@ -177,49 +156,51 @@ def train_model(
         on_epoch: Called after each epoch of the main training run with the 0-based epoch and
             Keras' logs (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``); an exception it
             raises ends training and propagates (``edgeship search`` prunes a trial this way).
+    """
+
+    lr_schedule: str = "constant"
+    lr_decay_rate: float = 0.9
+    l2: float = 0.0
+    seed: int = 0
+    strategy: str = "auto"
+    mixed_precision: str = "auto"
+    augment: Callable[[Any, Any], tuple[Any, Any]] | None = None
+    checkpoint_path: str | Path | None = None
+    log_dir: str | Path | None = None
+    verbose: int | None = None
+    pretrained: Callable[[Any], list[str]] | None = None
+    recalibrate: bool = True
+    loss: str = CLASSIFIER_LOSS
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None
+
+
+def train_model(
+    build_fn: Callable[[], Any], data: TrainingData, plan: TrainingPlan, options: TrainOptions | None = None
+) -> tuple[Any, dict[str, list[float]]]:
+    """Build a classifier with ``build_fn`` and train it on ``data`` as ``plan`` says; returns ``(model, history)``.
+
+    ``build_fn`` makes a fresh, uncompiled tf_keras model (called inside the strategy scope).
+    From ``plan``: ``epochs``, ``batch_size``, ``learning_rate``, ``early_stopping_patience``,
+    ``min_epochs`` (early stopping cannot end the run before this epoch, Keras ``start_from_epoch``)
+    and ``head_epochs`` (with ``options.pretrained``). The rest is in ``options``
+    (:class:`TrainOptions`; ``None``: the defaults).
 
     BatchNorm momentum follows the steps per epoch (:func:`~edgeship.train.set_batchnorm_momentum`).
     Early stopping watches ``val_loss`` from ``min_epochs`` on and restores the best
     weights. The returned model is float32, built outside any strategy scope, and compiled.
     """
     tf, keras = tf_modules()
-    dist = select_strategy(strategy)  # first: a multi-worker strategy must exist before devices are listed
-    set_seed(seed)
+    o = options or TrainOptions()
+    dist = select_strategy(o.strategy)  # first: a multi-worker strategy must exist before devices are listed
+    set_seed(o.seed)
     gpus, _ = visible_devices()
-    policy = mixed_precision_policy(mixed_precision, len(gpus))
+    policy = mixed_precision_policy(o.mixed_precision, len(gpus))
     default_strategy = dist is tf.distribute.get_strategy()
-    steps = max(1, math.ceil(len(x_train) / batch_size))
     keras.mixed_precision.set_global_policy(policy)
-    verbosity = keras_verbosity() if verbose is None else verbose
-
-    def run(model: Any, n_epochs: int, callbacks: list[Any]) -> dict[str, list[float]]:
-        return fine_tune(model, x_train, y_train, x_val, y_val, epochs=n_epochs, batch_size=batch_size,
-                         callbacks=callbacks, verbose=verbosity, augment=augment, seed=seed)
-
-    def schedule(lr: float) -> Any:
-        return learning_rate_schedule(lr_schedule, lr, steps_per_epoch=steps, epochs=epochs, decay_rate=lr_decay_rate)
-
-    base: list[str] = []
-    final_lr = learning_rate
     try:
-        with dist.scope():
-            model = build_fn()
-            if pretrained is not None:
-                base = list(pretrained(model))
-            set_batchnorm_momentum(model, steps)
-            add_l2(model, l2)
-        if base and head_epochs > 0:
-            _train_head(model, base, dist, learning_rate, seed, lambda: run(model, head_epochs, []), loss)
-            final_lr = learning_rate / 10
-        with dist.scope():
-            compile_classifier(model, schedule(final_lr), loss)
-        callbacks = _training_callbacks(patience, min_epochs, checkpoint_path, log_dir)
-        if on_epoch is not None:
-            callbacks.append(_epoch_hook(on_epoch))
-        set_seed(seed)  # same RNG state at the first batch whatever building the model consumed
-        hist = run(model, epochs, callbacks)
+        model, final_lr, hist = _train_in_scope(build_fn, dist, data, plan, o)
     except tf.errors.OpError as exc:
-        if strategy != "multi_worker":
+        if o.strategy != "multi_worker":
             raise
         from ._cluster import cluster_failure, worker_role
 
@@ -227,10 +208,44 @@ def train_model(
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if not default_strategy or policy != "float32":
-        model = _plain_clone(build_fn, model, final_lr, loss)
-    if recalibrate:
-        recalibrate_batchnorm(model, x_train, seed=seed)
+        model = _plain_clone(build_fn, model, final_lr, o.loss)
+    if o.recalibrate:
+        recalibrate_batchnorm(model, data.x_train, seed=o.seed)
     return model, hist
+
+
+def _train_in_scope(build_fn: Callable[[], Any], dist: Any, data: TrainingData, plan: TrainingPlan,
+                    o: TrainOptions) -> tuple[Any, float, dict[str, list[float]]]:
+    """Build inside ``dist``'s scope, train the head first when pretrained, then the whole model.
+
+    Returns the model, the learning rate of its last phase and the main run's history.
+    """
+    steps = max(1, math.ceil(len(data.x_train) / plan.batch_size))
+    verbosity = keras_verbosity() if o.verbose is None else o.verbose
+
+    def run(model: Any, n_epochs: int, callbacks: list[Any]) -> dict[str, list[float]]:
+        return fine_tune(model, data, epochs=n_epochs, batch_size=plan.batch_size, callbacks=callbacks,
+                         verbose=verbosity, augment=o.augment, seed=o.seed)
+
+    base: list[str] = []
+    final_lr = plan.learning_rate
+    with dist.scope():
+        model = build_fn()
+        if o.pretrained is not None:
+            base = list(o.pretrained(model))
+        set_batchnorm_momentum(model, steps)
+        add_l2(model, o.l2)
+    if base and plan.head_epochs > 0:
+        _train_head(model, base, dist, plan.learning_rate, o.seed, lambda: run(model, plan.head_epochs, []), o.loss)
+        final_lr = plan.learning_rate / 10
+    with dist.scope():
+        compile_classifier(model, learning_rate_schedule(o.lr_schedule, final_lr, steps_per_epoch=steps,
+                                                         epochs=plan.epochs, decay_rate=o.lr_decay_rate), o.loss)
+    callbacks = _training_callbacks(plan.early_stopping_patience, plan.min_epochs, o.checkpoint_path, o.log_dir)
+    if o.on_epoch is not None:
+        callbacks.append(_epoch_hook(o.on_epoch))
+    set_seed(o.seed)  # same RNG state at the first batch whatever building the model consumed
+    return model, final_lr, run(model, plan.epochs, callbacks)
 
 
 def _train_head(model: Any, base: list[str], dist: Any, learning_rate: float, seed: int, run: Callable[[], Any],
@@ -274,10 +289,7 @@ def _training_callbacks(patience: int, min_epochs: int, checkpoint_path: str | P
 
 def fit(
     model: Any,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
+    data: TrainingData,
     *,
     epochs: int,
     batch_size: int = 32,
@@ -286,10 +298,10 @@ def fit(
     seed: int = 0,
     verbose: int | None = None,
 ) -> dict[str, list[float]]:
-    """Train an existing classifier in place with Adam; early stopping restores the best weights.
+    """Train an existing classifier in place on ``data`` with Adam; early stopping restores the best weights.
 
     The simple path (no strategy, float32); BatchNorm statistics are
-    re-estimated on ``x_train`` at the end. Returns the Keras history dict
+    re-estimated on ``data.x_train`` at the end. Returns the Keras history dict
     (``loss``, ``val_loss``, ``accuracy``, ...). See :func:`train_model` for
     schedules, L2, strategies, mixed precision, augmentation and checkpoints.
     """
@@ -297,18 +309,14 @@ def fit(
     set_seed(seed)
     compile_classifier(model, learning_rate)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    history = fine_tune(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
-                        callbacks=[stop], verbose=verbose)
-    recalibrate_batchnorm(model, x_train, seed=seed)
+    history = fine_tune(model, data, epochs=epochs, batch_size=batch_size, callbacks=[stop], verbose=verbose)
+    recalibrate_batchnorm(model, data.x_train, seed=seed)
     return history
 
 
 def fine_tune(
     model: Any,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
+    data: TrainingData,
     *,
     epochs: int,
     batch_size: int = 32,
@@ -317,7 +325,7 @@ def fine_tune(
     augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
     seed: int = 0,
 ) -> dict[str, list[float]]:
-    """Fit a compiled ``model`` on in-memory arrays, shuffled each epoch; returns the Keras history dict.
+    """Fit a compiled ``model`` on ``data``'s training split, shuffled each epoch; returns the Keras history dict.
 
     The one fit loop behind :func:`fit`, :func:`train_model`, pruning and QAT (which pass
     their tfmot callbacks, e.g. ``UpdatePruningStep``). ``augment`` (a
@@ -329,6 +337,7 @@ def fine_tune(
 
     from ._stream import is_lazy
 
+    x_train, y_train, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
     verbosity = keras_verbosity() if verbose is None else verbose
     callbacks = list(callbacks or [])
     if verbosity == 0 and _progress.in_stage():

@@ -14,6 +14,7 @@ resized to ``image_size`` (bilinear) and multiplied by ``rescale``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,23 +106,52 @@ def _list_folder(classes: dict[str, list[Path]], names: list[str]) -> tuple[np.n
 STREAM_ABOVE_MB = 512.0
 
 
-@register_dataset("images")
-def _images(
-    *,
-    path: str,
-    seed: int,
-    test_fraction: float,
-    val_fraction: float,
-    image_size: tuple[int, int] | list[int] = (32, 32),
-    color_mode: str = "rgb",
-    rescale: float = 1.0 / 255.0,
-    stream: str = "auto",
-    stream_above_mb: float = STREAM_ABOVE_MB,
-    cache_dir: str | None = None,
-) -> Dataset:
+@dataclass(frozen=True)
+class ImageFolderOptions:
+    """How an ``images:PATH`` folder is read; ``load_dataset`` makes it from its keyword options.
+
+    Images are resized to ``image_size`` (height, width), converted to ``color_mode``
+    (``rgb`` or ``grayscale``) and multiplied by ``rescale``. ``stream``: ``auto`` (stream
+    when the decoded float32 images would take more than ``stream_above_mb`` MiB),
+    ``always`` or ``never``; ``cache_dir``: cache the decoded training images of a
+    streamed folder in a file there.
+    """
+
+    image_size: tuple[int, int] = (32, 32)
+    color_mode: str = "rgb"
+    rescale: float = 1.0 / 255.0
+    stream: str = "auto"
+    stream_above_mb: float = STREAM_ABOVE_MB
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_size", (int(self.image_size[0]), int(self.image_size[1])))
+        if self.color_mode not in _MODES:
+            raise DataError(
+                f"data.color_mode must be 'rgb' or 'grayscale'. Received: {self.color_mode!r}. Fix the recipe."
+            )
+        if self.stream not in ("auto", "always", "never"):
+            raise DataError(f"data.stream must be 'auto', 'always' or 'never'. Received: {self.stream!r}. Fix the recipe.")
+
+    @property
+    def mode(self) -> str:
+        """Pillow's mode: ``RGB`` or ``L``."""
+        return _MODES[self.color_mode]
+
+    @property
+    def channels(self) -> int:
+        return 3 if self.mode == "RGB" else 1
+
+
+_MODES = {"rgb": "RGB", "grayscale": "L"}
+
+
+@register_dataset("images", options=ImageFolderOptions)
+def _images(*, path: str, seed: int, test_fraction: float, val_fraction: float,
+            options: ImageFolderOptions | None = None) -> Dataset:
     """A folder of class sub-folders (or ``train/`` + ``test/`` folders of them).
 
-    In memory (Pillow) unless ``stream`` is ``"always"``, or ``"auto"`` and the
+    In memory (Pillow) unless ``options.stream`` is ``"always"``, or ``"auto"`` and the
     decoded float32 images would take more than ``stream_above_mb`` MiB: then the
     train and test splits are lazy :class:`~edgeship.train._stream.ImageFiles`
     streamed with ``tf.data`` (``cache_dir``: cache the decoded training images
@@ -130,34 +160,15 @@ def _images(
     """
     from ._stream import ImageFiles, decoded_bytes
 
+    o = options or ImageFolderOptions()
     root = Path(path).expanduser()
-    size = (int(image_size[0]), int(image_size[1]))
-    mode = {"rgb": "RGB", "grayscale": "L"}.get(color_mode)
-    if mode is None:
-        raise DataError(f"data.color_mode must be 'rgb' or 'grayscale'. Received: {color_mode!r}. Fix the recipe.")
-    if stream not in ("auto", "always", "never"):
-        raise DataError(f"data.stream must be 'auto', 'always' or 'never'. Received: {stream!r}. Fix the recipe.")
-    channels = 3 if mode == "RGB" else 1
-    two_folders = (root / "train").is_dir() and (root / "test").is_dir()
-    if two_folders:
-        train_classes = _class_folders(root / "train")
-        test_classes = _class_folders(root / "test")
-        names = sorted(train_classes)
-        if sorted(test_classes) != names:
-            raise DataError(
-                f"train/ and test/ in {root} must hold the same class folders. Received: train {names}, "
-                f"test {sorted(test_classes)}. Make the class folders match."
-            )
-        folders = [train_classes, test_classes]
-    else:
-        folders = [_class_folders(root)]
-        names = sorted(folders[0])
+    folders, names = _image_folders(root)
     n_files = sum(len(v) for classes in folders for v in classes.values())
-    streamed = stream == "always" or (
-        stream == "auto" and decoded_bytes(n_files, size, channels) > stream_above_mb * 2**20)
-    load = _list_folder if streamed else (lambda c, n: _load_folder(c, n, size, mode, rescale))
+    streamed = o.stream == "always" or (
+        o.stream == "auto" and decoded_bytes(n_files, o.image_size, o.channels) > o.stream_above_mb * 2**20)
+    load = _list_folder if streamed else (lambda c, n: _load_folder(c, n, o.image_size, o.mode, o.rescale))
     x, y = load(folders[0], names)
-    if two_folders:
+    if len(folders) == 2:
         x_test, y_test = load(folders[1], names)
         x_train, y_train, x_val, y_val, _, _ = split(x, y, seed=seed, test_fraction=0.0, val_fraction=val_fraction)
     else:
@@ -166,31 +177,46 @@ def _images(
         )
     if streamed:
         def lazy(paths: np.ndarray) -> ImageFiles:
-            return ImageFiles(paths, size, channels, rescale, cache_dir)
+            return ImageFiles(paths, o.image_size, o.channels, o.rescale, o.cache_dir)
 
         x_train, x_test = lazy(x_train), lazy(x_test)
         x_val = np.asarray(lazy(x_val))  # early stopping and the budget judge on it many times: decoded once
     return Dataset(
-        f"images:{root.name}",
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        x_test,
-        y_test,
-        labels=names,
-        preprocessing={
-            "scale": float(rescale),
-            "mean": 0.0,
-            "layout": "NHWC",
-            "input_range": [0, 255],
-            "input_shape": [size[0], size[1], channels],
-            "resize": [size[0], size[1]],
-            "color_mode": color_mode,
-            "layout_on_disk": "train/ + test/ class folders" if two_folders else "class folders",
-        },
+        f"images:{root.name}", x_train, y_train, x_val, y_val, x_test, y_test, labels=names,
+        preprocessing=_preprocessing(o, two_folders=len(folders) == 2),
         extras={"streamed": True} if streamed else {},
     )
+
+
+def _image_folders(root: Path) -> tuple[list[dict[str, list[Path]]], list[str]]:
+    """The class folders (``[root]``, or ``[root/train, root/test]``) and the sorted class names."""
+    if not ((root / "train").is_dir() and (root / "test").is_dir()):
+        classes = _class_folders(root)
+        return [classes], sorted(classes)
+    train_classes = _class_folders(root / "train")
+    test_classes = _class_folders(root / "test")
+    names = sorted(train_classes)
+    if sorted(test_classes) != names:
+        raise DataError(
+            f"train/ and test/ in {root} must hold the same class folders. Received: train {names}, "
+            f"test {sorted(test_classes)}. Make the class folders match."
+        )
+    return [train_classes, test_classes], names
+
+
+def _preprocessing(o: ImageFolderOptions, *, two_folders: bool) -> dict[str, Any]:
+    """The manifest's ``preprocessing`` for a folder read with ``o``."""
+    size = o.image_size
+    return {
+        "scale": float(o.rescale),
+        "mean": 0.0,
+        "layout": "NHWC",
+        "input_range": [0, 255],
+        "input_shape": [size[0], size[1], o.channels],
+        "resize": [size[0], size[1]],
+        "color_mode": o.color_mode,
+        "layout_on_disk": "train/ + test/ class folders" if two_folders else "class folders",
+    }
 
 
 def make_augmenter(
