@@ -72,12 +72,8 @@ PENDING_CYCLES: frozenset[frozenset[str]] = frozenset()
 
 # -- function length -------------------------------------------------------------------------------
 MAX_FUNCTION_LINES = 60
-# Functions still too long, being split elsewhere: delete each entry when it is split.
-PENDING_LONG: frozenset[str] = frozenset({
-    "train/_baselines.py::baselines",
-    "train/_fit.py::train_model",
-    "train/_images.py::_images",
-})
+# Functions still too long, being split elsewhere: add one only with its split under way, delete it when it lands.
+PENDING_LONG: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
