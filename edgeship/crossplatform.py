@@ -157,7 +157,7 @@ def measure_platform(bundle: str | Path, name: str = "linux-aarch64", *, limits:
                      root: Path | None = None) -> CrossPlatformParity:
     """Run every artifact of ``bundle`` on ``name`` (emulated) and compare with the host; records nothing, raises
     only when the target cannot run (``PlatformError``)."""
-    from edgeship.runtime._bundle import read_manifest, verify_bundle
+    from edgeship.runtime import read_manifest, verify_bundle
 
     bundle = Path(bundle)
     limits = {**LIMITS, **(limits or {})}
@@ -181,7 +181,7 @@ def check_platform(bundle: str | Path, name: str = "linux-aarch64", *, limits: d
         PlatformError: ``name`` is not an emulated platform, or its root is not set up here.
         ParityError: an artifact misses a limit (recorded first, with ``passed: false``).
     """
-    from edgeship.runtime._bundle import read_manifest
+    from edgeship.runtime import read_manifest
 
     result = measure_platform(bundle, name, limits=limits, root=root)
     if record:
@@ -212,10 +212,10 @@ def record_result(bundle: Path, manifest: Manifest, result: CrossPlatformParity)
     updated = dataclasses.replace(manifest, parity=dataclasses.replace(parity, cross_platform=cross))
     write_manifest(bundle, updated)
     try:
-        from edgeship.export._report import write_reports
+        from edgeship.export import write_reports
     except ImportError:  # the device install: the manifest holds the figures; reports are the build's
         return
-    from edgeship.runtime._check import BASELINE_FILE, read_baseline
+    from edgeship.runtime import BASELINE_FILE, read_baseline
 
     baseline = read_baseline(bundle / BASELINE_FILE) if (bundle / BASELINE_FILE).is_file() else None
     write_reports(bundle, updated, baseline)

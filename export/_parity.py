@@ -33,8 +33,7 @@ def artifact_outputs(
     TFLite tensor names are converter-made (``StatefulPartitionedCall:0``): the
     default signature maps them back to the Keras output names. ONNX keeps them.
     """
-    from edgeship.runtime._graph import read_graph
-    from edgeship.runtime._load import load_file
+    from edgeship.runtime import load_file, read_graph
 
     graph = read_graph(path, fmt)
     by_tensor = {tensor: name for name, tensor in graph.output_names.items()}

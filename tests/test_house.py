@@ -53,13 +53,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 
 # Imports of another package's ``_private`` module still to be replaced by that package's exports
 # (importer module, imported module). Owned by the parity rework; empty this as it lands.
-PENDING_PRIVATE: frozenset[tuple[str, str]] = frozenset({
-    ("edgeship.export._parity", "edgeship.runtime._graph"),
-    ("edgeship.export._parity", "edgeship.runtime._load"),
-    ("edgeship.crossplatform", "edgeship.runtime._bundle"),
-    ("edgeship.crossplatform", "edgeship.runtime._check"),
-    ("edgeship.crossplatform", "edgeship.export._report"),
-})
+PENDING_PRIVATE: frozenset[tuple[str, str]] = frozenset()
 
 # -- cycles ----------------------------------------------------------------------------------------
 ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset({
