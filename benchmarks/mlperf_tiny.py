@@ -154,7 +154,8 @@ def _recipe(task: Task) -> Any:
 
 def build_classifier(task: Task, out: Path) -> dict[str, Any]:
     from edgeship import train
-    from edgeship.build import ShipData, calibration_sample, write_bundle
+    from edgeship.build import BuildInfo, ShipData, calibration_sample, write_bundle
+    from edgeship.core.bundle import DatasetInfo, ModelMetrics
 
     d = stand_in(task)
     t0 = time.perf_counter()
@@ -169,11 +170,11 @@ def build_classifier(task: Task, out: Path) -> dict[str, Any]:
     acc = train.accuracy(model, d["x_test"], d["y_test"])
     recipe = _recipe(task)
     ship = ShipData(calibration_sample(d["x_train"], 200, 0), d["x_test"], d["y_test"], _labels(task), {}, acc)
-    write_bundle(model, recipe, out, ship, info={
-        "dataset": {"name": f"digits stand-in: {task.stand_in}", "train": len(d["x_train"]),
-                    "val": len(d["x_val"]), "test": len(d["x_test"])},
-        "metrics": {"keras_reference_accuracy": acc},
-    })
+    write_bundle(model, recipe, out, ship, info=BuildInfo(
+        dataset=DatasetInfo(name=f"digits stand-in: {task.stand_in}", train=len(d["x_train"]),
+                            val=len(d["x_val"]), test=len(d["x_test"])),
+        metrics=ModelMetrics(keras_reference_accuracy=acc),
+    ))
     return {"params": int(model.count_params()), "keras_accuracy": acc, "train_seconds": train_s,
             "epochs": task.epochs}
 
@@ -273,6 +274,7 @@ def engines() -> dict[str, str]:
 
 def side_by_side(task: Task, bundle: Path, rounds: int, min_seconds: float, loads: int) -> dict[str, Any]:
     """The bundle's four variants and the two reference files, one thread, one interleaved run."""
+    from edgeship.core.task import AnomalyDetection, Classification
     from edgeship.runtime import load_eval
     from edgeship.runtime._bench import measure_interleaved, quality
     from edgeship.runtime._bundle import read_manifest
@@ -300,7 +302,7 @@ def side_by_side(task: Task, bundle: Path, rounds: int, min_seconds: float, load
                    "median_us_per_load": [v * 1e3 for v in r["median_ms_per_load"]], "p50_all_calls_us": r["latency_ms"]["p50"] * 1e3,
                    "round_us": [v * 1e3 for v in r["round_ms"]], "calls": r["runs"]}
             if not name.startswith("reference:"):
-                metric, value = quality(model, (x_eval, y_eval), task.anomaly)
+                metric, value = quality(model, (x_eval, y_eval), AnomalyDetection() if task.anomaly else Classification())
                 row.update(metric=metric, quality=value)
                 # what the build recorded (an anomaly build's AUC/threshold once [model] task = "anomaly" lands)
                 recorded = next((a.metrics for a in manifest.artifacts if a.file == name), None)

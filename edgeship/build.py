@@ -42,7 +42,7 @@ from edgeship.core.task import AnomalyDetection, task_named
 from edgeship.recipe import Recipe
 from edgeship.variants import CompressData, calibration_sample
 
-__all__ = ["ShipData", "build", "calibration_sample", "export_saved_model", "gate_chance", "load_data", "write_bundle"]
+__all__ = ["BuildInfo", "ShipData", "build", "calibration_sample", "export_saved_model", "gate_chance", "load_data", "write_bundle"]
 
 
 #: A streamed image folder's artifacts are verified on at most this many test images (a seeded sample).

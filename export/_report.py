@@ -13,11 +13,13 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from edgeship.core.bundle import Baseline, Compression, Manifest, ModelMetrics, OutputParity
+from edgeship.core.task import AnomalyDetection, Classification, task_of
 
 from ._blocks import Cell, Plot, Section, Table, Text, cell_text, escape
 from ._report_anomaly import RocPlot, anomaly_sections, roc_png
@@ -178,13 +180,20 @@ def _pf(passed: Any) -> tuple[str, str]:
 
 
 # -- the report's sections, built once for both renderers ------------------------------
+#: The sections a task adds to every report (after the baselines), by task name.
+TASK_SECTIONS: dict[str, tuple[Callable[[Manifest, Baseline | None], list[Section]], ...]] = {
+    Classification.name: (),
+    AnomalyDetection.name: (anomaly_sections,),
+}
+
+
 def report_sections(
     manifest: Manifest | dict[str, Any], baseline: Baseline | dict[str, Any] | None = None
 ) -> list[Section]:
     """The report's sections in order; only those whose data exists."""
     m, bl = as_records(manifest, baseline)
-    builders = (_intro, _warnings, _baselines, anomaly_sections, _budget, _channels, _prune_attempts, _variants, _evaluation, _parity,
-                _kernel_sparsity, _schedule, _quantization_attempts, _sqnr, _timings)
+    builders = (_intro, _warnings, _baselines, *TASK_SECTIONS[task_of(m).name], _budget, _channels, _prune_attempts,
+                _variants, _evaluation, _parity, _kernel_sparsity, _schedule, _quantization_attempts, _sqnr, _timings)
     return [s for build in builders for s in build(m, bl)]
 
 
@@ -239,7 +248,7 @@ def _budget(m: Manifest, bl: Baseline | None) -> list[Section]:
     if b is None:
         return []
     return [Section(None, [Text.para(
-        f"Budget: every artifact within {cell_text(b.max_accuracy_drop)} {'ROC AUC' if m.anomaly else 'top-1'} "
+        f"Budget: every artifact within {cell_text(b.max_accuracy_drop)} {task_of(m).metric_short} "
         f"(judged as {cell_text(b.effective_max_drop)} on {cell_text(b.decision_samples)} "
         f"{b.judged_on} samples) of the {b.reference} "
         f"({cell_text(b.reference_val)})."

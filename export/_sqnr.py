@@ -87,8 +87,10 @@ def onnx_sqnr(float_model: bytes, qdq_model: bytes, inputs: np.ndarray) -> dict[
         qdq_acts = collect_activations(paths["qdq"], _ReaderIter(name, inputs))
     matched = create_activation_matching(qdq_acts, float_acts)
     producer = {out: node for node in graph.node for out in node.output}
+    order = {out: i for i, node in enumerate(graph.node) for out in node.output}
     result: dict[str, float] = {}
-    for tensor, match in matched.items():
+    # In graph order: the quantizer reports the tensors as a set, whose order changes with each process.
+    for tensor, match in sorted(matched.items(), key=lambda item: order.get(item[0], len(order))):
         if tensor not in producer or "float" not in match:
             continue
         per_sample = [sqnr_db(f, q) for f, q in zip(match["float"], match["post_qdq"])]

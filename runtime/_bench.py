@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgeship.core.bundle import ArtifactRecord
-from edgeship.core.metrics import roc_auc, top1_accuracy
+from edgeship.core.task import AnomalyDetection, Classification, Task, task_of, task_of_model
 
 from ._bundle import is_bundle, read_manifest, verify_bundle
 from ._errors import InputError
@@ -190,13 +190,13 @@ def benchmark(
     x = np.ascontiguousarray(eval_data[0][:1])
     openers = _openers(p, manifest, threads)
     timed = measure_interleaved(openers, x, rounds=rounds, loads=loads, **kw)
-    anomaly = is_anomaly_manifest(manifest)
+    task = task_of(manifest)
     results = []
     for entry, open_model, (model, r) in zip(manifest.artifacts, openers, timed):
         with model:
-            metric, value = quality(model, eval_data, anomaly)
+            metric, value = quality(model, eval_data, task)
         r = {"file": entry.file, "bytes": entry.bytes, "threads": threads,
-             "manifest_accuracy": _manifest_accuracy(manifest, entry), **r, "metric": metric, "accuracy": value}
+             "manifest_accuracy": _manifest_accuracy(task, entry), **r, "metric": metric, "accuracy": value}
         if thread_sweep:
             r["sweep"] = _sweep(lambda t, f=open_model: f(t), x, thread_sweep, kw)
         results.append(r)
@@ -227,31 +227,22 @@ def _openers(p: Path, manifest: Any, threads: int | None) -> list[Callable[..., 
     return openers
 
 
-def _manifest_accuracy(manifest: Any, entry: ArtifactRecord) -> float | None:
-    """The figure recorded at build time: ROC AUC for an anomaly detector, else top-1 accuracy."""
-    return (entry.metrics.roc_auc if manifest.anomaly is not None else entry.metrics.accuracy) if entry.metrics else None
+def _manifest_accuracy(task: Task, entry: ArtifactRecord) -> float | None:
+    """The task's figure recorded at build time: ROC AUC for an anomaly detector, else top-1 accuracy."""
+    return task.metric_of(entry.metrics) if entry.metrics else None
 
 
-def is_anomaly_manifest(manifest: Any) -> bool:
-    """Whether the bundle's model scores anomalies by reconstruction error (``[model] task``
-    ``"anomaly"`` or ``"reconstruction"``)."""
-    model = (manifest.recipe or {}).get("model")
-    return isinstance(model, dict) and model.get("task") in ("anomaly", "reconstruction")
+#: The name a benchmark result gives each task's metric (``metric``).
+BENCH_METRIC = {Classification.metric: "top1", AnomalyDetection.metric: "roc_auc"}
 
 
-def quality(model: Model, eval_data: tuple[np.ndarray, np.ndarray], anomaly: bool | None = None) -> tuple[str, float]:
-    """The figure the accuracy budget is judged on, on ``eval_data``: ``("top1", accuracy)``, or for a
-    reconstruction model (``anomaly``, or outputs shaped as the inputs) ``("roc_auc", AUC)`` of the
-    per-sample mean squared reconstruction error against the 0 (normal) / 1 (anomalous) labels."""
-    xe, ye = eval_data
-    if model.anomaly is not None:  # an anomaly detector scores by its own embedded rule
-        return "roc_auc", roc_auc(model.score(xe), ye)
-    out = model.predict(xe)
-    out = out[0] if isinstance(out, list) else out
-    if anomaly or (anomaly is None and out.shape == xe.shape):
-        err = ((out.reshape(len(xe), -1) - xe.reshape(len(xe), -1)) ** 2).mean(axis=1)
-        return "roc_auc", roc_auc(err, ye)
-    return "top1", top1_accuracy(out, ye)
+def quality(model: Model, eval_data: tuple[np.ndarray, np.ndarray], task: Task | None = None) -> tuple[str, float]:
+    """The figure the accuracy budget is judged on, on ``eval_data``: ``("top1", accuracy)``, or for an anomaly
+    detector ``("roc_auc", AUC)`` of the per-sample mean squared reconstruction error against the 0 (normal) /
+    1 (anomalous) labels. ``task``: the bundle's (:func:`~edgeship.core.task.task_of` its manifest); ``None``:
+    the file's own (:func:`~edgeship.core.task.task_of_model`)."""
+    task = task or task_of_model(model)
+    return BENCH_METRIC[task.metric], task.quality(model, *eval_data)
 
 
 def measure_interleaved(

@@ -33,6 +33,7 @@ import numpy as np
 from edgeship.core.bundle import BASELINE_SCHEMA as BASELINE_SCHEMA
 from edgeship.core.bundle import Baseline
 from edgeship.core.metrics import top1_accuracy
+from edgeship.core.task import AnomalyDetection, Classification, task_of
 
 from ._bundle import read_manifest, verify_bundle
 from ._errors import BundleError, EdgeshipError, InputError
@@ -177,6 +178,10 @@ def _roc_auc(model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float | None, 
     return roc_auc(scores, y), None
 
 
+#: Each task metric's guarded measurement on eval.npz (a figure, or why there is none).
+_MEASURES = {Classification.metric: _accuracy, AnomalyDetection.metric: _roc_auc}
+
+
 def machine_info() -> dict[str, Any]:
     """Where a baseline was measured; a check on another machine says so."""
     cpu = cpu_model()
@@ -213,6 +218,7 @@ def measure_bundle(
     manifest = read_manifest(folder)
     verify_bundle(folder, manifest)
     x_eval, y_eval = load_eval(folder)
+    task = task_of(manifest)
     artifacts: dict[str, Any] = {}
     refs: dict[str, Any] = {}
     for entry in manifest.artifacts:
@@ -220,9 +226,9 @@ def measure_bundle(
         if fmt not in refs:
             refs[fmt] = {"sha256": reference_sha256(fmt)}
         with load_file(folder / entry.file, fmt, threads=threads, precision=entry.precision) as model:
-            # Anomaly detectors are gated on ROC AUC (the threshold's accuracy follows from it).
-            metric = "roc_auc" if manifest.anomaly is not None else "accuracy"
-            acc, acc_error = (_roc_auc if metric == "roc_auc" else _accuracy)(model, x_eval, y_eval)
+            # The task's metric: anomaly detectors are gated on ROC AUC (the threshold's accuracy follows from it).
+            metric = task.metric
+            acc, acc_error = _MEASURES[metric](model, x_eval, y_eval)
             lat = measure_latency_ratio(
                 model, timing_input(model, x_eval), rounds=rounds, block_seconds=block_seconds, threads=threads
             )

@@ -40,8 +40,9 @@ class Task:
     name: ClassVar[str]
     #: The quality metric's name in the manifest and baseline (``ArtifactMetrics``, ``BaselineArtifact``).
     metric: ClassVar[str]
-    #: The metric as people read it in reports and logs.
+    #: The metric as people read it in logs ("accuracy", "ROC AUC") and in report tables ("top-1", "ROC AUC").
     metric_label: ClassVar[str]
+    metric_short: ClassVar[str]
     #: The parity rule recorded with each artifact's parity when it is not the classifier's (``None``).
     parity_rule: ClassVar[str | None] = None
     #: What the budget's reference figure is, in the manifest's ``budget.reference``.
@@ -88,6 +89,7 @@ class Classification(Task):
     name = "classification"
     metric = "accuracy"
     metric_label = "accuracy"
+    metric_short = "top-1"
     budget_reference = "validation top-1 of the trained float32 model before pruning"
 
     def quality(self, model: Scorable, x: np.ndarray, y: np.ndarray) -> float:
@@ -118,7 +120,7 @@ class Classification(Task):
 class AnomalyDetection(Task):
     name = "anomaly"
     metric = "roc_auc"
-    metric_label = "ROC AUC"
+    metric_label = metric_short = "ROC AUC"
     parity_rule = (
         "reconstruction output (an anomaly detector): float variants by max abs diff (atol), quantized variants by "
         "output SQNR (min_sqnr_db); top-1 agreement does not apply (the output is not class scores)"
@@ -153,14 +155,29 @@ def task_names() -> tuple[str, ...]:
     return tuple(_TASKS)
 
 
+#: Names older bundles' recipes used for a registered task.
+_ALIASES = {"reconstruction": AnomalyDetection.name}
+
+
 def task_of(manifest: Any) -> Task:
-    """The task of a manifest: its ``task`` field, or for a manifest older than that field, from its sections."""
+    """The task of a manifest: its ``task`` field; for a manifest older than that field, its recipe's
+    ``model.task``, else its sections (an ``anomaly`` section: anomaly detection; else classification)."""
     name = getattr(manifest, "task", None)
     if name is None:
+        model = (getattr(manifest, "recipe", None) or {}).get("model")
+        given = model.get("task") if isinstance(model, dict) else None
+        name = _ALIASES.get(given, given) if isinstance(given, str) else None
+    if name not in _TASKS:
         name = AnomalyDetection.name if getattr(manifest, "anomaly", None) is not None else Classification.name
     return task_named(name)
 
 
 def task_of_model(model: Any) -> Task:
-    """The task of a loaded model file: anomaly detection when it carries an anomaly rule (file metadata)."""
-    return AnomalyDetection() if getattr(model, "anomaly", None) is not None else Classification()
+    """The task of a model file with no manifest: anomaly detection when it carries an anomaly rule (its
+    metadata), or when its one output has its one input's shape (a reconstruction); else classification."""
+    if getattr(model, "anomaly", None) is not None:
+        return AnomalyDetection()
+    inputs, outputs = getattr(model, "inputs", ()), getattr(model, "outputs", ())
+    if len(inputs) == 1 and len(outputs) == 1 and tuple(inputs[0].shape) == tuple(outputs[0].shape):
+        return AnomalyDetection()
+    return Classification()
