@@ -126,7 +126,7 @@ def test_parity_every_variant(arch: str, trained: dict[str, Any], tmp_path: Path
     print(
         arch,
         {
-            k: {m: v for m, v in e.items() if m in ("max_abs_diff", "sqnr_db", "top1_agreement")}
+            k: {m: v for m, v in e.to_json().items() if m in ("max_abs_diff", "sqnr_db", "top1_agreement")}
             for k, e in summary.items()
         },
     )
