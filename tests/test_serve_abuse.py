@@ -330,3 +330,16 @@ def test_headers_past_the_limit_get_431_and_a_close(plain: ServerProcess) -> Non
         reply, _ = _until_closed(sock, deadline_s=5)
         assert reply.startswith(b"HTTP/1.1 431") and b"at most 65,536 bytes" in reply, reply[:200]
     assert plain.request("GET", "/v2")[0] == 200
+
+
+def test_crlf_after_a_body_does_not_cut_off_a_slow_response(default_bundle: Path, tmp_path: Path) -> None:
+    """Some clients end a POST body with CR/LF: it must not start a header deadline that beats the response."""
+    args = [f"digits={default_bundle}", "--header-timeout", "1", "--max-batch-size", "8",
+            "--batch-delay-us", "2000000"]
+    with ServerProcess(args, tmp_path / "log") as srv:
+        with socket.create_connection((HOST, srv.port), timeout=10) as sock:
+            body = _json_body(1)
+            sock.sendall(_head(len(body)) + body + b"\r\n")
+            start = time.monotonic()
+            assert _response(sock).startswith(b"HTTP/1.1 200")  # after the 2 s batch delay, past the 1 s deadline
+            assert time.monotonic() - start > 1.5

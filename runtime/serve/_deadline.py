@@ -57,6 +57,7 @@ class HeaderDeadline(asyncio.Protocol):
         self._in_request = False  # headers complete, body not yet: the request timeout's, not ours
         self._header_bytes = 0
         self.headers_seen = 0  # requests on this connection whose headers arrived
+        self.messages = 0  # ... and whose bodies arrived
 
     @property
     def waiting(self) -> bool:
@@ -77,13 +78,17 @@ class HeaderDeadline(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._parser is not None:
-            if self._timer is None and not self._in_request:
-                self._arm()  # any byte between requests (a bare CR/LF too) starts the next request's deadline
+            done = self.messages
             try:
                 self._parser.feed_data(data)
             except (httptools.HttpParserError, httptools.HttpParserUpgrade):
                 self._parser = None  # uvicorn answers a bad request or an upgrade itself
                 self._disarm()
+            if self._parser is not None and self._timer is None and not self._in_request and self.messages == done:
+                # bytes between requests that begin no request line, a bare CR/LF say: they start the next
+                # request's deadline too (uvicorn's keep-alive timer stops at any byte). Not when they came
+                # with the end of a body: some clients send a CR/LF after it, and the response may be slow.
+                self._arm()
             if self._header_bytes > self.max_header_bytes:
                 self._parser = None
                 self._disarm()
@@ -124,6 +129,7 @@ class HeaderDeadline(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._in_request = False
+        self.messages += 1
 
     def _evict_one(self) -> bool:
         """Close the oldest connection still waiting for its headers (408); False when none is."""
