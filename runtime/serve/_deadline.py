@@ -37,22 +37,27 @@ class HeaderDeadline(asyncio.Protocol):
     """
 
     seconds: ClassVar[float] = 5.0
+    #: The backstop for a body: the app's read_body answers at --request-timeout, but nothing reads
+    #: the body of a request refused before it (a 401), which could otherwise trickle in forever.
+    body_seconds: ClassVar[float] = 31.0
     max_connections: ClassVar[int] = 1024
     max_header_bytes: ClassVar[int] = 64 * 1024
     #: This server's open connections, oldest first (for the limit and the drain at shutdown).
     live: ClassVar[dict[HeaderDeadline, None]] = {}
 
     @classmethod
-    def limit(cls, seconds: float, max_connections: int = 1024, max_header_bytes: int = 64 * 1024) -> type[HeaderDeadline]:
+    def limit(cls, seconds: float, body_seconds: float = 31.0, max_connections: int = 1024,
+              max_header_bytes: int = 64 * 1024) -> type[HeaderDeadline]:
         """A protocol class for ``Config(http=...)`` with these limits, and its own set of connections."""
-        return type("HeaderDeadline", (cls,), {"seconds": seconds, "max_connections": max_connections,
-                                               "max_header_bytes": max_header_bytes, "live": {}})
+        return type("HeaderDeadline", (cls,), {"seconds": seconds, "body_seconds": body_seconds, "live": {},
+                                               "max_connections": max_connections, "max_header_bytes": max_header_bytes})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.inner = HttpToolsProtocol(*args, **kwargs)
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn's own parser
         self._timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
         self._in_request = False  # headers complete, body not yet: the request timeout's, not ours
         self._header_bytes = 0
@@ -89,6 +94,8 @@ class HeaderDeadline(asyncio.Protocol):
                 # request's deadline too (uvicorn's keep-alive timer stops at any byte). Not when they came
                 # with the end of a body: some clients send a CR/LF after it, and the response may be slow.
                 self._arm()
+            if self._in_request and self._body_timer is None:  # a body still to come
+                self._body_timer = asyncio.get_running_loop().call_later(self.body_seconds, self._body_late)
             if self._header_bytes > self.max_header_bytes:
                 self._parser = None
                 self._disarm()
@@ -102,6 +109,7 @@ class HeaderDeadline(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._disarm_body()
         self.live.pop(self, None)
         self.inner.connection_lost(exc)
 
@@ -130,14 +138,27 @@ class HeaderDeadline(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self._in_request = False
         self.messages += 1
+        self._disarm_body()
 
     def _evict_one(self) -> bool:
-        """Close the oldest connection still waiting for its headers (408); False when none is."""
-        for conn in self.live:
-            if conn._timer is not None:
-                conn._expire()
-                return True
+        """Close the oldest connection waiting for its headers, else for its body (408); False when none is."""
+        for waiting_for_body in (False, True):
+            for conn in self.live:
+                if (conn._body_timer if waiting_for_body else conn._timer) is not None:
+                    conn._disarm_body()
+                    conn._expire()
+                    return True
         return False
+
+    def _disarm_body(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_late(self) -> None:
+        self._body_timer = None
+        self._answer(b"408 Request Timeout", f"Expected the request body within {self.body_seconds:g} s. "
+                     "Received: part of it. Fix: send the body promptly.")
 
     def _arm(self) -> None:
         self._timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)

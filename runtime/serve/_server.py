@@ -161,7 +161,8 @@ def run(options: ServeOptions) -> int:
             served.model.close()
         log.close()
         raise
-    protocol = HeaderDeadline.limit(options.header_timeout, max_connections, options.max_header_bytes)
+    protocol = HeaderDeadline.limit(options.header_timeout, options.request_timeout + 1, max_connections,
+                                    options.max_header_bytes)
     config = uvicorn.Config(
         make_app(service), http=protocol, lifespan="off", access_log=False, backlog=backlog,
         log_config=None, log_level="warning", timeout_keep_alive=max(1, int(options.keep_alive_timeout)),
