@@ -356,3 +356,11 @@ def test_crlf_after_a_body_does_not_cut_off_a_slow_response(default_bundle: Path
             start = time.monotonic()
             assert _response(sock).startswith(b"HTTP/1.1 200")  # after the 2 s batch delay, past the 1 s deadline
             assert time.monotonic() - start > 1.5
+
+
+def test_max_connections_past_the_fd_limit_is_refused_at_start(default_bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError) as info:
+        ServerProcess([f"digits={default_bundle}", "--max-connections", "1000"], tmp_path / "log", nofile=256)
+    message = str(info.value)
+    assert "exited 2" in message and "ServeError: Expected --max-connections of at most" in message
+    assert "file-descriptor limit 256" in message and "Traceback" not in message
