@@ -364,3 +364,30 @@ def test_max_connections_past_the_fd_limit_is_refused_at_start(default_bundle: P
     message = str(info.value)
     assert "exited 2" in message and "ServeError: Expected --max-connections of at most" in message
     assert "file-descriptor limit 256" in message and "Traceback" not in message
+
+
+def test_at_the_connection_limit_waiters_make_room_and_busy_ones_do_not(default_bundle: Path, tmp_path: Path) -> None:
+    args = [f"digits={default_bundle}", "--max-connections", "3", "--max-batch-size", "8",
+            "--batch-delay-us", "1500000"]
+    with ServerProcess(args, tmp_path / "log") as srv:
+        idle = [socket.create_connection((HOST, srv.port), timeout=10) for _ in range(3)]  # no byte sent
+        time.sleep(0.2)
+        assert srv.request("GET", "/v2/models/digits")[0] == 200  # took the place of the oldest
+        reply, _ = _until_closed(idle[0], deadline_s=3)
+        assert reply.startswith(b"HTTP/1.1 408"), reply
+        for sock in idle:
+            sock.close()
+        time.sleep(0.2)
+
+        results: list[int] = []
+        workers = [threading.Thread(target=lambda: results.append(srv.request("POST", INFER.decode(),
+                                                                              _json_body(1))[0])) for _ in range(3)]
+        for w in workers:
+            w.start()
+        time.sleep(0.5)  # three whole requests in, waiting for their batch: none can make room
+        with socket.create_connection((HOST, srv.port), timeout=10) as sock:
+            reply, _ = _until_closed(sock, deadline_s=3)
+        assert reply.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in reply and b"at most 3 open" in reply
+        for w in workers:
+            w.join(10)
+        assert results == [200, 200, 200]

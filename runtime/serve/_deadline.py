@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # what Config(http="httptools") loads
 
-_CLOSE = b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+_CLOSE = b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nconnection: close\r\n%scontent-length: %d\r\n\r\n%s"
 
 
 class HeaderDeadline(asyncio.Protocol):
@@ -77,7 +77,7 @@ class HeaderDeadline(asyncio.Protocol):
         self.inner.connection_made(transport)  # type: ignore[arg-type]
         if full:
             self._answer(b"503 Service Unavailable", f"Expected at most {self.max_connections} open connections, "
-                         "each with a request in progress. Received: one more. Fix: retry in a second.")
+                         "each with a request in progress. Received: one more. Fix: retry in a second.", b"retry-after: 1\r\n")
             return
         self._arm()  # a connection that never sends a byte is cut off too
 
@@ -173,8 +173,8 @@ class HeaderDeadline(asyncio.Protocol):
         self._answer(b"408 Request Timeout", f"Expected the request headers within {self.seconds:g} s. "
                      "Received: part of them. Fix: send the whole request promptly.")
 
-    def _answer(self, status: bytes, message: str) -> None:
+    def _answer(self, status: bytes, message: str, headers: bytes = b"") -> None:
         if self._transport is not None and not self._transport.is_closing():
             body = json.dumps({"error": message}).encode()
-            self._transport.write(_CLOSE % (status, len(body), body))
+            self._transport.write(_CLOSE % (status, headers, len(body), body))
             self._transport.close()
