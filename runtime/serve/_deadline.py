@@ -28,9 +28,10 @@ class HeaderDeadline(asyncio.Protocol):
     """One HTTP connection: uvicorn's protocol inside, a 408 and a close when headers are late.
 
     Also the connection limits: a 431 and a close past ``max_header_bytes`` of request line and
-    headers, and at most ``max_connections`` open at once. At that limit a new connection takes
-    the place of the oldest one still waiting for its headers (408); when every connection has
-    a request in progress, the new one gets a 503 and is closed.
+    headers, a 408 and a close when a body is still arriving ``body_seconds`` after its headers,
+    and at most ``max_connections`` open at once. At that limit a new connection takes the
+    place of the oldest one still waiting for its headers, else for its body (408); when every
+    connection has a whole request in, the new one gets a 503 and is closed.
 
     Make a class per server with :meth:`limit`; uvicorn constructs it with its own keyword
     arguments, passed through untouched.
@@ -59,7 +60,7 @@ class HeaderDeadline(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
-        self._in_request = False  # headers complete, body not yet: the request timeout's, not ours
+        self._in_request = False  # headers complete, body not yet: body_seconds, not the header deadline
         self._header_bytes = 0
         self.headers_seen = 0  # requests on this connection whose headers arrived
         self.messages = 0  # ... and whose bodies arrived
