@@ -235,6 +235,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         request_timeout=args.request_timeout, header_timeout=args.header_timeout,
         shutdown_timeout=args.shutdown_timeout, auth_token_file=args.auth_token_file, log_file=args.log_file,
         max_batch_size=args.max_batch_size, batch_delay_us=args.batch_delay_us,
+        max_samples=args.max_samples, max_connections=args.max_connections,
     )
     return run(options)
 
@@ -332,6 +333,9 @@ def _add_serve_parser(sub: Any) -> None:
                    help="largest request body (default 8 MiB); larger gets 413")
     p.add_argument("--max-concurrency", type=_count(1), default=64,
                    help="requests in flight before 503 + Retry-After (default 64)")
+    p.add_argument("--max-samples", type=_count(1), default=64, help="samples per request (default 64); more get 413")
+    p.add_argument("--max-connections", type=_count(0), default=0,
+                   help="open connections (default 0: up to 4096, below the file-descriptor limit)")
     p.add_argument("--request-timeout", type=_non_negative, default=30.0, help="seconds to receive a body (default 30)")
     p.add_argument("--header-timeout", type=_non_negative, default=5.0,
                    help="seconds to receive a request's headers (default 5); slower clients are cut off")

@@ -6,6 +6,7 @@ exit within the deadline, and the process is given a hard lifetime with ``timeou
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -22,13 +23,16 @@ HOST = "127.0.0.1"
 class ServerProcess:
     """``edgeship serve ARGS --port 0 --log-file LOG``; the port is read from the log's "listening" line."""
 
-    def __init__(self, args: list[str], log: Path, *, lifetime_s: int = 300, env: dict[str, str] | None = None):
+    def __init__(self, args: list[str], log: Path, *, lifetime_s: int = 300, env: dict[str, str] | None = None,
+                 nofile: int | None = None):
+        """``nofile``: the server's file-descriptor limit, soft and hard (it cannot raise it)."""
         self.log = log
         cmd = [sys.executable, "-m", "edgeship", "serve", *args, "--host", HOST, "--port", "0", "--log-file", str(log)]
         if sys.platform.startswith("linux"):
             cmd = ["timeout", "-s", "KILL", str(lifetime_s), *cmd]  # the server cannot outlive a stuck test
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **(env or {})}, start_new_session=True)
+                                     env={**os.environ, **(env or {})}, start_new_session=True,
+                                     preexec_fn=None if nofile is None else functools.partial(_limit_fds, nofile))
         self.port = self._wait_listening(deadline_s=90)
         self.url = f"{HOST}:{self.port}"
 
@@ -84,6 +88,12 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _limit_fds(n: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
 
 def _wrapped(proc: subprocess.Popen[str]) -> bool:

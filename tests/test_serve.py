@@ -415,9 +415,8 @@ def test_limits_concurrency_body_timeout_and_streamed_size(default_bundle: Path,
     with ServerProcess(args, tmp_path / "log") as srv:
         with socket.create_connection((HOST, srv.port), timeout=10) as holder:
             holder.sendall(b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
-            time.sleep(0.3)  # the half-sent request holds the one slot
-            status, headers, body = srv.request("GET", "/v2/models/digits")
-            assert status == 503 and headers["retry-after"] == "1" and b"at most 1 requests in flight" in body
+            time.sleep(0.3)  # the half-sent request holds no slot: it takes one once its body is in
+            assert srv.request("GET", "/v2/models/digits")[0] == 200
             assert srv.request("GET", "/v2/health/ready")[0] == 200  # health is never refused
             reply = _until_closed(holder, b"")  # the body never comes: 408 after --request-timeout
             assert reply.startswith(b"HTTP/1.1 408") and b"within 1.5 s" in reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import time
 from typing import Any
@@ -22,6 +23,10 @@ _INFER_SUFFIX = "/infer"
 def make_app(service: Service) -> Gate:
     """The server's ASGI application: the gate in front of the starlette app."""
     return Gate(service, Starlette(routes=make_routes(service), exception_handlers=EXCEPTION_HANDLERS))
+
+
+def _is_infer(scope: dict[str, Any]) -> bool:
+    return scope["method"] == "POST" and scope["path"].endswith(_INFER_SUFFIX)
 
 
 def authorized(token: bytes, scope: dict[str, Any]) -> bool:
@@ -59,18 +64,19 @@ class Gate:
             response = await refuse(Request(scope, receive), refusal)
             await response(scope, receive, send_with_id)
         else:
-            svc.inflight += 1
-            svc.metrics.inflight.inc()
+            # an infer request takes its concurrency slot in the route, once its body is in
+            slot = contextlib.nullcontext() if _is_infer(scope) else svc.slot()
             try:
-                await self.app(scope, receive, send_with_id)
+                with slot:
+                    await self.app(scope, receive, send_with_id)
+            except OverloadedError as exc:
+                response = await refuse(Request(scope, receive), exc)
+                await response(scope, receive, send_with_id)
             except Exception:
                 if not info.accounted:  # no whole answer went out: uvicorn answers or drops the connection
                     raise
                 # else starlette's 500 handler answered, and re-raised only for the server to log: the
                 # log line already has the error, and the connection may serve its next request
-            finally:
-                svc.inflight -= 1
-                svc.metrics.inflight.dec()
         if not info.accounted:  # no response completed (the client left, or the app failed)
             self._account(scope, info, time.perf_counter() - start)
 
@@ -81,9 +87,6 @@ class Gate:
         if svc.token is not None and not authorized(svc.token, scope):
             return UnauthorizedError("Expected an Authorization: Bearer token. Received: none or a wrong one. "
                                      "Fix: send the server's --auth-token-file token.")
-        if svc.inflight >= svc.options.max_concurrency:
-            return OverloadedError(f"Expected at most {svc.options.max_concurrency} requests in flight. "
-                                   "Received: one more. Fix: retry after the Retry-After seconds.")
         return None
 
     def _account(self, scope: dict[str, Any], info: RequestInfo, seconds: float) -> None:

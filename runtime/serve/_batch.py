@@ -18,7 +18,7 @@ class Batcher:
 
     def __init__(self, model: Callable[[], Any], max_batch: int, delay_s: float,
                  on_exec: Callable[[float], None]) -> None:
-        self._model = model  # the current model, looked up at flush time (reload swaps it)
+        self._model = model  # its Served's model: a reload makes a new batcher, this one flushes on the old
         self._max = max_batch
         self._delay = delay_s
         self._on_exec = on_exec

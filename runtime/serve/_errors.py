@@ -16,6 +16,8 @@ from starlette.responses import Response
 
 from edgeship.runtime import EdgeshipError, InputError
 
+from ._protocol import SamplesError
+
 JSON = "application/json"
 
 
@@ -118,6 +120,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: _no_route,  # starlette's own: no such route, or the wrong method
     ClientGone: _client_gone,
     ServeError: _typed(None),  # each subclass carries its status_code
+    SamplesError: _typed(413),  # more samples than --max-samples: a client can split the batch
     InputError: _typed(400),  # the runtime's: a request the model cannot take
     Exception: _typed(500),  # anything else (an engine failure): a 500 that names the error
 }

@@ -10,6 +10,7 @@ length then the bytes, as Triton and tritonclient write them.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ DATATYPES: dict[str, np.dtype] = {
     "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
     "BYTES": np.dtype(object),
 }
+#: More dimensions than any model input has, and within what numpy allows on every version.
+MAX_DIMS = 32
 _NAMES = {dt: name for name, dt in DATATYPES.items() if name != "BYTES"}
 _LEN = struct.Struct("<I")
 
@@ -65,16 +68,27 @@ class InferRequest:
     batch_size: int = field(default=0)
 
 
+class SamplesError(InputError):
+    """A request with more samples than the server's ``--max-samples`` (HTTP 413), refused before any array is made."""
+
+
 def _bad(expected: str, received: str, fix: str) -> InputError:
     return InputError(f"Expected {expected}. Received: {received}. {fix}")
 
 
-def parse_request(body: bytes, header_length: str | None) -> InferRequest:
-    """Decode an infer body; ``header_length`` is the ``Inference-Header-Content-Length`` header, if any."""
+def parse_request(body: bytes, header_length: str | None, *, max_samples: int | None = None) -> InferRequest:
+    """Decode an infer body; ``header_length`` is the ``Inference-Header-Content-Length`` header, if any.
+
+    An input with more than ``max_samples`` samples (its first dimension; a BYTES input's
+    element count) raises :class:`SamplesError` from its shape alone, before its data is decoded.
+    """
     split = _header_split(body, header_length)
     try:
         head = json.loads(body[:split])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise _bad("a JSON inference request body", "JSON nested too deeply to decode",
+                   'Send {"inputs": [{"name", "shape", "datatype", "data"}]} with flat or shallow data.') from None
+    except ValueError as exc:  # invalid JSON, bad UTF-8, or an integer past Python's 4,300 digits
         raise _bad("a JSON inference request body", f"invalid JSON ({exc})",
                    'Send {"inputs": [{"name", "shape", "datatype", "data"}]}.') from None
     if not isinstance(head, dict) or not isinstance(head.get("inputs"), list) or not head["inputs"]:
@@ -83,7 +97,7 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
     params = _params(head)
     blob, offset, inputs = memoryview(body)[split:], 0, {}
     for spec in head["inputs"]:
-        name, array, used = _decode_input(spec, blob, offset)
+        name, array, used = _decode_input(spec, blob, offset, max_samples)
         inputs[name], offset = array, offset + used
     if offset != len(blob):
         raise _bad(f"{offset} bytes of binary tensor data after the JSON header", f"{len(blob)}",
@@ -127,7 +141,7 @@ def _as_list(value: Any, what: str) -> list[Any]:
     return value
 
 
-def _decode_input(spec: Any, blob: memoryview, offset: int) -> tuple[str, np.ndarray, int]:
+def _decode_input(spec: Any, blob: memoryview, offset: int, max_samples: int | None) -> tuple[str, np.ndarray, int]:
     """One input tensor: (name, array, binary bytes consumed)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise _bad('each input to be an object with "name", "shape", "datatype" and "data"', _kind(spec),
@@ -136,8 +150,11 @@ def _decode_input(spec: Any, blob: memoryview, offset: int) -> tuple[str, np.nda
     if datatype not in DATATYPES:
         raise _bad(f"input {name!r} datatype in {sorted(DATATYPES)}", repr(datatype), "Use a protocol datatype name.")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise _bad(f"input {name!r} shape as a list of non-negative integers", repr(shape), "Send the full shape.")
-    count = int(np.prod(shape, dtype=np.int64))
+        raise _bad(f"input {name!r} shape as a list of non-negative integers", _short(shape), "Send the full shape.")
+    if len(shape) > MAX_DIMS:
+        raise _bad(f"input {name!r} shape of at most {MAX_DIMS} dimensions", f"{len(shape)}", "Send the model's shape.")
+    count = math.prod(shape)  # exact: a product past int64 is refused below, not wrapped around
+    _check_samples(name, datatype, shape, count, max_samples)
     size = _params(spec).get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(blob):
@@ -148,6 +165,23 @@ def _decode_input(spec: Any, blob: memoryview, offset: int) -> tuple[str, np.nda
         raise _bad(f'input {name!r} to carry "data" or parameters.binary_data_size', "neither",
                    "Send the values in data, or as binary tensor data.")
     return name, _from_json(name, datatype, shape, count, spec["data"]), 0
+
+
+def _check_samples(name: str, datatype: str, shape: list[int], count: int, limit: int | None) -> None:
+    samples = count if datatype == "BYTES" else (shape[0] if shape else 1)
+    if limit is not None and samples > limit:
+        raise SamplesError(f"Expected at most {limit:,} samples per request. Received: input {name!r} with "
+                           f"{_short(samples)} samples. Fix: split the batch into requests of at most {limit:,}, or start "
+                           "the server with a larger --max-samples.")
+    if math.prod(d for d in shape if d) * DATATYPES[datatype].itemsize >= 2**62:  # numpy's limit, zeros aside
+        raise _bad(f"input {name!r} shape whose size fits in memory", _short(shape), "Send the model's shape.")
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "more than 2**64"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _from_binary(name: str, datatype: str, shape: list[int], count: int, raw: memoryview) -> np.ndarray:

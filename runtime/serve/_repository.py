@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,26 @@ class Served:
     takes_text: bool
     loaded_at: float = field(default_factory=time.time)
     reloads: int = 0
+    #: Requests running on this model now; a retired model closes when the last one ends.
+    users: int = 0
+    retired: bool = False
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[Served]:
+        """Hold the model open while a request runs on it, across a reload that retires it."""
+        self.users += 1
+        try:
+            yield self
+        finally:
+            self.users -= 1
+            if self.retired and self.users == 0:
+                self.model.close()
+
+    def retire(self) -> None:
+        """Replaced by a reload: close now if idle, else when its last request ends."""
+        self.retired = True
+        if self.users == 0:
+            self.model.close()
 
     def metadata(self) -> dict[str, Any]:
         m = self.model
@@ -170,10 +192,10 @@ class Repository:
         return new
 
     def swap(self, new: Served) -> None:
-        """Serve ``new`` in place of the model of its name (call on the event loop, between requests)."""
+        """Serve ``new`` in place of the model of its name (call on the event loop); the old closes when idle."""
         old = self.models[new.name]
         self.models[new.name] = new
-        old.model.close()
+        old.retire()
 
 
 def _probe(model: Model) -> bool:

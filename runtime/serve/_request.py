@@ -43,27 +43,25 @@ def _request_id(scope: dict[str, Any]) -> str:
 
 
 async def read_body(request: Request, limit: int, timeout: float) -> bytes:
-    """The request body, refused past ``limit`` bytes as they stream in (never buffered past it)."""
+    """The request body, refused past ``limit`` bytes as they stream in (never buffered past it).
+
+    The whole body, its first byte included, must arrive within ``timeout`` seconds: a request
+    whose headers promise a body that never comes gets a 408, not a connection held forever.
+    """
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise too_large(int(length), limit)
-    receive = request.receive
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise ClientGone()
-    body = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise too_large(len(body), limit)
-        return body
     try:
-        return await asyncio.wait_for(_read_rest(receive, [body], len(body), limit), timeout)
-    except asyncio.TimeoutError:
-        raise BodyTimeoutError(f"Expected the request body within {timeout:g} s. Received: part of it. "
+        async with asyncio.timeout(timeout):
+            return await _read(request.receive, limit)
+    except TimeoutError:
+        raise BodyTimeoutError(f"Expected the request body within {timeout:g} s. Received: part of it or none. "
                                "Fix: send the body promptly.") from None
 
 
-async def _read_rest(receive: Any, chunks: list[bytes], total: int, limit: int) -> bytes:
+async def _read(receive: Any, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -71,10 +69,10 @@ async def _read_rest(receive: Any, chunks: list[bytes], total: int, limit: int) 
         chunk = message.get("body", b"")
         total += len(chunk)
         if total > limit:
-            raise too_large(total, limit, so_far=True)
-        chunks.append(chunk)
+            raise too_large(total, limit, so_far=bool(chunks) or message.get("more_body", False))
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return b"".join([*chunks, chunk]) if chunks else chunk
+        chunks.append(chunk)
 
 
 def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:

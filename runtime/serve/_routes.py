@@ -18,8 +18,8 @@ from starlette.routing import Route
 from edgeship import __version__
 
 from ._errors import JSON, OverloadedError
-from ._protocol import encode_response, parse_request
-from ._repository import VERSION
+from ._protocol import InferRequest, encode_response, parse_request
+from ._repository import VERSION, Served
 from ._request import RequestInfo, inflate, read_body
 from ._service import Service
 
@@ -89,12 +89,19 @@ def _infer_endpoint(service: Service) -> Endpoint:
     async def infer(request: Request) -> Response:
         info: RequestInfo = request.state.info
         p = request.path_params
-        served = repo.get(p["name"], p.get("version"))
-        info.model = served.name
+        info.model = repo.get(p["name"], p.get("version")).name  # an unknown name: 404 before the body
         body = await read_body(request, options.max_body_bytes, options.request_timeout)
         info.bytes_in = len(body)
         body = inflate(body, request.headers.get("content-encoding"), options.max_body_bytes)
-        req = parse_request(body, request.headers.get("inference-header-content-length"))
+        req = parse_request(body, request.headers.get("inference-header-content-length"),
+                            max_samples=options.max_samples)
+        # routed once the body is in: a reload while it arrived serves it on the new model, and the
+        # model it runs on stays open until it is answered (Served.use)
+        served = repo.get(p["name"], p.get("version"))
+        with service.slot(), served.use():
+            return await _run(served, req, info)
+
+    async def _run(served: Served, req: InferRequest, info: RequestInfo) -> Response:
         x = served.arrange(req)
         info.batch = req.batch_size
         series = metrics.model(served.name, VERSION)

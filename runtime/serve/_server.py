@@ -96,6 +96,37 @@ class _Server(uvicorn.Server):
         await self.service.reload()
 
 
+#: File descriptors kept for what is not a connection: the log, model files, the event loop, a reload.
+_RESERVED_FDS = 64
+
+
+def connection_budget(asked: int) -> tuple[int, int]:
+    """``(max connections, accept backlog)`` within the file-descriptor limit, raised to the hard limit first.
+
+    asyncio accepts up to ``backlog`` connections in one go before any of them can be closed, so
+    connections plus backlog plus a reserve stay below the limit: accept() never fails with
+    EMFILE (which asyncio logs as a traceback per attempt and answers by not accepting for 1 s).
+    """
+    try:
+        import resource
+    except ImportError:  # not POSIX: no limit to read
+        return asked or 1024, 2048
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(1 << 20, 65536 if hard == resource.RLIM_INFINITY else hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    spare = (1 << 20 if soft == resource.RLIM_INFINITY else soft) - _RESERVED_FDS
+    backlog = max(8, min(2048, spare // 4))
+    room = spare - backlog
+    if room < 1 or asked > room:
+        raise ServeError(f"Expected --max-connections of at most {max(room, 0)} (file-descriptor limit {soft}, "
+                         f"less {_RESERVED_FDS} reserved and a backlog of {backlog}). Received: {asked or 'the default'}. "
+                         "Fix: raise the limit (ulimit -n, systemd LimitNOFILE=) or lower --max-connections.")
+    return asked or min(4096, room), backlog
+
+
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say TCP; without it Nagle's
@@ -121,6 +152,7 @@ def run(options: ServeOptions) -> int:
         repo = Repository(options.bundles, format=options.format, precision=options.precision,
                           threads=options.threads)
         service = Service(repo, options, log)
+        max_connections, backlog = connection_budget(options.max_connections)
         sock = _listen(options.host, options.port)
     except Exception as exc:
         if options.log_file:  # on stderr the command's own error line says it once
@@ -129,9 +161,10 @@ def run(options: ServeOptions) -> int:
             served.model.close()
         log.close()
         raise
-    protocol = HeaderDeadline.limit(options.header_timeout)
+    protocol = HeaderDeadline.limit(options.header_timeout, options.request_timeout + 1, max_connections,
+                                    options.max_header_bytes)
     config = uvicorn.Config(
-        make_app(service), http=protocol, lifespan="off", access_log=False,
+        make_app(service), http=protocol, lifespan="off", access_log=False, backlog=backlog,
         log_config=None, log_level="warning", timeout_keep_alive=max(1, int(options.keep_alive_timeout)),
         timeout_graceful_shutdown=max(1, int(options.shutdown_timeout)), server_header=False,
     )
@@ -139,6 +172,7 @@ def run(options: ServeOptions) -> int:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     log.write("listening", host=host, port=port, url=f"http://{shown}:{port}/v2", pid=os.getpid(),
+              max_connections=max_connections, max_samples=options.max_samples,
               models={n: {"file": s.model.path.name, "format": s.model.format, "precision": s.model.precision,
                           "engine": s.model.engine} for n, s in repo.models.items()})
     try:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 from ._batch import Batcher
-from ._errors import ServeError, one_line
+from ._errors import OverloadedError, ServeError, one_line
 from ._metrics import Metrics
 from ._repository import VERSION, Repository, Served
 
@@ -27,6 +29,9 @@ class ServeOptions:
     threads: int | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     max_concurrency: int = 64
+    max_samples: int = 64
+    max_connections: int = 0  # 0: up to 4,096, below the file-descriptor limit (see _server.connection_budget)
+    max_header_bytes: int = 64 * 1024
     request_timeout: float = 30.0
     header_timeout: float = 5.0
     keep_alive_timeout: float = 5.0
@@ -63,9 +68,28 @@ class Service:
         self.ready = True
         self.inflight = 0
         self.token = _read_token(options.auth_token_file)
-        self.batchers: dict[str, Batcher] = {}
+        self.batchers: dict[str, tuple[Served, Batcher]] = {}
         for name, served in repo.models.items():
             self.metrics.loaded(name, VERSION, served.model, served.loaded_at)
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """One of ``--max-concurrency`` slots for a request's work, or :class:`OverloadedError` (503).
+
+        An infer request takes its slot only once its body is in: requests still reading their
+        body (bounded by ``--request-timeout`` and ``--max-connections``) never hold one.
+        """
+        limit = self.options.max_concurrency
+        if self.inflight >= limit:
+            raise OverloadedError(f"Expected at most {limit} requests in flight. "
+                                  "Received: one more. Fix: retry after the Retry-After seconds.")
+        self.inflight += 1
+        self.metrics.inflight.inc()
+        try:
+            yield
+        finally:
+            self.inflight -= 1
+            self.metrics.inflight.dec()
 
     def batcher(self, served: Served) -> Batcher | None:
         """The dynamic batcher of ``served``; ``None`` when batching is off or the model cannot batch."""
@@ -73,12 +97,12 @@ class Service:
         if o.max_batch_size <= 1 or served.takes_text or len(served.model.inputs) != 1 \
                 or len(served.model.outputs) != 1:
             return None
-        b = self.batchers.get(served.name)
-        if b is None:
-            name = served.name
-            b = self.batchers[name] = Batcher(lambda: self.repo.models[name].model, o.max_batch_size,
-                                              o.batch_delay_us / 1e6, self.metrics.model(name, VERSION).executed)
-        return b
+        held = self.batchers.get(served.name)
+        if held is None or held[0] is not served:  # new, or reloaded: the old batcher flushes on the old model
+            b = Batcher(lambda: served.model, o.max_batch_size, o.batch_delay_us / 1e6,
+                        self.metrics.model(served.name, VERSION).executed)
+            held = self.batchers[served.name] = (served, b)
+        return held[1]
 
     async def reload(self, names: list[str] | None = None) -> dict[str, str]:
         """Reload bundles from disk; a bundle that fails verification keeps its old model (and says why)."""
