@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import platform
 import threading
 from typing import Any, Protocol
 
@@ -266,6 +267,56 @@ def _closed(*_: Any) -> Any:
     raise ModelFileError("This model was closed. Load it again with edgeship.runtime.load().")
 
 
+#: ORT's session option (``kOrtSessionOptionsAvx2PrecisionMode``, onnxruntime PR #12088). x86-64 CPUs without
+#: VNNI (AVX2, AVX-512 without VNNI) multiply u8 activations by s8 weights with ``vpmaddubsw``, whose int16
+#: intermediate saturates, so an int8 QDQ model gives other answers there than on a VNNI CPU. "1" makes ORT
+#: shift the s8 weights to u8 at load and use its u8u8 kernels, which cannot saturate.
+X64_QUANT_PRECISION = "session.x64quantprecision"
+#: ``EDGESHIP_X64_QUANT_PRECISION``: ``auto`` (default, see :func:`x64_quant_precision`), ``1`` always, ``0`` never
+#: (ORT's default, the saturating kernels: for tests and measurements of the fix).
+ENV_X64_QUANT_PRECISION = "EDGESHIP_X64_QUANT_PRECISION"
+
+
+def x64_quant_precision() -> bool:
+    """Whether ONNX sessions get :data:`X64_QUANT_PRECISION` = 1: on x86-64 CPUs without AVX512-VNNI.
+
+    ORT acts on the option on every x86 CPU with AVX2, VNNI or not, and on a VNNI CPU, which does not
+    saturate, it changes no output but costs time (1.5x at batch 1, 2.3x at batch 32 on the digits int8
+    model, docs/cpus.md), so a CPU whose CPUID reports AVX512-VNNI keeps ORT's default. When the CPU's
+    features cannot be read, it is set: right answers first. ``$EDGESHIP_X64_QUANT_PRECISION`` overrides.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    mode = os.environ.get(ENV_X64_QUANT_PRECISION, "auto").strip().lower()
+    if mode in ("0", "false", "no", "off"):
+        return False
+    if mode in ("1", "true", "yes", "on"):
+        return True
+    return cpu_features().get("AVX512VNNI") is not True
+
+
+_CPU_FEATURES: dict[str, bool] | None = None
+
+
+def cpu_features() -> dict[str, bool]:
+    """The CPU's features as numpy's dispatcher read them with CPUID (``{}`` when this numpy does not say).
+
+    CPUID, not ``/proc/cpuinfo``: it is what ORT's MLAS and XNNPACK dispatch on, and under qemu user-mode
+    emulation ``/proc/cpuinfo`` is the host's while CPUID is the emulated CPU's.
+    """
+    global _CPU_FEATURES
+    if _CPU_FEATURES is None:
+        found: dict[str, bool] = {}
+        for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+            try:
+                found = dict(importlib.import_module(name).__cpu_features__)
+                break
+            except (ImportError, AttributeError):
+                continue
+        _CPU_FEATURES = found
+    return _CPU_FEATURES
+
+
 _ORT_TYPES = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
@@ -310,6 +361,8 @@ class OnnxBackend:
         # FATAL only: an engine error reaches the caller as ModelFileError with ORT's message,
         # so ORT's own coloured log line on stderr would only repeat it.
         options.log_severity_level = 4
+        if x64_quant_precision():
+            options.add_session_config_entry(X64_QUANT_PRECISION, "1")
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
