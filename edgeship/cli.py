@@ -434,9 +434,11 @@ def _add_runtime_parsers(sub: Any) -> None:
     p.add_argument("--rounds", type=_count(1), help="interleaved timing rounds (default: the baseline's, 15)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--update", action="store_true", help="measure the bundle and write the baseline instead of checking")
-    p.add_argument("--platform", choices=["linux-aarch64"],
-                   help="instead: run every artifact on this platform (emulated arm64 root, `make arm-root`) and "
-                        "compare with this machine; records parity.cross_platform in the manifest (exit 1 on a miss)")
+    p.add_argument("--platform", choices=["linux-aarch64", "linux-x86_64-avx2", "linux-x86_64-sse4"],
+                   help="instead: run every artifact on this platform (linux-aarch64: the emulated arm64 root, `make "
+                        "arm-root`; linux-x86_64-avx2 / -sse4: this venv under qemu-x86_64 -cpu Haswell / Nehalem, "
+                        "apt-get install qemu-user) and compare with this machine; records parity.cross_platform in "
+                        "the manifest (exit 1 on a miss)")
     p.add_argument("--float-atol", type=_non_negative, help="--platform: float artifacts' max abs diff (default 1e-5)")
     p.add_argument("--min-sqnr-db", type=float, help="--platform: quantized artifacts' SQNR, dB (default 30)")
     p.add_argument("--min-top1", type=_non_negative, help="--platform: quantized top-1 agreement (default 0.99)")
