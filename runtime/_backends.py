@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import threading
+import warnings
 from typing import Any, Protocol
 
 import numpy as np
@@ -340,6 +341,39 @@ def _ort_info(arg: Any) -> TensorInfo:
     return TensorInfo(name=arg.name, shape=shape, dtype=np.dtype(_ORT_TYPES[arg.type]))
 
 
+def _ort_session(ort: Any, content: bytes, options: Any, providers: list[str]) -> tuple[Any, bool]:
+    """The session, and whether it has :data:`X64_QUANT_PRECISION` (when :func:`x64_quant_precision` asks for it).
+
+    ORT 1.32 cannot apply the option to a model whose weight DequantizeLinear nodes share one zero-point
+    initializer (tf2onnx's conversion of an int8 .tflite does: "Attempt to replace the existing tensor"); such
+    a model is loaded without it, with a RuntimeWarning, rather than not at all.
+    """
+    fix = x64_quant_precision()
+    if fix:
+        options.add_session_config_entry(X64_QUANT_PRECISION, "1")
+    try:
+        return ort.InferenceSession(content, sess_options=options, providers=providers), fix
+    except Exception as exc:  # ORT raises its own exception types from C++
+        error = exc
+    if fix:
+        options.add_session_config_entry(X64_QUANT_PRECISION, "0")
+        try:
+            session = ort.InferenceSession(content, sess_options=options, providers=providers)
+        except Exception:
+            pass
+        else:
+            warnings.warn(
+                f"ONNX Runtime could not apply {X64_QUANT_PRECISION}=1 to this model ({_first_line(error)}); "
+                "it runs on the default u8s8 int8 kernels, which saturate on x86 CPUs without VNNI, so its "
+                "outputs here may differ from a VNNI CPU's. Fix: give each weight DequantizeLinear its own "
+                "zero-point initializer (edgeship's int8 ONNX does), or ship the int8 TFLite artifact.",
+                RuntimeWarning, stacklevel=4)
+            return session, False
+    raise ModelFileError(
+        f"ONNX Runtime could not load the model: {_first_line(error)}. Expected a valid .onnx model; re-export it."
+    ) from None
+
+
 class OnnxBackend:
     """ONNX Runtime session. ``InferenceSession.run`` is thread-safe."""
 
@@ -361,8 +395,6 @@ class OnnxBackend:
         # FATAL only: an engine error reaches the caller as ModelFileError with ORT's message,
         # so ORT's own coloured log line on stderr would only repeat it.
         options.log_severity_level = 4
-        if x64_quant_precision():
-            options.add_session_config_entry(X64_QUANT_PRECISION, "1")
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
@@ -375,14 +407,7 @@ class OnnxBackend:
                 f"providers {available}. Fix: install the matching onnxruntime build "
                 "(for CUDA: pip install onnxruntime-gpu) or pass providers=None."
             )
-        try:
-            self._session = ort.InferenceSession(content, sess_options=options, providers=chosen)
-        except Exception as exc:  # ORT raises its own exception types from C++
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(
-                f"ONNX Runtime could not load the model: {first}. Expected a valid .onnx "
-                "model; re-export it."
-            ) from None
+        self._session, self.x64_quant_precision = _ort_session(ort, content, options, chosen)
         try:
             self.inputs = [_ort_info(a) for a in self._session.get_inputs()]
             self.outputs = [_ort_info(a) for a in self._session.get_outputs()]

@@ -181,3 +181,35 @@ def test_x86_platforms_are_valid_targets() -> None:
         platforms.root_path("linux-x86_64-avx2")
     with pytest.raises(PlatformError, match="Expected a platform the host's venv runs"):
         platforms.require_host_venv("linux-aarch64")
+
+
+def test_a_model_the_fix_cannot_apply_to_still_loads_with_a_warning(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """ORT 1.32 refuses session.x64quantprecision when weight DequantizeLinear nodes share a zero point (tf2onnx's
+    int8 .tflite conversions do): the runtime loads the model without it and says so."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if not {"AVX2"} <= set(platforms.cpuid_features()):
+        pytest.skip("ORT applies session.x64quantprecision only on CPUs with AVX2")
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.array(1 / 255, np.float32), "s"), numpy_helper.from_array(np.array(0, np.uint8), "xz"),
+             numpy_helper.from_array(np.array(0, np.int8), "wz"),  # one zero point for both weights
+             numpy_helper.from_array(rng.integers(-127, 128, (8, 8)).astype(np.int8), "w1"),
+             numpy_helper.from_array(rng.integers(-127, 128, (8, 8)).astype(np.int8), "w2")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "xz"], ["xd"])]
+    for w in ("w1", "w2"):
+        nodes += [helper.make_node("DequantizeLinear", [w, "s", "wz"], [f"{w}d"]),
+                  helper.make_node("MatMul", ["xd", f"{w}d"], [f"y{w}"])]
+    nodes.append(helper.make_node("Add", ["yw1", "yw2"], ["y"]))
+    graph = helper.make_graph(nodes, "shared_zero_point", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "shared.onnx")
+    monkeypatch.setenv(FIX_ENV, "1")
+    with pytest.warns(RuntimeWarning, match="could not apply session.x64quantprecision=1.*own\\s+zero-point"):
+        m = load(tmp_path / "shared.onnx", probe=False)
+    with m:
+        assert np.asarray(m.predict(np.full((1, 8), 0.5, np.float32))).shape == (1, 8)
