@@ -282,9 +282,9 @@ def x64_quant_precision() -> bool:
     """Whether ONNX sessions get :data:`X64_QUANT_PRECISION` = 1: on x86-64 CPUs without AVX512-VNNI.
 
     ORT acts on the option on every x86 CPU with AVX2, VNNI or not, and on a VNNI CPU, which does not
-    saturate, it changes no output but costs time (1.5x at batch 1, 2.3x at batch 32 on the digits int8
-    model, docs/cpus.md), so a CPU whose CPUID reports AVX512-VNNI keeps ORT's default. When the CPU's
-    features cannot be read, it is set: right answers first. ``$EDGESHIP_X64_QUANT_PRECISION`` overrides.
+    saturate, it changes no output but swaps the VNNI kernels for slower u8u8 ones (docs/cpus.md), so a CPU
+    whose CPUID reports AVX512-VNNI keeps ORT's default. When the CPU's features cannot be read, it is set:
+    right answers first. ``$EDGESHIP_X64_QUANT_PRECISION`` overrides.
     """
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
