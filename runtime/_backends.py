@@ -7,12 +7,16 @@ lighter engine is installed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
 import platform
+import sys
+import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -50,6 +54,45 @@ def tflite_interpreter_class() -> tuple[Any, str]:
         "ai_edge_litert, tflite_runtime or tensorflow is installed. "
         "Fix: pip install ai-edge-litert"
     )
+
+
+#: LiteRT's line on stderr at the first allocation of an interpreter in a process (C++, fd 2): no concern of a
+#: user's. Other lines pass through; ``-v`` (``edgeship.core.progress.verbose()``) keeps this one too.
+ENGINE_NOTICES = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+_notice = {"seen": False}
+_notice_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def engine_notice_held_back() -> Iterator[None]:
+    """Run the block with fd 2 captured, then write back what it wrote except :data:`ENGINE_NOTICES` lines.
+
+    LiteRT prints its line once per process, so after it was seen (or with ``-v``) the block runs as is. The
+    capture is at the file-descriptor level, where native code writes; whatever another thread writes to
+    stderr meanwhile is written back after the block, not lost.
+    """
+    from edgeship.core import progress
+
+    if _notice["seen"] or progress.verbose():
+        yield
+        return
+    with _notice_lock, tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", errors="replace").splitlines(keepends=True)
+            kept = [line for line in lines if line.strip() not in ENGINE_NOTICES]
+            _notice["seen"] = len(kept) < len(lines)
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def _signature_names(interp: Any) -> dict[int, str]:
@@ -107,7 +150,8 @@ class TFLiteBackend:
             quantized_io = self.inputs and self.outputs and all(t.quantized for t in self.inputs + self.outputs)
             if quantized_io and os.environ.get("EDGESHIP_INT8_IO", "engine") != "numpy":
                 self._use_float_io(cls, kwargs)
-            self._interp.allocate_tensors()
+            with engine_notice_held_back():
+                self._interp.allocate_tensors()
             in_details = self._interp.get_input_details()
             out_details = self._interp.get_output_details()
         except (ValueError, RuntimeError, TypeError, KeyError) as exc:

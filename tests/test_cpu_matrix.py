@@ -213,3 +213,32 @@ def test_a_model_the_fix_cannot_apply_to_still_loads_with_a_warning(tmp_path: Pa
         m = load(tmp_path / "shared.onnx", probe=False)
     with m:
         assert np.asarray(m.predict(np.full((1, 8), 0.5, np.float32))).shape == (1, 8)
+
+
+# -- found in the same tries on the device (issue 24, item 5) -----------------------------------------
+def test_litert_delegate_line_stays_off_stderr_unless_verbose(default_bundle: Path, tmp_path: Path) -> None:
+    """LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." once per process, at the first
+    allocation: a fresh process per case."""
+    with np.load(default_bundle / "eval.npz") as z:
+        np.save(tmp_path / "x.npy", z["x"][:2])
+    base = [sys.executable, "-m", "edgeship"]
+    for argv, shown in ((["predict", str(default_bundle / "model.float32.tflite"), str(tmp_path / "x.npy")], False),
+                        (["predict", "-v", str(default_bundle / "model.float32.tflite"), str(tmp_path / "x.npy")], True),
+                        (["check", str(default_bundle)], False)):
+        proc = subprocess.run([*base, *argv], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        assert ("XNNPACK delegate" in proc.stderr) is shown, (argv, proc.stderr)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_bundle_folder_honours_the_umask(umask: int, tmp_path: Path) -> None:
+    from edgeship.export import BundleWriter
+
+    before = os.umask(umask)
+    try:
+        with BundleWriter(tmp_path / "bundle") as writer:
+            writer.write_bytes("a.bin", b"x")
+    finally:
+        os.umask(before)
+    assert (tmp_path / "bundle").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (tmp_path / "bundle" / "a.bin").stat().st_mode & 0o777 == 0o666 & ~umask
