@@ -74,9 +74,13 @@ def _device_outputs(bundle: Path, name: str, root: Path) -> tuple[dict[str, np.n
 def _host_venv_outputs(bundle: Path, name: str) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
     """Every artifact's outputs on eval.npz by the host's venv under qemu-user as ``name``'s CPU; the engine
     versions (the host's) and the CPU features the engines saw (CPUID under qemu)."""
+    import shutil
+
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.npz"
-        proc = platforms.host_venv_run(name, ["-m", "edgeship.platforms", "predict", str(bundle), str(out)])
+        # A copy without the host's device profile, as in the root: the target's load must not follow the host's.
+        shutil.copytree(bundle, Path(tmp) / "bundle", ignore=shutil.ignore_patterns("device_profile.json"))
+        proc = platforms.host_venv_run(name, ["-m", "edgeship.platforms", "predict", f"{tmp}/bundle", str(out)])
         info = _target_info(proc, bundle, name, f"the host's venv under qemu -cpu {platforms.platform(name).qemu_cpu}",
                             f"check that `{platforms.QEMU_USER_APT}` works: qemu-x86_64 -cpu Haswell /bin/true")
         with np.load(out) as z:
@@ -93,7 +97,7 @@ def _target_info(proc: Any, bundle: Path, name: str, how: str, fix: str) -> dict
     info: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     if info.get("machine") != platforms.platform(name).machine:
         raise PlatformError(f"Expected {name} to run as {platforms.platform(name).machine}. Received: "
-                            f"{info.get('machine')}. Fix: check binfmt_misc's qemu entry.")
+                            f"{info.get('machine')}. Fix: check the qemu used ({how}).")
     return info
 
 
