@@ -398,9 +398,18 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 
+def _verbose_flag() -> argparse.ArgumentParser:
+    """-v for the device-side commands: the engines' own log lines too (LiteRT's XNNPACK line)."""
+    parent = _Parser(add_help=False)
+    parent.add_argument("-v", "--verbose", dest="progress", action="store_const", const="verbose", default="normal",
+                        help="also print the engines' own log lines (e.g. LiteRT's XNNPACK delegate line)")
+    return parent
+
+
 def _add_runtime_parsers(sub: Any) -> None:
     """predict, bench and check: the device-side commands (numpy + engines only)."""
-    p = sub.add_parser("predict", help="run a bundle or model file on a .npy input")
+    verbose = _verbose_flag()
+    p = sub.add_parser("predict", parents=[verbose], help="run a bundle or model file on a .npy input")
     p.add_argument("path", help="bundle folder, .tflite or .onnx file")
     p.add_argument("input", help=".npy file, float32, batch first")
     p.add_argument("--output", help="save the outputs to this .npy file instead of printing")
@@ -410,7 +419,7 @@ def _add_runtime_parsers(sub: Any) -> None:
     p.add_argument("--threads", type=_count(1), help="engine threads (default: the engine's own)")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("bench", help="measure latency of a model file or every artifact of a bundle")
+    p = sub.add_parser("bench", parents=[verbose], help="measure latency of a model file or every artifact of a bundle")
     p.add_argument("path", help="bundle folder, .tflite or .onnx file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--runs", type=_count(1), default=100, help="at least this many timed runs (default 100)")
@@ -429,7 +438,7 @@ def _add_runtime_parsers(sub: Any) -> None:
     p.add_argument("--no-record", action="store_true", help="do not write device_profile.json into the bundle")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("check", help="regression gate: re-measure a bundle against its baseline.json (exit 1 on regression)")
+    p = sub.add_parser("check", parents=[verbose], help="regression gate: re-measure a bundle against its baseline.json (exit 1 on regression)")
     p.add_argument("bundle", help="bundle folder")
     p.add_argument("--baseline", help="baseline file (default: BUNDLE/baseline.json)")
     p.add_argument("--accuracy-tol", type=float, help="allowed accuracy drop, absolute (default 0.01 = 1 point)")
@@ -438,9 +447,11 @@ def _add_runtime_parsers(sub: Any) -> None:
     p.add_argument("--rounds", type=_count(1), help="interleaved timing rounds (default: the baseline's, 15)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--update", action="store_true", help="measure the bundle and write the baseline instead of checking")
-    p.add_argument("--platform", choices=["linux-aarch64"],
-                   help="instead: run every artifact on this platform (emulated arm64 root, `make arm-root`) and "
-                        "compare with this machine; records parity.cross_platform in the manifest (exit 1 on a miss)")
+    p.add_argument("--platform", choices=["linux-aarch64", "linux-x86_64-avx2", "linux-x86_64-sse4"],
+                   help="instead: run every artifact on this platform (linux-aarch64: the emulated arm64 root, `make "
+                        "arm-root`; linux-x86_64-avx2 / -sse4: this venv under qemu-x86_64 -cpu Haswell / Nehalem, "
+                        "apt-get install qemu-user) and compare with this machine; records parity.cross_platform in "
+                        "the manifest (exit 1 on a miss)")
     p.add_argument("--float-atol", type=_non_negative, help="--platform: float artifacts' max abs diff (default 1e-5)")
     p.add_argument("--min-sqnr-db", type=float, help="--platform: quantized artifacts' SQNR, dB (default 30)")
     p.add_argument("--min-top1", type=_non_negative, help="--platform: quantized top-1 agreement (default 0.99)")

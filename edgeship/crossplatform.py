@@ -1,9 +1,12 @@
-"""Cross-architecture parity: every artifact of a bundle on a target platform (emulated) against the host.
+"""Cross-platform parity: every artifact of a bundle on a target platform (emulated) against the host.
 
 ``edgeship check BUNDLE --platform linux-aarch64`` predicts ``eval.npz`` with
 every artifact twice, with the same edgeship runtime code: on the host, and in
 the emulated arm64 root (:mod:`edgeship.platforms`: aarch64 numpy, onnxruntime
-and LiteRT, run by qemu), then compares the outputs per artifact:
+and LiteRT, run by qemu), then compares the outputs per artifact.
+``--platform linux-x86_64-avx2`` / ``linux-x86_64-sse4`` run the host's own venv
+under ``qemu-x86_64 -cpu Haswell`` / ``Nehalem`` instead (same engines, another
+CPU: the kernels the engines pick there). The comparison:
 
 * float artifacts (float32, float16): max abs diff <= ``float_max_abs_diff`` (1e-5);
 * quantized artifacts: SQNR >= ``min_sqnr_db`` (30 dB) and top-1 agreement >=
@@ -53,8 +56,9 @@ def host_platform() -> str:
     return f"{_platform.system().lower()}-{_platform.machine()}"
 
 
-def _device_outputs(bundle: Path, name: str, root: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Every artifact's outputs on eval.npz inside the emulated root of ``name``, with the host's edgeship code."""
+def _device_outputs(bundle: Path, name: str, root: Path) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+    """Every artifact's outputs on eval.npz inside the emulated root of ``name``, with the host's edgeship code;
+    the root's engine versions and the CPU features the engines saw there."""
     with platforms.mounted(root), platforms.workdir(root) as (host, inside):
         import shutil
 
@@ -62,17 +66,39 @@ def _device_outputs(bundle: Path, name: str, root: Path) -> tuple[dict[str, np.n
         platforms.stage_host_runtime(host / "py")
         proc = platforms.chroot_run(root, ["python", "-m", "edgeship.platforms", "predict", f"{inside}/bundle",
                                            f"{inside}/out.npz"], env={"PYTHONPATH": f"{inside}/py"}, timeout=3600)
-        if proc.returncode != 0:
-            tail = " | ".join(proc.stderr.strip().splitlines()[-8:])
-            raise PlatformError(f"Expected every artifact of {bundle} to run on {name} (emulated in {root}). "
-                                f"Received: exit {proc.returncode}: {tail}. Fix: check the bundle loads on the host "
-                                f"(`edgeship check {bundle}`); rebuild the root if it is damaged.")
-        info = json.loads(proc.stdout.strip().splitlines()[-1])
-        if info.get("machine") != platforms.platform(name).machine:
-            raise PlatformError(f"Expected the root to run as {platforms.platform(name).machine}. Received: "
-                                f"{info.get('machine')}. Fix: check binfmt_misc's qemu entry.")
+        info = _target_info(proc, bundle, name, f"emulated in {root}", "rebuild the root if it is damaged")
         with np.load(host / "out.npz") as z:
-            return {k: z[k] for k in z.files}, platforms.root_versions(root)
+            return {k: z[k] for k in z.files}, platforms.root_versions(root), info.get("cpu_features", [])
+
+
+def _host_venv_outputs(bundle: Path, name: str) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+    """Every artifact's outputs on eval.npz by the host's venv under qemu-user as ``name``'s CPU; the engine
+    versions (the host's) and the CPU features the engines saw (CPUID under qemu)."""
+    import shutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.npz"
+        # A copy without the host's device profile, as in the root: the target's load must not follow the host's.
+        shutil.copytree(bundle, Path(tmp) / "bundle", ignore=shutil.ignore_patterns("device_profile.json"))
+        proc = platforms.host_venv_run(name, ["-m", "edgeship.platforms", "predict", f"{tmp}/bundle", str(out)])
+        info = _target_info(proc, bundle, name, f"the host's venv under qemu -cpu {platforms.platform(name).qemu_cpu}",
+                            f"check that `{platforms.QEMU_USER_APT}` works: qemu-x86_64 -cpu Haswell /bin/true")
+        with np.load(out) as z:
+            return {k: z[k] for k in z.files}, platforms.host_versions(), info.get("cpu_features", [])
+
+
+def _target_info(proc: Any, bundle: Path, name: str, how: str, fix: str) -> dict[str, Any]:
+    """The JSON line ``python -m edgeship.platforms predict`` printed; PlatformError when it failed."""
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-8:])
+        raise PlatformError(f"Expected every artifact of {bundle} to run on {name} ({how}). Received: exit "
+                            f"{proc.returncode}: {tail}. Fix: check the bundle loads on the host "
+                            f"(`edgeship check {bundle}`); {fix}.")
+    info: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if info.get("machine") != platforms.platform(name).machine:
+        raise PlatformError(f"Expected {name} to run as {platforms.platform(name).machine}. Received: "
+                            f"{info.get('machine')}. Fix: check the qemu used ({how}).")
+    return info
 
 
 def _host_outputs(bundle: Path) -> dict[str, np.ndarray]:
@@ -133,9 +159,15 @@ def compare_platform(host: dict[str, np.ndarray], device: dict[str, np.ndarray],
 
 def run_files_on_device(files: list[Path], x: np.ndarray, name: str = "linux-aarch64",
                         root: Path | None = None) -> dict[str, list[np.ndarray]]:
-    """Predict ``x`` with each model file inside the emulated root; per file name, the outputs."""
+    """Predict ``x`` with each model file on ``name`` (emulated); per file name, the outputs."""
     import shutil
 
+    if platforms.platform(name).host_venv:
+        with tempfile.TemporaryDirectory() as tmp:
+            np.save(Path(tmp) / "x.npy", x)
+            proc = platforms.host_venv_run(name, ["-m", "edgeship.platforms", "predict-files", f"{tmp}/x.npy",
+                                                  f"{tmp}/out.npz", *map(str, files)])
+            return _file_outputs(proc, files, name, Path(tmp) / "out.npz")
     root = platforms.require_root(name, root)
     with platforms.mounted(root), platforms.workdir(root) as (host, inside):
         (host / "models").mkdir()
@@ -146,31 +178,42 @@ def run_files_on_device(files: list[Path], x: np.ndarray, name: str = "linux-aar
         proc = platforms.chroot_run(root, ["python", "-m", "edgeship.platforms", "predict-files", f"{inside}/x.npy",
                                            f"{inside}/out.npz", *[f"{inside}/models/{f.name}" for f in files]],
                                     env={"PYTHONPATH": f"{inside}/py"}, timeout=3600)
-        if proc.returncode != 0:
-            raise PlatformError(f"Expected the files to run on {name}. Received: {proc.stderr.strip()[-800:]}. "
-                                "Fix: check they load on the host.")
-        with np.load(host / "out.npz") as z:
-            return {f.name: [z[k] for k in sorted(z.files) if k.startswith(f"{f.name}/")] for f in files}
+        return _file_outputs(proc, files, name, host / "out.npz")
+
+
+def _file_outputs(proc: Any, files: list[Path], name: str, out: Path) -> dict[str, list[np.ndarray]]:
+    if proc.returncode != 0:
+        raise PlatformError(f"Expected the files to run on {name}. Received: {proc.stderr.strip()[-800:]}. "
+                            "Fix: check they load on the host.")
+    with np.load(out) as z:
+        return {f.name: [z[k] for k in sorted(z.files) if k.startswith(f"{f.name}/")] for f in files}
 
 
 def measure_platform(bundle: str | Path, name: str = "linux-aarch64", *, limits: dict[str, float] | None = None,
                      root: Path | None = None) -> CrossPlatformParity:
     """Run every artifact of ``bundle`` on ``name`` (emulated) and compare with the host; records nothing, raises
-    only when the target cannot run (``PlatformError``)."""
+    only when the target cannot run (``PlatformError``). ``root``: the emulated root (rooted platforms only)."""
     from edgeship.runtime import read_manifest, verify_bundle
 
     bundle = Path(bundle)
     limits = {**LIMITS, **(limits or {})}
     manifest = read_manifest(bundle)
     verify_bundle(bundle, manifest)
-    root = platforms.require_root(name, root)
-    device, engines = _device_outputs(bundle, name, root)
+    plat = platforms.platform(name)
+    if plat.host_venv:
+        platforms.require_host_venv(name)
+        device, engines, features = _host_venv_outputs(bundle, name)
+        cpu = str(plat.qemu_cpu)
+    else:
+        root = platforms.require_root(name, root)
+        device, engines, features = _device_outputs(bundle, name, root)
+        cpu = platforms.qemu_cpu()
     host = _host_outputs(bundle)
     artifacts, failures = compare_platform(host, device, manifest, limits)
     samples = len(next(iter(host.values()))) if host else 0
     return CrossPlatformParity(platform=name, host=host_platform(), emulated=True, passed=not failures,
                                samples=samples, limits=limits, artifacts=artifacts, failures=tuple(failures),
-                               engines=engines, cpu=platforms.qemu_cpu())
+                               engines=engines, cpu=cpu, cpu_features=tuple(features) or None)
 
 
 def check_platform(bundle: str | Path, name: str = "linux-aarch64", *, limits: dict[str, float] | None = None,
@@ -227,6 +270,8 @@ def table(result: CrossPlatformParity) -> str:
     lines = [f"cross-platform parity: {result.platform} ({how}) vs host "
              f"{result.host}, {result.samples} eval samples; limits: {_limits_text(result.limits)}",
              f"{'artifact':<24} {'check':<9} {'max abs diff':>12} {'SQNR dB':>8} {'top-1':>7}  result"]
+    if result.cpu_features:
+        lines.insert(1, f"CPU features the engines saw there: {features_text(result.cpu_features)}")
     for file, a in result.artifacts.items():
         sq = f"{a.sqnr_db:.1f}" if a.sqnr_db is not None else "-"
         diff = a.max_abs_diff if isinstance(a.max_abs_diff, str) else f"{a.max_abs_diff:.3g}"
@@ -235,6 +280,19 @@ def table(result: CrossPlatformParity) -> str:
                      f"{'pass' if a.passed else 'FAIL'}")
     lines.append("PASSED" if result.passed else "FAILED: " + "; ".join(result.failures))
     return "\n".join(lines)
+
+
+#: The features that decide which int8 / float kernels the engines pick, per machine (for the one-line summary).
+_KEY_FEATURES = {"x86": ("SSE41", "SSE42", "AVX", "AVX2", "FMA3", "AVX512F", "AVX512VNNI"),
+                 "arm": ("ASIMD", "ASIMDHP", "ASIMDDP", "ASIMDFHM", "SVE")}
+
+
+def features_text(features: Collection[str]) -> str:
+    """``SSE42 AVX AVX2 FMA3; no AVX512F AVX512VNNI``: the deciding features present, then those absent."""
+    keys = _KEY_FEATURES["arm" if "ASIMD" in features or "NEON" in features else "x86"]
+    has = [k for k in keys if k in features]
+    lacks = [k for k in keys if k not in features]
+    return " ".join(has) + (f"; no {' '.join(lacks)}" if lacks else "")
 
 
 def as_json(result: CrossPlatformParity) -> dict[str, Any]:

@@ -1,21 +1,33 @@
-"""Target platforms: an emulated arm64 Debian root to run the device runtime on aarch64 from an x86-64 machine.
+"""Target platforms: CPUs users deploy to, emulated on this x86-64 machine to run the device runtime there.
 
-``linux-aarch64`` runs in a Debian bookworm ``minbase`` root (``debootstrap
---arch=arm64``) through ``qemu-user-static`` and ``binfmt_misc``. The root
-holds Python 3.11 and a venv (``/opt/edgeship-venv``) with the aarch64 wheels
-of numpy, onnxruntime and ai-edge-litert, the same versions as the host's when
-it has them, so a parity difference is the architecture's, not a version's.
+Two kinds of emulated platform:
 
-Setting the root up downloads (apt, debootstrap, pip) and needs root; it is a
-set-up step (``python -m edgeship.platforms setup``, ``make arm-root``), never
-done by a command that only uses it: :func:`require_root` raises
-:class:`~edgeship.core.errors.PlatformError` saying how to set it up.
+* ``linux-aarch64`` runs in a Debian bookworm ``minbase`` root (``debootstrap
+  --arch=arm64``) through ``qemu-user-static`` and ``binfmt_misc``. The root
+  holds Python 3.11 and a venv (``/opt/edgeship-venv``) with the aarch64 wheels
+  of numpy, onnxruntime and ai-edge-litert, the same versions as the host's when
+  it has them, so a parity difference is the architecture's, not a version's.
+  Setting the root up downloads (apt, debootstrap, pip) and needs root; it is a
+  set-up step (``python -m edgeship.platforms setup``, ``make arm-root``), never
+  done by a command that only uses it: :func:`require_root` raises
+  :class:`~edgeship.core.errors.PlatformError` saying how to set it up. Every
+  run inside the root mounts ``/proc``, ``/sys`` and ``/dev`` (the engines'
+  cpuinfo reads them) and unmounts them afterwards, whatever happens.
+* ``linux-x86_64-avx2`` (``qemu-x86_64 -cpu Haswell``: AVX2 and FMA, no AVX-512,
+  no VNNI) and ``linux-x86_64-sse4`` (``-cpu Nehalem``: SSE4.2, no AVX) run the
+  host's own venv python, with the host's edgeship and engines, under qemu
+  user-mode emulation (Debian's ``qemu-user``): no root, no chroot, no set-up
+  beyond the package. Only the CPU differs: qemu answers CPUID as that CPU, and
+  ORT's MLAS and XNNPACK pick their kernels from CPUID. ``/proc/cpuinfo`` is the
+  host's there (qemu-user passes it through), so nothing should read features
+  from it under emulation; :func:`cpuid_features` is what the engines saw. A
+  subprocess the emulated python starts runs natively (no binfmt entry for
+  x86-64 on an x86-64 host): the runtime's load probe does, which only checks
+  that the file loads.
 
-Every run inside the root mounts ``/proc``, ``/sys`` and ``/dev`` (the engines'
-cpuinfo reads them) and unmounts them afterwards, whatever happens.
-
-This module imports the standard library and :mod:`edgeship.core.errors` only: it
-also runs inside the root (``python -m edgeship.platforms predict``).
+This module imports the standard library and :mod:`edgeship.core.errors` only
+(numpy lazily, in the commands that predict): it also runs inside the root
+(``python -m edgeship.platforms predict``).
 """
 
 from __future__ import annotations
@@ -42,19 +54,33 @@ class Platform:
     name: str
     debian_arch: str
     machine: str
-    binfmt: str | None  # None: the host runs it natively
+    binfmt: str | None  # None: the host's machine (natively, or its venv under qemu-user: ``qemu_cpu``)
     pip_platforms: tuple[str, ...]
+    #: For a platform of the host's own machine: the CPU model ``qemu-<machine> -cpu`` emulates for the host's venv.
+    qemu_cpu: str | None = None
+
+    @property
+    def host_venv(self) -> bool:
+        """Whether the host's own venv runs it under qemu user-mode (another CPU of the host's machine): no root."""
+        return self.binfmt is None and self.qemu_cpu is not None
 
 
+_X86_64_TAGS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 PLATFORMS: dict[str, Platform] = {
     "linux-aarch64": Platform("linux-aarch64", "arm64", "aarch64", "qemu-aarch64",
                               ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64",
                                "manylinux2014_aarch64")),
-    "linux-x86_64": Platform("linux-x86_64", "amd64", "x86_64", None,
-                             ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
-                              "manylinux2014_x86_64")),
+    "linux-x86_64": Platform("linux-x86_64", "amd64", "x86_64", None, _X86_64_TAGS),
+    # An x86-64 CPU with AVX2 and FMA, no AVX-512, no VNNI (Haswell to Comet Lake laptops, older servers):
+    # ORT's u8s8 kernels saturate there (vpmaddubsw) unless the runtime's session.x64quantprecision holds.
+    "linux-x86_64-avx2": Platform("linux-x86_64-avx2", "amd64", "x86_64", None, _X86_64_TAGS, qemu_cpu="Haswell"),
+    # SSE4.2, no AVX (Atom / Celeron edge gateways): the engines' SSE kernels.
+    "linux-x86_64-sse4": Platform("linux-x86_64-sse4", "amd64", "x86_64", None, _X86_64_TAGS, qemu_cpu="Nehalem"),
 }
-EMULATED = ("linux-aarch64",)  # the platforms `check --platform` can run here
+#: The platforms `check --platform` and ``[export] platforms`` can run here (emulated).
+EMULATED = ("linux-aarch64", "linux-x86_64-avx2", "linux-x86_64-sse4")
+#: Of those, the ones in an emulated root (set up with ``setup``; the others run the host's venv).
+ROOTED = ("linux-aarch64",)
 ENGINES = ("numpy", "onnxruntime", "ai-edge-litert")
 VENV = "/opt/edgeship-venv"  # inside the root
 READY = "/opt/edgeship-venv/edgeship-root.json"  # written last by setup: the root is complete
@@ -83,8 +109,10 @@ def root_path(name: str = "linux-aarch64") -> Path:
     """Where the root of ``name`` lives: ``$EDGESHIP_ARM64_ROOT``, else ``~/.cache/edgeship/arm64-root``."""
     plat = platform(name)
     if plat.binfmt is None:
-        raise PlatformError(f"Expected an emulated platform ({', '.join(EMULATED)}). Received: {name}, which this "
-                            "machine runs natively. Fix: use the host's runtime.")
+        runs = "the host's venv runs under qemu-user, with no root" if plat.host_venv else "this machine runs natively"
+        raise PlatformError(f"Expected a platform with an emulated root ({', '.join(ROOTED)}). Received: {name}, "
+                            f"which {runs}. Fix: use the host's runtime (`edgeship check --platform {name}` needs "
+                            "no set-up).")
     env = os.environ.get(ENV_ROOT)
     return Path(env) if env else Path.home() / ".cache" / "edgeship" / f"{plat.debian_arch}-root"
 
@@ -148,7 +176,7 @@ def ensure_host_tools(plat: Platform, log: Callable[[str], None] = print) -> Non
                             "run the stage on a machine that does, or set EDGESHIP_SKIP_ARM=1.")
 
 
-def _host_versions() -> dict[str, str]:
+def host_versions() -> dict[str, str]:
     """The host's engine versions, to install the same ones in the root (unset ones: pyproject's range)."""
     from importlib import metadata
 
@@ -185,7 +213,7 @@ def setup_root(name: str = "linux-aarch64", root: Path | None = None, log: Calla
     if not (root / READY.lstrip("/")).is_file():
         _copy_ca_bundle(root)
         t0 = time.perf_counter()
-        pins = [f"{d}=={v}" for d, v in _host_versions().items()]
+        pins = [f"{d}=={v}" for d, v in host_versions().items()]
         pins = [*(pins or ENGINES), "pytest"]
         # The wheels are fetched by the host's pip (native speed, the host's index settings), then installed
         # offline by the root's pip: pip resolving and downloading under emulation took minutes longer.
@@ -358,6 +386,72 @@ def stage_host_runtime(dest: Path) -> Path:
     return dest
 
 
+# -- the host's venv under qemu user-mode (another CPU of the host's machine) -------------------------
+QEMU_USER_APT = "qemu-user"  # Debian's package with qemu-x86_64 (qemu-user-static has qemu-x86_64-static)
+#: The warnings qemu 7.2 prints once per process for the CPU model's features TCG cannot emulate (Haswell's
+#: pcid, x2apic, tsc-deadline, hle, invpcid, rtm: none is an instruction the engines use).
+_TCG_WARNING = "TCG doesn't support requested feature"
+
+
+def qemu_user(plat: Platform) -> str:
+    """The path of ``qemu-<machine>`` (or its ``-static`` build); PlatformError saying how to install it."""
+    for exe in (f"qemu-{plat.machine}", f"qemu-{plat.machine}-static"):
+        found = shutil.which(exe)
+        if found:
+            return found
+    raise PlatformError(f"Expected qemu-{plat.machine} (qemu user-mode emulation) on PATH to run {plat.name}. "
+                        f"Received: neither qemu-{plat.machine} nor qemu-{plat.machine}-static. Fix: "
+                        f"`apt-get install qemu-user` (Debian, Ubuntu); it needs no root to run.")
+
+
+def require_host_venv(name: str) -> str:
+    """For a :attr:`Platform.host_venv` platform: qemu's path, after checking this host can run it."""
+    import platform as _platform
+
+    plat = platform(name)
+    if not plat.host_venv:
+        raise PlatformError(f"Expected a platform the host's venv runs under qemu-user "
+                            f"({', '.join(p for p in EMULATED if PLATFORMS[p].host_venv)}). Received: {name}. "
+                            "Fix: pass one of those names.")
+    machine = _platform.machine().lower().replace("amd64", "x86_64")
+    if machine != plat.machine:
+        raise PlatformError(f"Expected a {plat.machine} host to emulate {name} (its own venv under qemu-user). "
+                            f"Received: a {machine} host. Fix: run the check on a {plat.machine} machine.")
+    return qemu_user(plat)
+
+
+def host_venv_run(name: str, argv: Sequence[str], *, env: dict[str, str] | None = None,
+                  timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    """``python ARGV`` with this interpreter (the host's venv) under ``qemu-<machine> -cpu <qemu_cpu>``.
+
+    The environment is this process's, with ``EDGESHIP_EMULATED=1`` (no latency figure is taken from it) and
+    ``env``; qemu's per-process warnings about CPU features TCG lacks are dropped from stderr.
+    """
+    qemu = require_host_venv(name)
+    cpu = str(platform(name).qemu_cpu)
+    proc = subprocess.run([qemu, "-cpu", cpu, sys.executable, *argv], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, ENV_EMULATED: "1", **(env or {})})
+    proc.stderr = "".join(line for line in proc.stderr.splitlines(keepends=True) if _TCG_WARNING not in line)
+    return proc
+
+
+def cpuid_features() -> list[str]:
+    """The CPU features numpy's dispatcher found (CPUID on x86, HWCAP on ARM): what the engines dispatch on.
+
+    ORT's MLAS and XNNPACK (cpuinfo) read CPUID the same way; under qemu it is the emulated CPU's. Empty
+    when this numpy does not expose its table.
+    """
+    import importlib
+
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            table = importlib.import_module(module).__cpu_features__
+        except (ImportError, AttributeError):
+            continue
+        return sorted(k for k, v in table.items() if v)
+    return []
+
+
 # -- the command run inside the root: every artifact's outputs on eval.npz --------------------------
 def predict_all(bundle: Path, out: Path) -> dict[str, object]:
     """Predict ``eval.npz`` with every artifact of ``bundle``; save ``{file}/{i}`` arrays to ``out`` (npz)."""
@@ -397,7 +491,7 @@ def _keep(arrays: dict[str, object], name: str, y: object) -> None:
 
 
 def _save(arrays: dict[str, object], out: Path) -> dict[str, object]:
-    """Write ``arrays`` to ``out`` atomically; this interpreter's machine and Python version."""
+    """Write ``arrays`` to ``out`` atomically; this interpreter's machine, Python version and CPU features."""
     import platform as _platform
 
     import numpy as np
@@ -405,7 +499,7 @@ def _save(arrays: dict[str, object], out: Path) -> dict[str, object]:
     tmp = out.with_name(out.name + ".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, out)
-    return {"machine": _platform.machine(), "python": _platform.python_version()}
+    return {"machine": _platform.machine(), "python": _platform.python_version(), "cpu_features": cpuid_features()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -414,10 +508,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m edgeship.platforms", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("setup", help="build or reuse the emulated root (root, network)")
-    s.add_argument("--platform", default="linux-aarch64", choices=list(EMULATED))
+    s.add_argument("--platform", default="linux-aarch64", choices=list(ROOTED))
     s.add_argument("--root", type=Path)
     s = sub.add_parser("path", help="print the root's path")
-    s.add_argument("--platform", default="linux-aarch64", choices=list(EMULATED))
+    s.add_argument("--platform", default="linux-aarch64", choices=list(ROOTED))
     s = sub.add_parser("predict", help="(inside the root) predict eval.npz with every artifact")
     s.add_argument("bundle", type=Path)
     s.add_argument("out", type=Path)

@@ -335,9 +335,10 @@ class ExportConfig(_Section):
     parity_min_sqnr_db: float = 10.0
     allow_parity_failure: bool = False
     measure_rss: bool = True
-    # Target platforms whose parity the build also checks: every artifact run there (emulated arm64 root,
-    # `make arm-root`) against this machine (edgeship.crossplatform, `edgeship check --platform`).
-    platforms: list[Literal["linux-aarch64"]] = Field(default_factory=list)
+    # Target platforms whose parity the build also checks: every artifact run there (emulated: the arm64 root,
+    # `make arm-root`; the x86 CPUs under qemu-user) against this machine (edgeship.crossplatform,
+    # `edgeship check --platform`). The names are edgeship.platforms.EMULATED.
+    platforms: list[Literal["linux-aarch64", "linux-x86_64-avx2", "linux-x86_64-sse4"]] = Field(default_factory=list)
 
 
 class AnomalyConfig(_Section):

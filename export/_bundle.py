@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -45,6 +46,7 @@ class BundleWriter:
         for stale in self.out.parent.glob(f"{TMP_PREFIX}{self.out.name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{self.out.name}-", dir=self.out.parent))
+        self.tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; a bundle is a folder like any other (umask)
         return self
 
     def path(self, name: str) -> Path:
@@ -84,6 +86,19 @@ class BundleWriter:
         self.tmp.rename(self.out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (/proc/self/status, "Umask:")."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def file_entry(path: Path) -> dict[str, Any]:

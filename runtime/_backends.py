@@ -7,10 +7,16 @@ lighter engine is installed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
+import platform
+import sys
+import tempfile
 import threading
+import warnings
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,6 +54,45 @@ def tflite_interpreter_class() -> tuple[Any, str]:
         "ai_edge_litert, tflite_runtime or tensorflow is installed. "
         "Fix: pip install ai-edge-litert"
     )
+
+
+#: LiteRT's line on stderr at the first allocation of an interpreter in a process (C++, fd 2): no concern of a
+#: user's. Other lines pass through; ``-v`` (``edgeship.core.progress.verbose()``) keeps this one too.
+ENGINE_NOTICES = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+_notice = {"seen": False}
+_notice_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def engine_notice_held_back() -> Iterator[None]:
+    """Run the block with fd 2 captured, then write back what it wrote except :data:`ENGINE_NOTICES` lines.
+
+    LiteRT prints its line once per process, so after it was seen (or with ``-v``) the block runs as is. The
+    capture is at the file-descriptor level, where native code writes; whatever another thread writes to
+    stderr meanwhile is written back after the block, not lost.
+    """
+    from edgeship.core import progress
+
+    if _notice["seen"] or progress.verbose():
+        yield
+        return
+    with _notice_lock, tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", errors="replace").splitlines(keepends=True)
+            kept = [line for line in lines if line.strip() not in ENGINE_NOTICES]
+            _notice["seen"] = len(kept) < len(lines)
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def _signature_names(interp: Any) -> dict[int, str]:
@@ -105,7 +150,8 @@ class TFLiteBackend:
             quantized_io = self.inputs and self.outputs and all(t.quantized for t in self.inputs + self.outputs)
             if quantized_io and os.environ.get("EDGESHIP_INT8_IO", "engine") != "numpy":
                 self._use_float_io(cls, kwargs)
-            self._interp.allocate_tensors()
+            with engine_notice_held_back():
+                self._interp.allocate_tensors()
             in_details = self._interp.get_input_details()
             out_details = self._interp.get_output_details()
         except (ValueError, RuntimeError, TypeError, KeyError) as exc:
@@ -266,6 +312,56 @@ def _closed(*_: Any) -> Any:
     raise ModelFileError("This model was closed. Load it again with edgeship.runtime.load().")
 
 
+#: ORT's session option (``kOrtSessionOptionsAvx2PrecisionMode``, onnxruntime PR #12088). x86-64 CPUs without
+#: VNNI (AVX2, AVX-512 without VNNI) multiply u8 activations by s8 weights with ``vpmaddubsw``, whose int16
+#: intermediate saturates, so an int8 QDQ model gives other answers there than on a VNNI CPU. "1" makes ORT
+#: shift the s8 weights to u8 at load and use its u8u8 kernels, which cannot saturate.
+X64_QUANT_PRECISION = "session.x64quantprecision"
+#: ``EDGESHIP_X64_QUANT_PRECISION``: ``auto`` (default, see :func:`x64_quant_precision`), ``1`` always, ``0`` never
+#: (ORT's default, the saturating kernels: for tests and measurements of the fix).
+ENV_X64_QUANT_PRECISION = "EDGESHIP_X64_QUANT_PRECISION"
+
+
+def x64_quant_precision() -> bool:
+    """Whether ONNX sessions get :data:`X64_QUANT_PRECISION` = 1: on x86-64 CPUs without AVX512-VNNI.
+
+    ORT acts on the option on every x86 CPU with AVX2, VNNI or not, and on a VNNI CPU, which does not
+    saturate, it changes no output but swaps the VNNI kernels for slower u8u8 ones (docs/cpus.md), so a CPU
+    whose CPUID reports AVX512-VNNI keeps ORT's default. When the CPU's features cannot be read, it is set:
+    right answers first. ``$EDGESHIP_X64_QUANT_PRECISION`` overrides.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    mode = os.environ.get(ENV_X64_QUANT_PRECISION, "auto").strip().lower()
+    if mode in ("0", "false", "no", "off"):
+        return False
+    if mode in ("1", "true", "yes", "on"):
+        return True
+    return cpu_features().get("AVX512VNNI") is not True
+
+
+_CPU_FEATURES: dict[str, bool] | None = None
+
+
+def cpu_features() -> dict[str, bool]:
+    """The CPU's features as numpy's dispatcher read them with CPUID (``{}`` when this numpy does not say).
+
+    CPUID, not ``/proc/cpuinfo``: it is what ORT's MLAS and XNNPACK dispatch on, and under qemu user-mode
+    emulation ``/proc/cpuinfo`` is the host's while CPUID is the emulated CPU's.
+    """
+    global _CPU_FEATURES
+    if _CPU_FEATURES is None:
+        found: dict[str, bool] = {}
+        for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+            try:
+                found = dict(importlib.import_module(name).__cpu_features__)
+                break
+            except (ImportError, AttributeError):
+                continue
+        _CPU_FEATURES = found
+    return _CPU_FEATURES
+
+
 _ORT_TYPES = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
@@ -287,6 +383,39 @@ def _ort_info(arg: Any) -> TensorInfo:
             "Expected float, int or bool tensors; re-export the model."
         )
     return TensorInfo(name=arg.name, shape=shape, dtype=np.dtype(_ORT_TYPES[arg.type]))
+
+
+def _ort_session(ort: Any, content: bytes, options: Any, providers: list[str]) -> tuple[Any, bool]:
+    """The session, and whether it has :data:`X64_QUANT_PRECISION` (when :func:`x64_quant_precision` asks for it).
+
+    ORT 1.32 cannot apply the option to a model whose weight DequantizeLinear nodes share one zero-point
+    initializer (tf2onnx's conversion of an int8 .tflite does: "Attempt to replace the existing tensor"); such
+    a model is loaded without it, with a RuntimeWarning, rather than not at all.
+    """
+    fix = x64_quant_precision()
+    if fix:
+        options.add_session_config_entry(X64_QUANT_PRECISION, "1")
+    try:
+        return ort.InferenceSession(content, sess_options=options, providers=providers), fix
+    except Exception as exc:  # ORT raises its own exception types from C++
+        error = exc
+    if fix:
+        options.add_session_config_entry(X64_QUANT_PRECISION, "0")
+        try:
+            session = ort.InferenceSession(content, sess_options=options, providers=providers)
+        except Exception:
+            pass
+        else:
+            warnings.warn(
+                f"ONNX Runtime could not apply {X64_QUANT_PRECISION}=1 to this model ({_first_line(error)}); "
+                "it runs on the default u8s8 int8 kernels, which saturate on x86 CPUs without VNNI, so its "
+                "outputs here may differ from a VNNI CPU's. Fix: give each weight DequantizeLinear its own "
+                "zero-point initializer (edgeship's int8 ONNX does), or ship the int8 TFLite artifact.",
+                RuntimeWarning, stacklevel=4)
+            return session, False
+    raise ModelFileError(
+        f"ONNX Runtime could not load the model: {_first_line(error)}. Expected a valid .onnx model; re-export it."
+    ) from None
 
 
 class OnnxBackend:
@@ -322,14 +451,7 @@ class OnnxBackend:
                 f"providers {available}. Fix: install the matching onnxruntime build "
                 "(for CUDA: pip install onnxruntime-gpu) or pass providers=None."
             )
-        try:
-            self._session = ort.InferenceSession(content, sess_options=options, providers=chosen)
-        except Exception as exc:  # ORT raises its own exception types from C++
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(
-                f"ONNX Runtime could not load the model: {first}. Expected a valid .onnx "
-                "model; re-export it."
-            ) from None
+        self._session, self.x64_quant_precision = _ort_session(ort, content, options, chosen)
         try:
             self.inputs = [_ort_info(a) for a in self._session.get_inputs()]
             self.outputs = [_ort_info(a) for a in self._session.get_outputs()]

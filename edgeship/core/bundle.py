@@ -425,6 +425,8 @@ class CrossPlatformParity(Record):
     failures: tuple[str, ...]
     engines: dict[str, str] | None = field(default=None, metadata=_doc("package versions on the target"))
     cpu: str | None = field(default=None, metadata=_doc("the emulated CPU model (qemu -cpu), e.g. cortex-a76"))
+    cpu_features: tuple[str, ...] | None = field(default=None, metadata=_doc(
+        "the CPU features the engines dispatched on there (CPUID / HWCAP as numpy read them), e.g. AVX2"))
 
 
 @dataclass(frozen=True, kw_only=True)
