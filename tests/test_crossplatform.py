@@ -51,7 +51,8 @@ def test_tampered_limit_fails_with_exit_1(bundle_copy: Path, capsys: pytest.Capt
     # No float artifact matches x86 bit for bit on aarch64 (diff ~1e-7): a zero tolerance is a miss.
     assert main(["check", str(bundle_copy), "--platform", "linux-aarch64", "--float-atol", "0"]) == 1
     err = capsys.readouterr().err
-    assert "ParityError" in err and "model.float32.tflite: max abs diff" in err and "limit <= 0.0" in err
+    # the one parity rule's wording (edgeship.core.parity): per output, the float tolerance as atol
+    assert "ParityError" in err and "model.float32.tflite: output" in err and "> atol 0" in err
     cross = json.loads((bundle_copy / "manifest.json").read_text())["parity"]["cross_platform"]["linux-aarch64"]
     assert cross["passed"] is False and cross["limits"]["float_max_abs_diff"] == 0.0 and cross["failures"]
 
