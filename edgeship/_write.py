@@ -159,19 +159,18 @@ def write_bundle(model: Any, recipe: Recipe, out: str | Path, data: ShipData, *,
         for variant in maker.plan():
             verified.artifacts.append(_write_variant(bundle, maker, checker, variant, verified, timings))
         cross, failures = checker.cross_format(verified)
-        manifest = _manifest(bundle, recipe, data, info, maker, verified, checker, compress_data)
-        manifest = dataclasses.replace(manifest, parity=ParitySummary(
-            passed=not failures, allowed_failure=bool(failures) and recipe.export.allow_parity_failure,
-            failures=tuple(failures), cross_format=cross))
+        parity = ParitySummary(passed=not failures, failures=tuple(failures), cross_format=cross,
+                               allowed_failure=bool(failures) and recipe.export.allow_parity_failure)
+        manifest = _manifest(bundle, recipe, data, info, maker, verified, checker, compress_data, parity)
         _finish(bundle, manifest, recipe, timings)
         if failures:
             say(f"  PARITY FAILED but allowed by export.allow_parity_failure: {'; '.join(failures)}")
     return out
 
 
-def _manifest(bundle: Any, recipe: Recipe, data: ShipData, info: BuildInfo, maker: VariantMaker,
-              verified: _Verified, checker: _Checker, compress_data: CompressData | None) -> Manifest:
-    """The manifest, from the records (parity and timings are the writer's to add)."""
+def _manifest(bundle: Any, recipe: Recipe, data: ShipData, info: BuildInfo, maker: VariantMaker, verified: _Verified,
+              checker: _Checker, compress_data: CompressData | None, parity: ParitySummary) -> Manifest:
+    """The manifest, from the records (the timings and the emulated targets are added once they have run)."""
     warnings = tuple(info.warnings) + tuple(checker.warnings(verified.artifacts, len(maker.y_dec)))
     return Manifest(
         name=recipe.name, edgeship_version=edgeship.__version__, toolchain=toolchain(),
@@ -181,7 +180,7 @@ def _manifest(bundle: Any, recipe: Recipe, data: ShipData, info: BuildInfo, make
         training=info.training, warnings=warnings, metrics=info.metrics, text=info.text, anomaly=info.anomaly,
         artifacts=tuple(verified.artifacts), workload=_workload(bundle, verified.artifacts),
         compression=maker.manifest(),
-        budget=_budget_entry(recipe, maker, checker.judge, compress_data),
+        budget=_budget_entry(recipe, maker, checker.judge, compress_data), parity=parity,
         eval=_write_eval(bundle, data),
     )
 
