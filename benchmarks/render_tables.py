@@ -107,6 +107,12 @@ def dropped(what: str, reason: str, command: str) -> str:
     return f"*{what}: awaits a quiet re-measurement, left out because {reason}. Re-run `{command}` on a quiet machine.*"
 
 
+def timing_dropped(what: str, m: Machine, command: str) -> list[str]:
+    """The :func:`dropped` line for a result file's timing figures, when its machine was not quiet (else none)."""
+    reason = m.missing(timing=True)
+    return [dropped(what, reason, command)] if reason else []
+
+
 @dataclass(frozen=True)
 class Section:
     title: str
@@ -169,9 +175,7 @@ def small_data(d: dict, m: Machine, cmd: str) -> list[str]:
     out = [f"Test-split accuracy, median over recipe seeds {seeds} ({d['recipe']}):", "",
            table(["dataset", "classes", "images", "majority", "linear", "Keras float32", *arts, "builds ok"],
                  rows, "lrrrrrrrrrr"), ""]
-    reason = m.missing(timing=True)
-    if reason:
-        out.append(dropped("Build seconds", reason, cmd))
+    out += timing_dropped("Build seconds", m, cmd)
     return out
 
 
@@ -182,9 +186,7 @@ def multi_worker(d: dict, m: Machine, cmd: str) -> list[str]:
     out = ["The chief's bundle, test split (360 digits):", "",
            table(["workers", "epochs", "Keras float32 test acc", "int8 TFLite test acc", "trained weights identical"],
                  rows, "rrrrl"), ""]
-    reason = m.missing(timing=True)
-    if reason:
-        out.append(dropped("Training steps per second and wall time", reason, cmd))
+    out += timing_dropped("Training steps per second and wall time", m, cmd)
     return out
 
 
@@ -197,9 +199,7 @@ def input_pipeline(d: dict, m: Machine, cmd: str) -> list[str]:
            f"Streamed, the peak grew by {bars['rss_growth_mb']:,.0f} MiB for {bars['extra_decoded_mb']:,.0f} MiB more "
            f"decoded images ({bars['rss_growth_fraction_of_extra']:.1%}; the bar is < 25%: "
            f"{'met' if bars['rss_bar_met'] else 'missed'}).", ""]
-    reason = m.missing(timing=True)
-    if reason:
-        out.append(dropped("Build seconds and training steps per second per pipeline", reason, cmd))
+    out += timing_dropped("Build seconds and training steps per second per pipeline", m, cmd)
     return out
 
 
