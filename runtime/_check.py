@@ -169,13 +169,10 @@ def _accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float | None,
 
 def _roc_auc(model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float | None, str | None]:
     """An anomaly detector's ROC AUC on eval.npz (score = reconstruction error, label 1 = anomalous)."""
-    from edgeship.core.metrics import roc_auc
-
     try:
-        scores = model.score(x)
+        return AnomalyDetection().quality(model, x, y), None
     except InputError as exc:
         return None, f"cannot score eval.npz: {exc}"
-    return roc_auc(scores, y), None
 
 
 #: Each task metric's guarded measurement on eval.npz (a figure, or why there is none).

@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import RecipeError
 from .metrics import SCORE_RULE, roc_auc, top1_accuracy
+from .parity import classifier_outputs
 
 
 class Scorable(Protocol):
@@ -112,8 +113,7 @@ class Classification(Task):
             )
 
     def classifier_outputs(self, reference: dict[str, np.ndarray], labels: list[str] | None) -> set[str]:
-        n = len(labels or [])
-        return {k for k, v in reference.items() if n > 1 and v.ndim == 2 and v.shape[1] == n}
+        return classifier_outputs(reference, labels)
 
 
 @register_task
